@@ -1,0 +1,35 @@
+import { INestApplication, ValidationPipe } from '@nestjs/common';
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
+import helmet from 'helmet';
+import { Logger } from 'nestjs-pino';
+import { AppModule } from './app.module';
+import { AppExceptionFilter } from './common/app-exception.filter';
+import { Clock } from './common/clock';
+import { AppConfig } from './config/app-config';
+import { SERVICE_NAME, SERVICE_VERSION } from './service-info';
+
+/** Builds the fully configured application; main.ts and the e2e tests both boot it through here. */
+export async function createApp(config: AppConfig, options: { clock?: Clock } = {}): Promise<INestApplication> {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), { bufferLogs: true });
+  app.useLogger(app.get(Logger));
+  app.set('trust proxy', false);
+  app.disable('x-powered-by');
+  app.use(helmet({ contentSecurityPolicy: { directives: { 'img-src': ["'self'", 'data:', 'validator.swagger.io'] } } }));
+  app.useGlobalPipes(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }));
+  app.useGlobalFilters(new AppExceptionFilter());
+  app.enableShutdownHooks();
+
+  const document = SwaggerModule.createDocument(
+    app,
+    new DocumentBuilder()
+      .setTitle(SERVICE_NAME)
+      .setDescription('Mirrors an S3 bucket to a local directory. Full syncs on a schedule or on demand, file listing and download.')
+      .setVersion(SERVICE_VERSION)
+      .addApiKey({ type: 'apiKey', in: 'header', name: 'x-api-key' }, 'api-key')
+      .build(),
+  );
+  SwaggerModule.setup('docs', app, document, { jsonDocumentUrl: 'docs-json' });
+  return app;
+}

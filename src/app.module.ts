@@ -1,0 +1,54 @@
+import { DynamicModule, Module } from '@nestjs/common';
+import { APP_GUARD } from '@nestjs/core';
+import { ScheduleModule } from '@nestjs/schedule';
+import { LoggerModule } from 'nestjs-pino';
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage } from 'node:http';
+import { AppController } from './app.controller';
+import { ApiKeyGuard } from './auth/api-key.guard';
+import { Clock, SystemClock } from './common/clock';
+import { AppConfig } from './config/app-config';
+import { AppConfigModule } from './config/config.module';
+import { HealthModule } from './health/health.module';
+import { SyncModule } from './sync/sync.module';
+
+/** Values that must never reach a log line, wherever they appear in a logged request. */
+const REDACT = ['req.headers.authorization', 'req.headers["x-api-key"]', 'req.headers.cookie', 'req.headers["x-amz-security-token"]'];
+
+function requestId(req: IncomingMessage): string {
+  const given = req.headers['x-request-id'];
+  return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
+}
+
+@Module({})
+export class AppModule {
+  static forRoot(config: AppConfig, options: { clock?: Clock } = {}): DynamicModule {
+    const pretty = config.log.format === 'pretty';
+    return {
+      module: AppModule,
+      imports: [
+        AppConfigModule.forRoot(config),
+        LoggerModule.forRoot({
+          pinoHttp: {
+            level: config.log.level,
+            genReqId: requestId,
+            redact: { paths: REDACT, censor: '[redacted]' },
+            customProps: () => ({ service: 's3-sync-service' }),
+            autoLogging: { ignore: (req) => (req.url ?? '').startsWith('/api/v1/health') },
+            transport: pretty ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } } : undefined,
+          },
+        }),
+        ScheduleModule.forRoot(),
+        SyncModule,
+        HealthModule,
+      ],
+      controllers: [AppController],
+      providers: [
+        { provide: Clock, useValue: options.clock ?? new SystemClock() },
+        { provide: APP_GUARD, useClass: ApiKeyGuard },
+      ],
+      exports: [Clock],
+      global: true,
+    };
+  }
+}

@@ -1,0 +1,83 @@
+import { resolve } from 'node:path';
+import { EnvironmentVariables } from './env.schema';
+
+const MiB = 1024 * 1024;
+
+/** The typed, grouped view of the configuration that the rest of the code injects. */
+export class AppConfig {
+  readonly s3: {
+    region: string;
+    bucket: string;
+    endpoint?: string;
+    forcePathStyle: boolean;
+    prefix: string;
+  };
+  readonly sync: {
+    localDir: string;
+    intervalHours: number;
+    cron?: string;
+    periodic: boolean;
+    onStart: boolean;
+    /** 0 means no limit. */
+    maxFileBytes: number;
+    skipExisting: boolean;
+    verifyIntegrity: boolean;
+    downloadTimeoutMs: number;
+    retryAttempts: number;
+    concurrency: number;
+    multipartThresholdBytes: number;
+    multipartChunkBytes: number;
+    multipartConcurrency: number;
+    deleteRemoved: boolean;
+    /** -1 means no limit. */
+    maxDelete: number;
+    minFreeDiskBytes: number;
+  };
+  readonly state: { dir: string };
+  readonly api: { host: string; port: number; apiKey?: string };
+  readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT'] };
+
+  constructor(env: EnvironmentVariables) {
+    this.s3 = {
+      region: env.AWS_REGION,
+      bucket: env.S3_BUCKET_NAME,
+      endpoint: env.S3_ENDPOINT,
+      // Custom endpoints (MinIO, fauxqs, Ceph...) rarely have wildcard DNS for virtual-host style.
+      forcePathStyle: env.S3_FORCE_PATH_STYLE ?? Boolean(env.S3_ENDPOINT),
+      prefix: env.S3_PREFIX,
+    };
+    this.sync = {
+      localDir: resolve(env.LOCAL_DOWNLOAD_DIR),
+      intervalHours: env.SYNC_INTERVAL_HOURS,
+      cron: env.SYNC_CRON,
+      periodic: env.ENABLE_PERIODIC_SYNC,
+      onStart: env.SYNC_ON_START,
+      maxFileBytes: Math.round(env.MAX_FILE_SIZE_MB * MiB),
+      skipExisting: env.SKIP_EXISTING_FILES,
+      verifyIntegrity: env.VERIFY_FILE_INTEGRITY,
+      downloadTimeoutMs: env.DOWNLOAD_TIMEOUT_SECONDS * 1000,
+      retryAttempts: env.RETRY_ATTEMPTS,
+      concurrency: env.SYNC_CONCURRENCY,
+      multipartThresholdBytes: env.MULTIPART_THRESHOLD_MB * MiB,
+      multipartChunkBytes: env.MULTIPART_CHUNK_MB * MiB,
+      multipartConcurrency: env.MULTIPART_CONCURRENCY,
+      deleteRemoved: env.DELETE_REMOVED_FILES,
+      maxDelete: env.MAX_DELETE,
+      minFreeDiskBytes: Math.round(env.MIN_FREE_DISK_MB * MiB),
+    };
+    this.state = { dir: resolve(env.STATE_DIR) };
+    this.api = { host: env.API_HOST, port: env.API_PORT, apiKey: env.API_KEY };
+    this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT };
+  }
+
+  /** The effective configuration as shown by GET /api/v1/config: secrets replaced by a marker. */
+  redacted(): Record<string, unknown> {
+    return {
+      s3: { ...this.s3 },
+      sync: { ...this.sync },
+      state: { ...this.state },
+      api: { host: this.api.host, port: this.api.port, apiKey: this.api.apiKey ? '[redacted]' : null },
+      log: { ...this.log },
+    };
+  }
+}

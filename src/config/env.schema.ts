@@ -1,0 +1,171 @@
+import { plainToInstance, Transform } from 'class-transformer';
+import { validateCronExpression } from 'cron';
+import {
+  IsBoolean,
+  IsIn,
+  IsInt,
+  IsNotEmpty,
+  IsOptional,
+  IsString,
+  IsUrl,
+  Matches,
+  Max,
+  Min,
+  MinLength,
+  registerDecorator,
+  validateSync,
+  ValidationError,
+} from 'class-validator';
+
+function IsCronExpression(): PropertyDecorator {
+  return (target, propertyName) =>
+    registerDecorator({
+      name: 'isCronExpression',
+      target: target.constructor,
+      propertyName: String(propertyName),
+      validator: {
+        validate: (value: unknown) => typeof value === 'string' && validateCronExpression(value).valid,
+        defaultMessage: () => 'must be a valid cron expression (5 or 6 fields, e.g. "0 */15 * * * *")',
+      },
+    });
+}
+
+const toBoolean = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  if (['true', '1', 'yes', 'on'].includes(v)) return true;
+  if (['false', '0', 'no', 'off', ''].includes(v)) return false;
+  return value;
+};
+const toNumber = ({ value }: { value: unknown }): unknown =>
+  typeof value === 'string' && value.trim() !== '' && !Number.isNaN(Number(value)) ? Number(value) : value;
+const trimmed = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim() : value);
+
+export const LOG_LEVELS = ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const;
+export const LOG_FORMATS = ['json', 'pretty'] as const;
+
+/**
+ * Every environment variable the service reads, with its default. `process.env` is read nowhere
+ * else: the rest of the code receives the typed `AppConfig` built from this class.
+ */
+export class EnvironmentVariables {
+  @IsString() @IsNotEmpty() @Transform(trimmed)
+  AWS_REGION = 'us-east-1';
+
+  @IsString() @IsNotEmpty() @Transform(trimmed)
+  @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'must be a valid S3 bucket name' })
+  S3_BUCKET_NAME!: string;
+
+  @IsOptional() @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  S3_ENDPOINT?: string;
+
+  @IsOptional() @IsBoolean() @Transform(toBoolean)
+  S3_FORCE_PATH_STYLE?: boolean;
+
+  @IsString() @Transform(trimmed)
+  S3_PREFIX = '';
+
+  @IsString() @IsNotEmpty() @Transform(trimmed)
+  LOCAL_DOWNLOAD_DIR = './data/mirror';
+
+  @IsString() @IsNotEmpty() @Transform(trimmed)
+  STATE_DIR = './data/state';
+
+  @Transform(toNumber) @Min(0.01) @Max(24 * 365)
+  SYNC_INTERVAL_HOURS = 1;
+
+  @IsOptional() @IsString() @Transform(trimmed) @IsCronExpression()
+  SYNC_CRON?: string;
+
+  @IsBoolean() @Transform(toBoolean)
+  ENABLE_PERIODIC_SYNC = true;
+
+  @IsBoolean() @Transform(toBoolean)
+  SYNC_ON_START = false;
+
+  @Transform(toNumber) @Min(0)
+  MAX_FILE_SIZE_MB = 0;
+
+  @IsString() @IsNotEmpty() @Transform(trimmed)
+  API_HOST = '0.0.0.0';
+
+  @Transform(toNumber) @IsInt() @Min(0) @Max(65535)
+  API_PORT = 3000;
+
+  @IsIn(LOG_LEVELS) @Transform(trimmed)
+  LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
+
+  @IsIn(LOG_FORMATS) @Transform(trimmed)
+  LOG_FORMAT: (typeof LOG_FORMATS)[number] = 'json';
+
+  @IsBoolean() @Transform(toBoolean)
+  SKIP_EXISTING_FILES = true;
+
+  @IsBoolean() @Transform(toBoolean)
+  VERIFY_FILE_INTEGRITY = true;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(86_400)
+  DOWNLOAD_TIMEOUT_SECONDS = 300;
+
+  @Transform(toNumber) @IsInt() @Min(0) @Max(20)
+  RETRY_ATTEMPTS = 3;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(512)
+  SYNC_CONCURRENCY = 32;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(1024)
+  MULTIPART_THRESHOLD_MB = 64;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(1024)
+  MULTIPART_CHUNK_MB = 16;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(64)
+  MULTIPART_CONCURRENCY = 8;
+
+  @IsBoolean() @Transform(toBoolean)
+  DELETE_REMOVED_FILES = true;
+
+  @Transform(toNumber) @IsInt() @Min(-1)
+  MAX_DELETE = 1000;
+
+  @Transform(toNumber) @Min(0)
+  MIN_FREE_DISK_MB = 512;
+
+  @IsOptional() @IsString() @MinLength(16, { message: 'must be at least 16 characters' })
+  API_KEY?: string;
+}
+
+export type Env = EnvironmentVariables;
+
+function describe(errors: ValidationError[], parent = ''): string[] {
+  return errors.flatMap((e) => {
+    const name = parent ? `${parent}.${e.property}` : e.property;
+    const own = Object.values(e.constraints ?? {}).map((msg) => {
+      const reason = msg.startsWith(`${e.property} `) ? msg.slice(e.property.length + 1) : msg;
+      return `${name}: ${reason} (got ${JSON.stringify(redactIfSecret(e.property, e.value))})`;
+    });
+    return [...own, ...describe(e.children ?? [], name)];
+  });
+}
+
+function redactIfSecret(name: string, value: unknown): unknown {
+  return /KEY|SECRET|PASSWORD|TOKEN/i.test(name) && value !== undefined ? '***' : value;
+}
+
+export class ConfigValidationError extends Error {
+  constructor(readonly problems: string[]) {
+    super(`Invalid configuration:\n  - ${problems.join('\n  - ')}`);
+    this.name = 'ConfigValidationError';
+  }
+}
+
+/** Validates raw environment values; throws a ConfigValidationError naming every bad variable. */
+export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables {
+  // Empty strings mean "unset" so that `.env` lines like `S3_ENDPOINT=` fall back to defaults.
+  const present = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== ''));
+  const env = plainToInstance(EnvironmentVariables, present, { exposeDefaultValues: true });
+  const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
+  if (errors.length > 0) throw new ConfigValidationError(describe(errors));
+  return env;
+}

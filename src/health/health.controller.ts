@@ -1,0 +1,34 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { HealthCheck, HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
+import { Public } from '../auth/api-key.guard';
+import { HealthIndicators } from './health.indicators';
+
+@ApiTags('health')
+@Public()
+@Controller('api/v1/health')
+export class HealthController {
+  constructor(
+    private readonly health: HealthCheckService,
+    private readonly indicators: HealthIndicators,
+  ) {}
+
+  @Get()
+  @HealthCheck()
+  @ApiOperation({ summary: 'Readiness: bucket reachable, download directory writable, disk space, state store (503 when not ready)' })
+  ready(): Promise<HealthCheckResult> {
+    return this.health.check([
+      () => this.indicators.bucket(),
+      () => this.indicators.downloadDir(),
+      () => this.indicators.disk(),
+      () => this.indicators.stateStore(),
+    ]);
+  }
+
+  @Get('live')
+  @HealthCheck()
+  @ApiOperation({ summary: 'Liveness: the process answers' })
+  live(): Promise<HealthCheckResult> {
+    return this.health.check([]);
+  }
+}

@@ -1,0 +1,62 @@
+import { Injectable } from '@nestjs/common';
+import { HealthIndicatorResult, HealthIndicatorService } from '@nestjs/terminus';
+import { randomBytes } from 'node:crypto';
+import { statfs, unlink, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { S3Repository } from '../aws/s3.repository';
+import { AppConfig } from '../config/app-config';
+import { SqliteDatabase } from '../state/sqlite/sqlite.database';
+
+const TIMEOUT_MS = 3000;
+
+/** One indicator per dependency, each with a timeout, as terminus intends. */
+@Injectable()
+export class HealthIndicators {
+  constructor(
+    private readonly health: HealthIndicatorService,
+    private readonly config: AppConfig,
+    private readonly s3: S3Repository,
+    private readonly sqlite: SqliteDatabase,
+  ) {}
+
+  bucket(): PromiseLike<HealthIndicatorResult<'bucket'>> {
+    return this.health
+      .check('bucket')
+      .attempt(async () => {
+        await this.s3.headBucket();
+        return { bucket: this.config.s3.bucket };
+      })
+      .withTimeout(TIMEOUT_MS)
+      .cacheFor(2000);
+  }
+
+  downloadDir(): PromiseLike<HealthIndicatorResult<'downloadDir'>> {
+    return this.health
+      .check('downloadDir')
+      .attempt(async () => {
+        const probe = join(this.config.sync.localDir, `.health-${randomBytes(4).toString('hex')}.s3sync-partial`);
+        await writeFile(probe, '');
+        await unlink(probe);
+        return { writable: true };
+      })
+      .withTimeout(TIMEOUT_MS);
+  }
+
+  async disk(): Promise<HealthIndicatorResult<'disk'>> {
+    const indicator = this.health.check('disk');
+    const fs = await statfs(this.config.sync.localDir);
+    const freeBytes = fs.bavail * fs.bsize;
+    const minFreeBytes = this.config.sync.minFreeDiskBytes;
+    return freeBytes >= minFreeBytes ? indicator.up({ freeBytes, minFreeBytes }) : indicator.down({ freeBytes, minFreeBytes, message: 'low disk space' });
+  }
+
+  stateStore(): PromiseLike<HealthIndicatorResult<'stateStore'>> {
+    return this.health
+      .check('stateStore')
+      .attempt(() => {
+        this.sqlite.db.prepare('SELECT 1').get();
+        return { backend: 'sqlite' };
+      })
+      .withTimeout(TIMEOUT_MS);
+  }
+}

@@ -1,0 +1,27 @@
+// File I/O runs on libuv's pool; the default 4 threads cap how many small files commit at once.
+process.env.UV_THREADPOOL_SIZE ??= '16';
+
+import 'reflect-metadata';
+import { Logger } from 'nestjs-pino';
+import { createApp } from './app.factory';
+import { loadConfig } from './config/config.module';
+import { ConfigValidationError } from './config/env.schema';
+
+async function bootstrap(): Promise<void> {
+  let config;
+  try {
+    config = loadConfig();
+  } catch (err) {
+    if (err instanceof ConfigValidationError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw err;
+  }
+  const app = await createApp(config);
+  await app.listen(config.api.port, config.api.host);
+  const url = (await app.getUrl()).replace('[::1]', 'localhost').replace('0.0.0.0', 'localhost');
+  app.get(Logger).log({ api: `${url}/api/v1`, docs: `${url}/docs` }, `listening on ${url}`);
+}
+
+void bootstrap();

@@ -1,0 +1,177 @@
+import { Injectable } from '@nestjs/common';
+import type { Statement } from 'better-sqlite3';
+import { SqliteDatabase } from './sqlite/sqlite.database';
+
+export type VerificationMethod =
+  | 'md5'
+  | 'multipart-etag'
+  | 'crc64nvme'
+  | 'crc32c'
+  | 'crc32'
+  | 'sha256'
+  | 'sha1'
+  | 'size'
+  | 'none'
+  /** A local file of equal size and mtime found without a manifest row (rclone's rule). */
+  | 'adopted';
+
+/** What the mirror knows about one committed local file. */
+export interface ManifestEntry {
+  key: string;
+  etag: string;
+  size: number;
+  lastModified: Date;
+  versionId?: string;
+  sequencer?: string;
+  checksum?: string;
+  verifiedBy: VerificationMethod;
+  localPath: string;
+  syncedAt: Date;
+}
+
+interface Row {
+  key: string;
+  etag: string;
+  size: number;
+  last_modified: number;
+  version_id: string | null;
+  sequencer: string | null;
+  checksum: string | null;
+  verified_by: VerificationMethod;
+  local_path: string;
+  synced_at: number;
+}
+
+function toEntry(r: Row): ManifestEntry {
+  return {
+    key: r.key,
+    etag: r.etag,
+    size: r.size,
+    lastModified: new Date(r.last_modified),
+    versionId: r.version_id ?? undefined,
+    sequencer: r.sequencer ?? undefined,
+    checksum: r.checksum ?? undefined,
+    verifiedBy: r.verified_by,
+    localPath: r.local_path,
+    syncedAt: new Date(r.synced_at),
+  };
+}
+
+/**
+ * Keys under `prefix` as a range [prefix, upper): SQLite compares TEXT by its UTF-8 bytes, which is
+ * code point order, so the successor of the last code point bounds every key that starts with it.
+ * (LIKE would be case-insensitive for ASCII and could not use the primary key.)
+ */
+function prefixRange(prefix: string): { lo: string; hi: string | null } {
+  const points = Array.from(prefix);
+  while (points.length > 0) {
+    const last = points.pop()!.codePointAt(0)!;
+    if (last < 0x10ffff) {
+      const next = last === 0xd7ff ? 0xe000 : last + 1;
+      return { lo: prefix, hi: points.join('') + String.fromCodePoint(next) };
+    }
+  }
+  return { lo: prefix, hi: null };
+}
+
+/**
+ * The manifest: key -> what was committed locally. Local state, so always in the SQLite file beside
+ * the mirror. A sync stages the keys it lists in `listing` and finds deletions with one query,
+ * which is right whatever order the endpoint lists keys in.
+ */
+@Injectable()
+export class ManifestStore {
+  private readonly getStmt: Statement<[string], Row>;
+  private readonly upsertStmt: Statement<Row>;
+  private readonly deleteStmt: Statement<[string]>;
+  private readonly stageStmt: Statement<[string, string]>;
+  private readonly goneStmt: Statement<{ lo: string; hi: string | null; after: string; runId: string }, Row>;
+  private readonly pageStmt: Statement<{ lo: string; hi: string | null; after: string; limit: number }, Row>;
+  private readonly totalsStmt: Statement<[], { files: number; bytes: number | null }>;
+
+  constructor(private readonly sqlite: SqliteDatabase) {
+    const db = sqlite.db;
+    this.getStmt = db.prepare('SELECT * FROM manifest WHERE key = ?');
+    this.upsertStmt = db.prepare(
+      `INSERT INTO manifest (key, etag, size, last_modified, version_id, sequencer, checksum, verified_by, local_path, synced_at)
+       VALUES (@key, @etag, @size, @last_modified, @version_id, @sequencer, @checksum, @verified_by, @local_path, @synced_at)
+       ON CONFLICT (key) DO UPDATE SET etag = excluded.etag, size = excluded.size, last_modified = excluded.last_modified,
+         version_id = excluded.version_id, sequencer = excluded.sequencer, checksum = excluded.checksum,
+         verified_by = excluded.verified_by, local_path = excluded.local_path, synced_at = excluded.synced_at`,
+    );
+    this.deleteStmt = db.prepare('DELETE FROM manifest WHERE key = ?');
+    this.stageStmt = db.prepare('INSERT OR IGNORE INTO listing (run_id, key) VALUES (?, ?)');
+    this.goneStmt = db.prepare(
+      `SELECT m.* FROM manifest m
+       WHERE m.key >= @lo AND (@hi IS NULL OR m.key < @hi) AND m.key > @after
+         AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.run_id = @runId AND l.key = m.key)
+       ORDER BY m.key LIMIT 500`,
+    );
+    this.pageStmt = db.prepare(`SELECT * FROM manifest WHERE key >= @lo AND (@hi IS NULL OR key < @hi) AND key > @after ORDER BY key LIMIT @limit`);
+    this.totalsStmt = db.prepare('SELECT COUNT(*) AS files, SUM(size) AS bytes FROM manifest');
+  }
+
+  get(key: string): ManifestEntry | undefined {
+    const row = this.getStmt.get(key);
+    return row ? toEntry(row) : undefined;
+  }
+
+  put(e: ManifestEntry): void {
+    this.upsertStmt.run({
+      key: e.key,
+      etag: e.etag,
+      size: e.size,
+      last_modified: e.lastModified.getTime(),
+      version_id: e.versionId ?? null,
+      sequencer: e.sequencer ?? null,
+      checksum: e.checksum ?? null,
+      verified_by: e.verifiedBy,
+      local_path: e.localPath,
+      synced_at: e.syncedAt.getTime(),
+    });
+  }
+
+  remove(key: string): void {
+    this.deleteStmt.run(key);
+  }
+
+  /** Records the keys a run has listed so far (one transaction per page). */
+  stageListing(runId: string, keys: readonly string[]): void {
+    this.sqlite.db.transaction(() => {
+      for (const key of keys) this.stageStmt.run(runId, key);
+    })();
+  }
+
+  /** Manifest entries under `prefix` that the run's listing did not contain, in key order. */
+  *missingFromListing(runId: string, prefix: string): Generator<ManifestEntry> {
+    let after = '';
+    for (;;) {
+      const rows = this.goneStmt.all({ ...prefixRange(prefix), after, runId });
+      for (const r of rows) yield toEntry(r);
+      if (rows.length < 500) return;
+      after = rows[rows.length - 1].key;
+    }
+  }
+
+  clearListing(runId: string): void {
+    this.sqlite.db.prepare('DELETE FROM listing WHERE run_id = ?').run(runId);
+  }
+
+  /** A page of entries in key order, starting after `after`. */
+  page(prefix: string, after: string, limit: number): ManifestEntry[] {
+    return this.pageStmt.all({ ...prefixRange(prefix), after, limit }).map(toEntry);
+  }
+
+  /** How many files are committed under `prefix`. */
+  count(prefix: string): number {
+    const row = this.sqlite.db
+      .prepare('SELECT COUNT(*) AS n FROM manifest WHERE key >= @lo AND (@hi IS NULL OR key < @hi)')
+      .get(prefixRange(prefix)) as { n: number };
+    return row.n;
+  }
+
+  totals(): { files: number; bytes: number } {
+    const t = this.totalsStmt.get();
+    return { files: t?.files ?? 0, bytes: t?.bytes ?? 0 };
+  }
+}

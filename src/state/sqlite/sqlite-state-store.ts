@@ -1,0 +1,115 @@
+import { Injectable } from '@nestjs/common';
+import type { Statement } from 'better-sqlite3';
+import { RunItem, RunRecord, RunTotals, StateStore } from '../state-store';
+import { SqliteDatabase } from './sqlite.database';
+
+interface RunRow {
+  id: string;
+  prefix: string;
+  trigger: RunRecord['trigger'];
+  dry_run: number;
+  status: RunRecord['status'];
+  message: string | null;
+  started_at: number;
+  finished_at: number | null;
+  counts: string;
+  progress: string;
+}
+
+function toRun(r: RunRow): RunRecord {
+  return {
+    id: r.id,
+    prefix: r.prefix,
+    trigger: r.trigger,
+    dryRun: r.dry_run === 1,
+    status: r.status,
+    message: r.message ?? undefined,
+    startedAt: new Date(r.started_at),
+    finishedAt: r.finished_at === null ? undefined : new Date(r.finished_at),
+    counts: JSON.parse(r.counts) as RunRecord['counts'],
+  };
+}
+
+/** The embedded StateStore: one process, one SQLite file. */
+@Injectable()
+export class SqliteStateStore extends StateStore {
+  private readonly getRunStmt: Statement<[string], RunRow>;
+  private readonly nextSeqStmt: Statement<[string], { next: number }>;
+  private readonly insertItemStmt: Statement<[string, number, string, string, string, string | null]>;
+
+  constructor(private readonly sqlite: SqliteDatabase) {
+    super();
+    this.getRunStmt = sqlite.db.prepare('SELECT * FROM runs WHERE id = ?');
+    this.nextSeqStmt = sqlite.db.prepare('SELECT COALESCE(MAX(seq), -1) + 1 AS next FROM run_items WHERE run_id = ?');
+    this.insertItemStmt = sqlite.db.prepare(
+      'INSERT INTO run_items (run_id, seq, operation, key, status, message) VALUES (?, ?, ?, ?, ?, ?)',
+    );
+  }
+
+  createRun(run: RunRecord): Promise<void> {
+    this.sqlite.db
+      .prepare(
+        `INSERT INTO runs (id, prefix, trigger, dry_run, status, message, started_at, finished_at, counts, progress)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')`,
+      )
+      .run(run.id, run.prefix, run.trigger, run.dryRun ? 1 : 0, run.status, run.message ?? null, run.startedAt.getTime(),
+        run.finishedAt?.getTime() ?? null, JSON.stringify(run.counts));
+    return Promise.resolve();
+  }
+
+  updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void> {
+    this.sqlite.db
+      .prepare(
+        `UPDATE runs SET status = COALESCE(@status, status), message = COALESCE(@message, message),
+           finished_at = COALESCE(@finishedAt, finished_at), counts = COALESCE(@counts, counts) WHERE id = @id`,
+      )
+      .run({
+        id,
+        status: patch.status ?? null,
+        message: patch.message ?? null,
+        finishedAt: patch.finishedAt?.getTime() ?? null,
+        counts: patch.counts ? JSON.stringify(patch.counts) : null,
+      });
+    return Promise.resolve();
+  }
+
+  getRun(id: string): Promise<RunRecord | undefined> {
+    const row = this.getRunStmt.get(id);
+    return Promise.resolve(row ? toRun(row) : undefined);
+  }
+
+  listRuns(limit: number): Promise<RunRecord[]> {
+    const rows = this.sqlite.db.prepare('SELECT * FROM runs ORDER BY started_at DESC LIMIT ?').all(limit) as RunRow[];
+    return Promise.resolve(rows.map(toRun));
+  }
+
+  appendRunItems(runId: string, items: readonly RunItem[]): Promise<void> {
+    if (items.length === 0) return Promise.resolve();
+    this.sqlite.db.transaction(() => {
+      let seq = this.nextSeqStmt.get(runId)?.next ?? 0;
+      for (const i of items) this.insertItemStmt.run(runId, seq++, i.operation, i.key, i.status, i.message ?? null);
+    })();
+    return Promise.resolve();
+  }
+
+  getRunItems(runId: string, offset: number, limit: number): Promise<RunItem[]> {
+    const rows = this.sqlite.db
+      .prepare('SELECT operation, key, status, message FROM run_items WHERE run_id = ? ORDER BY seq LIMIT ? OFFSET ?')
+      .all(runId, limit, offset) as Array<RunItem & { message: string | null }>;
+    return Promise.resolve(rows.map((r) => ({ ...r, message: r.message ?? undefined })));
+  }
+
+  runTotals(): Promise<RunTotals> {
+    const row = this.sqlite.db
+      .prepare(`SELECT COUNT(*) AS runs, SUM(status IN ('failed', 'completed_with_errors', 'interrupted')) AS failedRuns FROM runs`)
+      .get() as { runs: number; failedRuns: number | null };
+    return Promise.resolve({ runs: row.runs, failedRuns: row.failedRuns ?? 0 });
+  }
+
+  interruptStaleRuns(message: string): Promise<number> {
+    const info = this.sqlite.db
+      .prepare(`UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? WHERE status = 'running'`)
+      .run(message, Date.now());
+    return Promise.resolve(info.changes);
+  }
+}

@@ -1,0 +1,37 @@
+import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import Database from 'better-sqlite3';
+import { mkdirSync } from 'node:fs';
+import { join } from 'node:path';
+import { AppConfig } from '../../config/app-config';
+import { MIGRATIONS } from './migrations';
+
+/** The embedded database under STATE_DIR: WAL mode, migrated on open. */
+@Injectable()
+export class SqliteDatabase implements OnModuleDestroy {
+  readonly db: Database.Database;
+
+  constructor(config: AppConfig) {
+    mkdirSync(config.state.dir, { recursive: true });
+    this.db = new Database(join(config.state.dir, 'state.db'));
+    this.db.pragma('journal_mode = WAL');
+    // WAL + NORMAL survives a process crash; only an OS crash can lose the last commits.
+    this.db.pragma('synchronous = NORMAL');
+    this.db.pragma('busy_timeout = 5000');
+    this.db.pragma('foreign_keys = ON');
+    this.migrate();
+  }
+
+  private migrate(): void {
+    const current = this.db.pragma('user_version', { simple: true }) as number;
+    for (let v = current; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]);
+        this.db.pragma(`user_version = ${v + 1}`);
+      })();
+    }
+  }
+
+  onModuleDestroy(): void {
+    if (this.db.open) this.db.close();
+  }
+}

@@ -1,0 +1,72 @@
+/**
+ * The shared-state port. One implementation per backend (SQLite now, DynamoDB for several
+ * replicas); the same contract tests run against each. Modules inject this abstract class.
+ */
+export type RunStatus = 'running' | 'completed' | 'completed_with_errors' | 'failed' | 'aborted' | 'interrupted';
+export type RunTrigger = 'api' | 'schedule' | 'startup';
+export type RunOperation = 'download' | 'delete' | 'skip' | 'refuse' | 'list';
+export type RunItemStatus = 'success' | 'failed' | 'skipped' | 'planned';
+
+export interface RunCounts {
+  listed: number;
+  /** Objects the run decided to download / delete (planned work). */
+  toDownload: number;
+  toDelete: number;
+  bytesToDownload: number;
+  downloaded: number;
+  deleted: number;
+  skipped: number;
+  failed: number;
+  refused: number;
+  bytesDownloaded: number;
+}
+
+export const emptyCounts = (): RunCounts => ({
+  listed: 0,
+  toDownload: 0,
+  toDelete: 0,
+  bytesToDownload: 0,
+  downloaded: 0,
+  deleted: 0,
+  skipped: 0,
+  failed: 0,
+  refused: 0,
+  bytesDownloaded: 0,
+});
+
+export interface RunRecord {
+  id: string;
+  prefix: string;
+  trigger: RunTrigger;
+  dryRun: boolean;
+  status: RunStatus;
+  message?: string;
+  startedAt: Date;
+  finishedAt?: Date;
+  counts: RunCounts;
+}
+
+export interface RunItem {
+  operation: RunOperation;
+  key: string;
+  status: RunItemStatus;
+  message?: string;
+}
+
+export interface RunTotals {
+  runs: number;
+  failedRuns: number;
+}
+
+export abstract class StateStore {
+  abstract createRun(run: RunRecord): Promise<void>;
+  abstract updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void>;
+  abstract getRun(id: string): Promise<RunRecord | undefined>;
+  abstract listRuns(limit: number): Promise<RunRecord[]>;
+  abstract appendRunItems(runId: string, items: readonly RunItem[]): Promise<void>;
+  /** Items in the order they were appended. */
+  abstract getRunItems(runId: string, offset: number, limit: number): Promise<RunItem[]>;
+  abstract runTotals(): Promise<RunTotals>;
+  /** Marks runs left `running` by a previous process as `interrupted`; returns how many. */
+  abstract interruptStaleRuns(message: string): Promise<number>;
+}

@@ -1,0 +1,76 @@
+import { Controller, Get, Query, Req, Res } from '@nestjs/common';
+import {
+  ApiBadRequestResponse,
+  ApiNotFoundResponse,
+  ApiOkResponse,
+  ApiOperation,
+  ApiParam,
+  ApiProduces,
+  ApiSecurity,
+  ApiTags,
+} from '@nestjs/swagger';
+import type { Request, Response } from 'express';
+import { BadRequestError, NotFoundError } from '../common/errors';
+import { Mirror } from './mirror';
+import { FilesQueryDto, FilesResponseDto } from './sync.dto';
+import { FilesService } from './files.service';
+
+const DOWNLOAD_ROUTE = '/api/v1/download/';
+
+@ApiTags('files')
+@ApiSecurity('api-key')
+@Controller('api/v1')
+export class FilesController {
+  constructor(
+    private readonly files: FilesService,
+    private readonly mirror: Mirror,
+  ) {}
+
+  @Get('files')
+  @ApiOperation({ summary: 'List objects in the bucket (source=s3) or files in the mirror (source=local), paged' })
+  @ApiOkResponse({ type: FilesResponseDto })
+  @ApiBadRequestResponse()
+  async list(@Query() query: FilesQueryDto): Promise<FilesResponseDto> {
+    const source = query.source ?? 'local';
+    const page = await this.files.list(source, query.prefix, query.limit ?? 100, query.cursor);
+    return { source, prefix: query.prefix ?? '', ...page };
+  }
+
+  @Get('download/*path')
+  @ApiOperation({
+    summary: 'Download a mirrored file',
+    description: 'Supports Range (206), If-None-Match / If-Modified-Since (304). The path is the object key, URL-encoded.',
+  })
+  @ApiParam({ name: 'path', description: 'The object key', example: 'logs/2026/11/23/app.jsonl' })
+  @ApiProduces('application/octet-stream')
+  @ApiOkResponse({ description: 'The file' })
+  @ApiNotFoundResponse({ description: 'Not in the mirror' })
+  @ApiBadRequestResponse({ description: 'The path is not a safe key' })
+  async download(@Req() req: Request, @Res() res: Response): Promise<void> {
+    const key = keyFromUrl(req.originalUrl);
+    const { absPath, entry } = await this.mirror.resolveForRead(key);
+    res.setHeader('ETag', `"${entry.etag}"`);
+    await new Promise<void>((resolve, reject) => {
+      res.sendFile(absPath, { dotfiles: 'allow', etag: false, lastModified: true, acceptRanges: true }, (err?: Error) => {
+        if (!err) return resolve();
+        if (res.headersSent) return resolve();
+        const status = (err as Error & { status?: number }).status;
+        reject(status === 404 ? new NotFoundError(`${key} is not in the mirror`) : err);
+      });
+    });
+  }
+}
+
+/** The key is taken from the raw URL and decoded once, so that %2F, + and %25 mean what they say. */
+function keyFromUrl(originalUrl: string): string {
+  const path = originalUrl.split('?')[0];
+  const encoded = path.startsWith(DOWNLOAD_ROUTE) ? path.slice(DOWNLOAD_ROUTE.length) : '';
+  try {
+    const key = decodeURIComponent(encoded);
+    if (!key) throw new BadRequestError('path: an object key is required', { parameter: 'path' });
+    return key;
+  } catch (err) {
+    if (err instanceof BadRequestError) throw err;
+    throw new BadRequestError('path: malformed percent-encoding', { parameter: 'path' });
+  }
+}

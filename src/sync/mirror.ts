@@ -1,0 +1,380 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
+import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
+import { randomBytes } from 'node:crypto';
+import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { FileHandle, mkdir, open, opendir, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { dirname, join, relative, sep } from 'node:path';
+import { createHash } from 'node:crypto';
+import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
+import { Clock } from '../common/clock';
+import { AppError, ConflictError, IntegrityError, NotFoundError, UnsafeKeyError } from '../common/errors';
+import { KeyedLock } from '../common/keyed-lock';
+import { KeyMapping, mapKey, TEMP_SUFFIX } from '../common/object-key';
+import { AppConfig } from '../config/app-config';
+import { ManifestEntry, ManifestStore, VerificationMethod } from '../state/manifest.store';
+import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
+import type { LocalFile, RemoteObject } from './sync-planner';
+
+export interface DownloadOptions {
+  signal?: AbortSignal;
+  /** Called with each chunk's size as it is written (progress). */
+  onBytes?: (n: number) => void;
+  sequencer?: string;
+}
+
+export interface Committed {
+  key: string;
+  bytes: number;
+  etag: string;
+  verifiedBy: VerificationMethod;
+}
+
+type FileMapping = Extract<KeyMapping, { kind: 'file' }>;
+
+const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET']);
+
+/**
+ * The local side of the mirror. Every object reaches disk the same way: streamed into a temporary
+ * file beside its target, verified, fsynced, its mtime set, then renamed into place, so a reader
+ * sees either the previous complete file or the new verified one. Changes to one key never overlap.
+ */
+@Injectable()
+export class Mirror implements OnModuleInit, OnApplicationBootstrap {
+  private readonly logger = new Logger(Mirror.name);
+  readonly root: string;
+  private realRoot = '';
+  private readonly locks = new KeyedLock();
+  private readonly objectRetry: RetryPolicy;
+  private readonly rangeRetry: RetryPolicy;
+  /** Directories already created and checked to resolve inside the root. */
+  private readonly safeDirs = new Set<string>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly s3: S3Repository,
+    private readonly manifest: ManifestStore,
+    private readonly clock: Clock,
+  ) {
+    this.root = config.sync.localDir;
+    const backoff = new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 });
+    const attempts = config.sync.retryAttempts;
+    this.objectRetry = retry(handleWhen(isRetryable), { maxAttempts: attempts, backoff });
+    this.rangeRetry = retry(handleWhen((e) => !(e instanceof IntegrityError) && isRetryable(e)), { maxAttempts: attempts, backoff });
+    this.objectRetry.onRetry((e) => this.logger.warn({ reason: 'error' in e ? String(e.error) : 'result' }, 'retrying download'));
+  }
+
+  onModuleInit(): void {
+    mkdirSync(this.root, { recursive: true });
+    this.realRoot = realpathSync(this.root);
+    this.safeDirs.add(this.realRoot);
+  }
+
+  onApplicationBootstrap(): void {
+    // Partial files are only left by a crash; nothing downloads yet, so all of them are stale.
+    void this.removeStaleTempFiles().catch((err: unknown) => this.logger.warn({ err }, 'temp file cleanup failed'));
+  }
+
+  map(key: string): KeyMapping {
+    return mapKey(this.root, key);
+  }
+
+  /** The regular file a key maps to, if one exists (synchronous: one lstat, used per listed key). */
+  localFile(mapping: FileMapping): LocalFile | undefined {
+    const st = lstatSync(mapping.absPath, { throwIfNoEntry: false });
+    return st?.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : undefined;
+  }
+
+  /**
+   * The committed file for `key`, for serving: refused keys throw UnsafeKeyError, and a path whose
+   * real location (after symlinks) is outside the root is refused too.
+   */
+  async resolveForRead(key: string): Promise<{ absPath: string; entry: ManifestEntry }> {
+    const mapping = this.requireFile(key);
+    const entry = this.manifest.get(key);
+    if (!entry) throw new NotFoundError(`${key} is not in the mirror`);
+    let real: string;
+    try {
+      real = await realpath(mapping.absPath);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new NotFoundError(`${key} is not in the mirror`);
+      throw err;
+    }
+    const rel = relative(this.realRoot, real);
+    if (rel === '' || rel.startsWith('..') || rel.startsWith(sep)) throw new UnsafeKeyError(key, 'resolves outside the mirror directory');
+    return { absPath: real, entry };
+  }
+
+  /** Downloads, verifies and commits one object. Throws UnsafeKeyError, ConflictError, IntegrityError or the S3 error. */
+  download(object: RemoteObject, options: DownloadOptions = {}): Promise<Committed> {
+    const mapping = this.requireFile(object.key);
+    return this.locks.run(object.key, () =>
+      this.objectRetry.execute(async ({ signal }) => {
+        const combined = anySignal([signal, options.signal, AbortSignal.timeout(this.config.sync.downloadTimeoutMs)]);
+        const large = object.size >= this.config.sync.multipartThresholdBytes;
+        return large ? this.fetchRanged(object, mapping, combined, options) : this.fetchWhole(object, mapping, combined, options);
+      }, options.signal),
+    );
+  }
+
+  /** Records an existing local file as the committed copy of `object` (rclone's size + mtime rule). */
+  adopt(object: RemoteObject): void {
+    const mapping = this.requireFile(object.key);
+    this.manifest.put({
+      key: object.key,
+      etag: object.etag,
+      size: object.size,
+      lastModified: object.lastModified,
+      verifiedBy: 'adopted',
+      localPath: mapping.relPath,
+      syncedAt: this.clock.now(),
+    });
+  }
+
+  /** Deletes the local file of `key` (if any), prunes emptied folders and forgets the key. */
+  remove(key: string): Promise<void> {
+    const mapping = this.requireFile(key);
+    return this.locks.run(key, async () => {
+      await this.assertInsideRoot(dirname(mapping.absPath)).catch((e: unknown) => {
+        if (!isErrno(e, 'ENOENT')) throw e;
+      });
+      try {
+        const st = await stat(mapping.absPath);
+        if (st.isFile()) await unlink(mapping.absPath);
+      } catch (e) {
+        if (!isErrno(e, 'ENOENT')) throw e;
+      }
+      this.manifest.remove(key);
+      await this.pruneEmptyDirs(dirname(mapping.absPath));
+    });
+  }
+
+  private requireFile(key: string): FileMapping {
+    const mapping = this.map(key);
+    if (mapping.kind === 'file') return mapping;
+    throw new UnsafeKeyError(key, mapping.kind === 'refused' ? mapping.reason : 'folder marker, not a file');
+  }
+
+  private async fetchWhole(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: DownloadOptions): Promise<Committed> {
+    const { head, body } = await this.s3.getObject(object.key, { signal });
+    const verification = chooseVerification(head, this.config.sync.verifyIntegrity);
+    const digest = createDigest(verification.method);
+    return this.writeAtomically(mapping, head, async (fh) => {
+      let bytes = 0;
+      for await (const chunk of body as AsyncIterable<Buffer>) {
+        digest?.update(chunk);
+        await fh.write(chunk, 0, chunk.length, bytes);
+        bytes += chunk.length;
+        options.onBytes?.(chunk.length);
+      }
+      this.checkSize(object.key, bytes, head.size);
+      if (digest) this.checkDigest(object.key, verification, await digest.result());
+      return this.commitRecord(mapping, head, verification, options);
+    });
+  }
+
+  private async fetchRanged(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: DownloadOptions): Promise<Committed> {
+    const head = await this.s3.headObject(object.key);
+    if (!head) throw new S3RequestError(404, 'NoSuchKey', `${object.key} no longer exists`);
+    const partSize = this.config.sync.verifyIntegrity ? await this.learnPartSize(object.key, head) : undefined;
+    const verification = chooseVerification({ ...head, partSize }, this.config.sync.verifyIntegrity);
+    const chunk = verification.partSize ?? this.config.sync.multipartChunkBytes;
+    const ranges: Array<{ start: number; end: number }> = [];
+    for (let start = 0; start < head.size; start += chunk) ranges.push({ start, end: Math.min(head.size, start + chunk) - 1 });
+    const partMd5s: Buffer[] = new Array<Buffer>(ranges.length);
+
+    return this.writeAtomically(mapping, head, async (fh) => {
+      await fh.truncate(head.size);
+      const abort = new AbortController();
+      const rangeSignal = anySignal([signal, abort.signal]);
+      let next = 0;
+      let bytes = 0;
+      const worker = async (): Promise<void> => {
+        while (next < ranges.length) {
+          const index = next++;
+          const range = ranges[index];
+          partMd5s[index] = await this.rangeRetry.execute(async () => {
+            const { body } = await this.s3.getObject(object.key, { range, ifMatch: head.etag, signal: rangeSignal });
+            const md5 = verification.method === 'multipart-etag' ? createHash('md5') : undefined;
+            let position = range.start;
+            for await (const c of body as AsyncIterable<Buffer>) {
+              md5?.update(c);
+              await fh.write(c, 0, c.length, position);
+              position += c.length;
+              options.onBytes?.(c.length);
+            }
+            this.checkSize(`${object.key} [${range.start}-${range.end}]`, position - range.start, range.end - range.start + 1);
+            bytes += position - range.start;
+            return md5?.digest() ?? Buffer.alloc(0);
+          }, rangeSignal);
+        }
+      };
+      const workers = Array.from({ length: Math.min(this.config.sync.multipartConcurrency, ranges.length) }, () =>
+        worker().catch((e: unknown) => {
+          abort.abort(e);
+          throw e;
+        }),
+      );
+      await Promise.all(workers);
+      this.checkSize(object.key, bytes, head.size);
+      if (verification.method === 'multipart-etag') {
+        this.checkDigest(object.key, verification, multipartEtag(partMd5s));
+      } else {
+        const digest = createDigest(verification.method);
+        if (digest) this.checkDigest(object.key, verification, await readBackDigest(fh, digest));
+      }
+      return this.commitRecord(mapping, head, verification, options);
+    });
+  }
+
+  /**
+   * S3 answers a HEAD with PartNumber=1 with that part's length and the part count; an endpoint that
+   * ignores the parameter returns the whole object, which is detected and treated as unknown.
+   */
+  private async learnPartSize(key: string, head: ObjectHead): Promise<number | undefined> {
+    const parts = multipartPartCount(head.etag);
+    if (parts === undefined || head.etagIsOpaque) return undefined;
+    const first = await this.s3.headObject(key, 1);
+    if (!first || first.partsCount !== parts || first.size <= 0) return undefined;
+    const expectedParts = Math.ceil(head.size / first.size);
+    return expectedParts === parts ? first.size : undefined;
+  }
+
+  private async writeAtomically(mapping: FileMapping, head: ObjectHead, write: (fh: FileHandle) => Promise<ManifestEntry>): Promise<Committed> {
+    const dir = dirname(mapping.absPath);
+    await this.ensureDir(dir, mapping.key);
+    const tmp = join(dir, `.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
+    const fh = await open(tmp, 'wx', 0o644);
+    let entry: ManifestEntry;
+    try {
+      entry = await write(fh);
+      await fh.datasync();
+      await fh.utimes(head.lastModified, head.lastModified);
+    } catch (err) {
+      await fh.close().catch(() => undefined);
+      await unlink(tmp).catch(() => undefined);
+      throw err;
+    }
+    await fh.close();
+    try {
+      await rename(tmp, mapping.absPath);
+    } catch (err) {
+      await unlink(tmp).catch(() => undefined);
+      if (isErrno(err, 'EISDIR') || isErrno(err, 'ENOTDIR') || isErrno(err, 'ENOTEMPTY')) {
+        throw new ConflictError(`file/folder clash: "${mapping.key}" is a folder locally, so the object cannot be written`);
+      }
+      throw err;
+    }
+    this.manifest.put(entry);
+    return { key: entry.key, bytes: entry.size, etag: entry.etag, verifiedBy: entry.verifiedBy };
+  }
+
+  private commitRecord(mapping: FileMapping, head: ObjectHead, verification: Verification, options: DownloadOptions): ManifestEntry {
+    return {
+      key: mapping.key,
+      etag: head.etag,
+      size: head.size,
+      lastModified: head.lastModified,
+      versionId: head.versionId,
+      sequencer: options.sequencer,
+      checksum: verification.expected,
+      verifiedBy: verification.method,
+      localPath: mapping.relPath,
+      syncedAt: this.clock.now(),
+    };
+  }
+
+  private checkSize(what: string, got: number, expected: number): void {
+    if (got !== expected) throw new IntegrityError(`${what}: received ${got} bytes, expected ${expected}`, { got, expected });
+  }
+
+  private checkDigest(key: string, verification: Verification, actual: string): void {
+    if (actual !== verification.expected) {
+      throw new IntegrityError(`${key}: ${verification.method} mismatch (expected ${verification.expected}, got ${actual})`, {
+        method: verification.method,
+      });
+    }
+  }
+
+  /** mkdir -p, refusing a path that leaves the root through a symlink or crosses a file (a/b vs a). */
+  private async ensureDir(dir: string, key: string): Promise<void> {
+    if (this.safeDirs.has(dir)) return;
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTDIR')) {
+        throw new ConflictError(`file/folder clash: a parent of "${key}" is a file locally (another object has that key)`);
+      }
+      throw err;
+    }
+    await this.assertInsideRoot(dir);
+    this.safeDirs.add(dir);
+  }
+
+  private async assertInsideRoot(dir: string): Promise<void> {
+    const real = await realpath(dir);
+    const rel = relative(this.realRoot, real);
+    if (rel.startsWith('..') || rel.startsWith(sep)) {
+      throw new AppError('UNSAFE_KEY', `${dir} resolves outside the mirror directory (symlink?)`);
+    }
+  }
+
+  private async pruneEmptyDirs(dir: string): Promise<void> {
+    let current = dir;
+    while (current.startsWith(this.root + sep)) {
+      try {
+        await rmdir(current);
+      } catch {
+        return;
+      }
+      this.safeDirs.delete(current);
+      current = dirname(current);
+    }
+  }
+
+  private async removeStaleTempFiles(): Promise<void> {
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for await (const entry of await opendir(dir)) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else if (entry.isFile() && entry.name.endsWith(TEMP_SUFFIX)) {
+          await unlink(path).catch(() => undefined);
+          removed++;
+        }
+      }
+    };
+    await walk(this.root);
+    if (removed > 0) this.logger.log({ removed }, 'removed partial downloads left by a previous run');
+  }
+}
+
+async function readBackDigest(fh: FileHandle, digest: NonNullable<ReturnType<typeof createDigest>>): Promise<string> {
+  const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
+  let position = 0;
+  for (;;) {
+    const { bytesRead } = await fh.read(buffer, 0, buffer.length, position);
+    if (bytesRead === 0) break;
+    digest.update(buffer.subarray(0, bytesRead));
+    position += bytesRead;
+  }
+  return digest.result();
+}
+
+function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal {
+  return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+}
+
+export function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && 'code' in err && err.code === code;
+}
+
+/** Transient failures worth another attempt; a cancelled run, a bad key or a clash is not. */
+export function isRetryable(err: Error): boolean {
+  if (err instanceof IntegrityError) return true;
+  if (err instanceof S3RequestError) return err.retryable || err.statusCode === 412;
+  if (err instanceof AppError) return false;
+  if (err.name === 'TimeoutError') return true;
+  if (err.name === 'AbortError') return err.cause instanceof Error && err.cause.name === 'TimeoutError';
+  const code = (err as NodeJS.ErrnoException).code;
+  return code !== undefined && TRANSIENT_CODES.has(code);
+}

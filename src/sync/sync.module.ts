@@ -1,0 +1,17 @@
+import { Module } from '@nestjs/common';
+import { AwsModule } from '../aws/aws.module';
+import { StateModule } from '../state/state.module';
+import { FilesController } from './files.controller';
+import { FilesService } from './files.service';
+import { Mirror } from './mirror';
+import { SyncController } from './sync.controller';
+import { SyncScheduler } from './sync.scheduler';
+import { SyncService } from './sync.service';
+
+@Module({
+  imports: [AwsModule, StateModule],
+  controllers: [SyncController, FilesController],
+  providers: [Mirror, SyncService, SyncScheduler, FilesService],
+  exports: [SyncService, Mirror],
+})
+export class SyncModule {}

@@ -1,0 +1,336 @@
+import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import PQueue from 'p-queue';
+import { randomUUID } from 'node:crypto';
+import { S3Repository } from '../aws/s3.repository';
+import { Clock } from '../common/clock';
+import { BadRequestError, ConflictError, errorMessage, NotFoundError } from '../common/errors';
+import { AppConfig } from '../config/app-config';
+import { ManifestStore } from '../state/manifest.store';
+import { emptyCounts, RunCounts, RunItem, RunRecord, RunTrigger, StateStore } from '../state/state-store';
+import { Mirror } from './mirror';
+import { deleteGuard, planObject, RemoteObject } from './sync-planner';
+
+export interface SyncRequest {
+  prefix?: string;
+  dryRun?: boolean;
+  trigger: RunTrigger;
+  allowDeleteAll?: boolean;
+}
+
+export interface RunProgress {
+  runId: string;
+  prefix: string;
+  dryRun: boolean;
+  startedAt: Date;
+  counts: RunCounts;
+  elapsedSeconds: number;
+  bytesPerSecond: number;
+  objectsPerSecond: number;
+  /** Seconds left for the planned downloads at the current rate; null while unknown (still listing). */
+  etaSeconds: number | null;
+  listing: boolean;
+}
+
+interface ActiveRun {
+  record: RunRecord;
+  abort: AbortController;
+  listing: boolean;
+  items: RunItem[];
+  done: Promise<RunRecord>;
+}
+
+const ITEM_FLUSH = 500;
+const PROGRESS_PERSIST_MS = 1000;
+
+/**
+ * Full syncs. A run lists the prefix page by page and decides each key as it arrives, so memory
+ * does not grow with the bucket; keys are staged in the manifest database and deletions are found
+ * only once the listing is complete, so a key that arrives late is never deleted.
+ */
+@Injectable()
+export class SyncService implements OnApplicationBootstrap, OnApplicationShutdown {
+  private readonly logger = new Logger(SyncService.name);
+  private readonly active = new Map<string, ActiveRun>();
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly s3: S3Repository,
+    private readonly mirror: Mirror,
+    private readonly manifest: ManifestStore,
+    private readonly store: StateStore,
+    private readonly clock: Clock,
+  ) {}
+
+  async onApplicationBootstrap(): Promise<void> {
+    const stale = await this.store.interruptStaleRuns('the process stopped while this run was going');
+    if (stale > 0) this.logger.warn({ runs: stale }, 'marked runs left by a previous process as interrupted');
+  }
+
+  async onApplicationShutdown(): Promise<void> {
+    for (const run of this.active.values()) run.abort.abort(new Error('service is shutting down'));
+    await Promise.allSettled([...this.active.values()].map((r) => r.done));
+  }
+
+  /** Starts a run and returns at once; `done` settles with the final record. */
+  async start(request: SyncRequest): Promise<{ run: RunRecord; done: Promise<RunRecord> }> {
+    const prefix = this.resolvePrefix(request.prefix);
+    for (const other of this.active.values()) {
+      if (prefix.startsWith(other.record.prefix) || other.record.prefix.startsWith(prefix)) {
+        throw new ConflictError(`a sync of "${other.record.prefix}" is already running`, { runId: other.record.id });
+      }
+    }
+    const record: RunRecord = {
+      id: randomUUID(),
+      prefix,
+      trigger: request.trigger,
+      dryRun: request.dryRun ?? false,
+      status: 'running',
+      startedAt: this.clock.now(),
+      counts: emptyCounts(),
+    };
+    const run: ActiveRun = { record, abort: new AbortController(), listing: true, items: [], done: Promise.resolve(record) };
+    // Registered before the first await so that a concurrent request sees it.
+    this.active.set(record.id, run);
+    try {
+      await this.store.createRun(record);
+    } catch (err) {
+      this.active.delete(record.id);
+      throw err;
+    }
+    run.done = this.execute(run, request.allowDeleteAll ?? false).finally(() => this.active.delete(record.id));
+    return { run: { ...record, counts: { ...record.counts } }, done: run.done };
+  }
+
+  progress(): RunProgress[] {
+    return [...this.active.values()].map((run) => {
+      const { record } = run;
+      const elapsed = Math.max(0.001, (this.clock.nowMs() - record.startedAt.getTime()) / 1000);
+      const c = record.counts;
+      const bytesPerSecond = c.bytesDownloaded / elapsed;
+      const remaining = c.bytesToDownload - c.bytesDownloaded;
+      return {
+        runId: record.id,
+        prefix: record.prefix,
+        dryRun: record.dryRun,
+        startedAt: record.startedAt,
+        counts: { ...c },
+        elapsedSeconds: elapsed,
+        bytesPerSecond,
+        objectsPerSecond: (c.downloaded + c.skipped + c.deleted) / elapsed,
+        etaSeconds: run.listing || bytesPerSecond === 0 ? null : remaining / bytesPerSecond,
+        listing: run.listing,
+      };
+    });
+  }
+
+  /** A run with its first `detailsLimit` items; NotFoundError when unknown. */
+  async report(id: string, detailsLimit: number): Promise<{ run: RunRecord; items: RunItem[]; truncated: boolean }> {
+    const run = await this.getRun(id);
+    if (!run) throw new NotFoundError(`no sync run with id ${id}`);
+    const items = await this.store.getRunItems(id, 0, detailsLimit + 1);
+    return { run, items: items.slice(0, detailsLimit), truncated: items.length > detailsLimit };
+  }
+
+  async items(id: string, offset: number, limit: number): Promise<RunItem[]> {
+    if (!(await this.getRun(id))) throw new NotFoundError(`no sync run with id ${id}`);
+    return this.store.getRunItems(id, offset, limit);
+  }
+
+  listRuns(limit: number): Promise<RunRecord[]> {
+    return this.store.listRuns(limit);
+  }
+
+  async stats(): Promise<{ totals: { objects: number; bytes: number; runs: number; failedRuns: number }; lastRun: RunRecord | null; running: RunProgress[] }> {
+    const files = this.manifest.totals();
+    const runs = await this.store.runTotals();
+    const lastFinished = (await this.store.listRuns(20)).find((r) => r.status !== 'running') ?? null;
+    return { totals: { objects: files.files, bytes: files.bytes, ...runs }, lastRun: lastFinished, running: this.progress() };
+  }
+
+  /** The running state of a run when it is in this process, else what the store has. */
+  async getRun(id: string): Promise<RunRecord | undefined> {
+    const live = this.active.get(id);
+    return live ? { ...live.record, counts: { ...live.record.counts } } : this.store.getRun(id);
+  }
+
+  private resolvePrefix(requested: string | undefined): string {
+    const base = this.config.s3.prefix;
+    const prefix = requested ?? base;
+    if (!prefix.startsWith(base)) {
+      throw new BadRequestError(`prefix must lie under S3_PREFIX "${base}"`, { parameter: 'prefix' });
+    }
+    return prefix;
+  }
+
+  private async execute(run: ActiveRun, allowDeleteAll: boolean): Promise<RunRecord> {
+    const { record } = run;
+    const log = { runId: record.id, prefix: record.prefix, dryRun: record.dryRun };
+    this.logger.log({ ...log, trigger: record.trigger }, 'sync started');
+    const persist = setInterval(() => void this.persistProgress(run), PROGRESS_PERSIST_MS);
+    persist.unref();
+    try {
+      await this.listAndDownload(run);
+      run.listing = false;
+      const blocked = this.config.sync.deleteRemoved ? await this.deleteRemoved(run, allowDeleteAll) : undefined;
+      const c = record.counts;
+      record.status = blocked ? 'failed' : c.failed + c.refused > 0 ? 'completed_with_errors' : 'completed';
+      record.message = blocked ?? this.summary(record);
+    } catch (err) {
+      record.status = run.abort.signal.aborted ? 'aborted' : 'failed';
+      record.message = run.abort.signal.aborted ? errorMessage(run.abort.signal.reason) : `sync failed: ${errorMessage(err)}`;
+      this.logger.error({ ...log, err }, 'sync failed');
+    } finally {
+      clearInterval(persist);
+      run.listing = false;
+      record.finishedAt = this.clock.now();
+      this.manifest.clearListing(record.id);
+      await this.flushItems(run);
+      await this.store.updateRun(record.id, {
+        status: record.status,
+        message: record.message,
+        finishedAt: record.finishedAt,
+        counts: record.counts,
+      });
+    }
+    this.logger.log({ ...log, status: record.status, counts: record.counts }, record.message ?? 'sync finished');
+    return { ...record, counts: { ...record.counts } };
+  }
+
+  private async listAndDownload(run: ActiveRun): Promise<void> {
+    const { record, abort } = run;
+    const { concurrency, maxFileBytes, skipExisting } = this.config.sync;
+    const c = record.counts;
+    const queue = new PQueue({ concurrency });
+    for await (const page of this.s3.list(record.prefix)) {
+      abort.signal.throwIfAborted();
+      this.manifest.stageListing(record.id, page.map((o) => o.key));
+      for (const object of page) {
+        c.listed++;
+        const mapping = this.mirror.map(object.key);
+        if (mapping.kind === 'folder-marker') continue;
+        if (mapping.kind === 'refused') {
+          c.refused++;
+          this.addItem(run, { operation: 'refuse', key: object.key, status: 'failed', message: mapping.reason });
+          continue;
+        }
+        const decision = planObject(object, this.manifest.get(object.key), this.mirror.localFile(mapping), {
+          maxFileBytes,
+          skipExisting,
+        });
+        switch (decision.action) {
+          case 'skip':
+            c.skipped++;
+            break;
+          case 'too-large':
+            c.skipped++;
+            this.addItem(run, { operation: 'skip', key: object.key, status: 'skipped', message: decision.reason });
+            break;
+          case 'adopt':
+            c.skipped++;
+            if (!record.dryRun) this.mirror.adopt(object);
+            this.addItem(run, { operation: 'skip', key: object.key, status: 'skipped', message: `adopted: ${decision.reason}` });
+            break;
+          case 'download':
+            c.toDownload++;
+            c.bytesToDownload += object.size;
+            if (record.dryRun) {
+              this.addItem(run, { operation: 'download', key: object.key, status: 'planned', message: decision.reason });
+            } else {
+              void queue.add(() => this.download(run, object, decision.reason));
+            }
+            break;
+        }
+      }
+      await this.flushItems(run, ITEM_FLUSH);
+      // Backpressure: keep listing only while the download queue is short.
+      await queue.onSizeLessThan(concurrency * 2);
+    }
+    await queue.onIdle();
+    abort.signal.throwIfAborted();
+  }
+
+  private async download(run: ActiveRun, object: RemoteObject, reason: string): Promise<void> {
+    const c = run.record.counts;
+    try {
+      const committed = await this.mirror.download(object, {
+        signal: run.abort.signal,
+        onBytes: (n) => (c.bytesDownloaded += n),
+      });
+      c.downloaded++;
+      this.addItem(run, {
+        operation: 'download',
+        key: object.key,
+        status: 'success',
+        message: `${reason}; ${committed.bytes} bytes, verified by ${committed.verifiedBy}`,
+      });
+    } catch (err) {
+      if (run.abort.signal.aborted) return;
+      c.failed++;
+      this.addItem(run, { operation: 'download', key: object.key, status: 'failed', message: errorMessage(err) });
+      this.logger.warn({ runId: run.record.id, key: object.key, err: errorMessage(err) }, 'download failed');
+    }
+  }
+
+  /** Deletes local files whose objects are gone, unless the guard says the listing cannot be trusted. */
+  private async deleteRemoved(run: ActiveRun, allowDeleteAll: boolean): Promise<string | undefined> {
+    const { record } = run;
+    const c = record.counts;
+    let toDelete = 0;
+    for (const _ of this.manifest.missingFromListing(record.id, record.prefix)) toDelete++;
+    if (toDelete === 0) return undefined;
+    const blocked = deleteGuard({
+      toDelete,
+      mirrored: this.manifest.count(record.prefix),
+      maxDelete: this.config.sync.maxDelete,
+      allowDeleteAll,
+    });
+    c.toDelete = toDelete;
+    if (blocked) {
+      this.logger.warn({ runId: record.id, toDelete }, blocked);
+      return blocked;
+    }
+    for (const entry of this.manifest.missingFromListing(record.id, record.prefix)) {
+      run.abort.signal.throwIfAborted();
+      if (record.dryRun) {
+        this.addItem(run, { operation: 'delete', key: entry.key, status: 'planned', message: 'object no longer in the bucket' });
+        continue;
+      }
+      try {
+        await this.mirror.remove(entry.key);
+        c.deleted++;
+        this.addItem(run, { operation: 'delete', key: entry.key, status: 'success', message: 'object no longer in the bucket' });
+      } catch (err) {
+        c.failed++;
+        this.addItem(run, { operation: 'delete', key: entry.key, status: 'failed', message: errorMessage(err) });
+      }
+      await this.flushItems(run, ITEM_FLUSH);
+    }
+    return undefined;
+  }
+
+  private summary(record: RunRecord): string {
+    const c = record.counts;
+    const verb = record.dryRun ? 'would download' : 'downloaded';
+    const deleted = record.dryRun ? `would delete ${c.toDelete}` : `deleted ${c.deleted}`;
+    const downloaded = record.dryRun ? c.toDownload : c.downloaded;
+    return `listed ${c.listed}, ${verb} ${downloaded}, ${deleted}, unchanged ${c.skipped}, failed ${c.failed}, refused ${c.refused}`;
+  }
+
+  private addItem(run: ActiveRun, item: RunItem): void {
+    run.items.push(item);
+  }
+
+  private async flushItems(run: ActiveRun, threshold = 0): Promise<void> {
+    if (run.items.length === 0 || run.items.length < threshold) return;
+    const items = run.items.splice(0);
+    await this.store.appendRunItems(run.record.id, items);
+  }
+
+  private async persistProgress(run: ActiveRun): Promise<void> {
+    try {
+      await this.store.updateRun(run.record.id, { counts: run.record.counts });
+    } catch (err) {
+      this.logger.warn({ runId: run.record.id, err: errorMessage(err) }, 'could not persist run progress');
+    }
+  }
+}
