@@ -23,11 +23,14 @@ export function mapKey(root: string, key: string): KeyMapping {
   if (reason) return { kind: 'refused', key, reason };
   const absRoot = resolve(root);
   const absPath = resolve(absRoot, ...key.split('/'));
-  const rel = relative(absRoot, absPath);
-  if (rel === '' || rel.startsWith('..') || isAbsolute(rel)) {
-    return { kind: 'refused', key, reason: 'resolves outside the mirror directory' };
-  }
-  return { kind: 'file', key, relPath: rel.split(sep).join('/'), absPath };
+  if (!isStrictlyInside(absRoot, absPath)) return { kind: 'refused', key, reason: 'resolves outside the mirror directory' };
+  return { kind: 'file', key, relPath: relative(absRoot, absPath).split(sep).join('/'), absPath };
+}
+
+/** Whether `path` lies below `root` (both absolute; the root itself does not count). */
+export function isStrictlyInside(root: string, path: string): boolean {
+  const rel = relative(root, path);
+  return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
 
 function refusal(key: string): string | 'folder-marker' | undefined {
@@ -44,30 +47,17 @@ function refusal(key: string): string | 'folder-marker' | undefined {
     if (segment === '') return 'empty path segment (//)';
     if (segment === '.' || segment === '..') return `"${segment}" path segment`;
     if (Buffer.byteLength(segment) > MAX_SEGMENT_BYTES) return `a path segment is longer than ${MAX_SEGMENT_BYTES} bytes`;
-    if (/[\x00-\x1f]/.test(segment)) return 'contains a control character';
+    if (hasControlCharacter(segment)) return 'contains a control character';
   }
   if (segments[segments.length - 1].endsWith(TEMP_SUFFIX)) return `ends with the reserved suffix ${TEMP_SUFFIX}`;
   return undefined;
 }
 
+function hasControlCharacter(s: string): boolean {
+  for (let i = 0; i < s.length; i++) if (s.charCodeAt(i) < 0x20 || s.charCodeAt(i) === 0x7f) return true;
+  return false;
+}
+
 function isBadSegment(segment: string): boolean {
   return segment === '' || segment === '.' || segment === '..';
-}
-
-/** The key a mirrored file was written from (inverse of mapKey for accepted keys). */
-export function localRelPathToKey(relPath: string): string {
-  return relPath.split(sep).join('/');
-}
-
-/** Whether `key` lies under `prefix` (an empty prefix covers the whole bucket). */
-export function isUnderPrefix(key: string, prefix: string): boolean {
-  return key.startsWith(prefix);
-}
-
-/**
- * Compares keys the way S3 lists them: by their UTF-8 bytes. JavaScript's `<` compares UTF-16 code
- * units, which orders characters above U+FFFF differently, and `localeCompare` ignores case.
- */
-export function compareKeys(a: string, b: string): number {
-  return Buffer.compare(Buffer.from(a), Buffer.from(b));
 }

@@ -3,13 +3,13 @@ import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
 import { FileHandle, mkdir, open, opendir, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
-import { dirname, join, relative, sep } from 'node:path';
+import { dirname, join, sep } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
 import { AppError, ConflictError, IntegrityError, NotFoundError, UnsafeKeyError } from '../common/errors';
 import { KeyedLock } from '../common/keyed-lock';
-import { KeyMapping, mapKey, TEMP_SUFFIX } from '../common/object-key';
+import { isStrictlyInside, KeyMapping, mapKey, TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry, ManifestStore, VerificationMethod } from '../state/manifest.store';
 import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
@@ -99,8 +99,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
       if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new NotFoundError(`${key} is not in the mirror`);
       throw err;
     }
-    const rel = relative(this.realRoot, real);
-    if (rel === '' || rel.startsWith('..') || rel.startsWith(sep)) throw new UnsafeKeyError(key, 'resolves outside the mirror directory');
+    if (!isStrictlyInside(this.realRoot, real)) throw new UnsafeKeyError(key, 'resolves outside the mirror directory');
     return { absPath: real, entry };
   }
 
@@ -243,7 +242,8 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
     const dir = dirname(mapping.absPath);
     await this.ensureDir(dir, mapping.key);
     const tmp = join(dir, `.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
-    const fh = await open(tmp, 'wx', 0o644);
+    // Read too: a ranged download of a single-part object is verified by reading the file back.
+    const fh = await open(tmp, 'wx+', 0o644);
     let entry: ManifestEntry;
     try {
       entry = await write(fh);
@@ -312,8 +312,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
 
   private async assertInsideRoot(dir: string): Promise<void> {
     const real = await realpath(dir);
-    const rel = relative(this.realRoot, real);
-    if (rel.startsWith('..') || rel.startsWith(sep)) {
+    if (real !== this.realRoot && !isStrictlyInside(this.realRoot, real)) {
       throw new AppError('UNSAFE_KEY', `${dir} resolves outside the mirror directory (symlink?)`);
     }
   }

@@ -1,0 +1,81 @@
+import { AppConfig } from './app-config';
+import { ConfigValidationError, validateEnv } from './env.schema';
+
+const minimal = { S3_BUCKET_NAME: 'my-bucket' };
+
+function problems(env: Record<string, string>): string[] {
+  try {
+    validateEnv(env);
+  } catch (err) {
+    if (err instanceof ConfigValidationError) return err.problems;
+    throw err;
+  }
+  return [];
+}
+
+describe('validateEnv', () => {
+  it('fills every default from a minimal environment', () => {
+    const env = validateEnv(minimal);
+    expect(env).toMatchObject({
+      AWS_REGION: 'us-east-1',
+      S3_PREFIX: '',
+      SYNC_INTERVAL_HOURS: 1,
+      ENABLE_PERIODIC_SYNC: true,
+      MAX_FILE_SIZE_MB: 0,
+      API_PORT: 3000,
+      SKIP_EXISTING_FILES: true,
+      VERIFY_FILE_INTEGRITY: true,
+      RETRY_ATTEMPTS: 3,
+      DELETE_REMOVED_FILES: true,
+      MAX_DELETE: 1000,
+    });
+  });
+
+  it('parses numbers and booleans from strings', () => {
+    const env = validateEnv({ ...minimal, API_PORT: '8080', ENABLE_PERIODIC_SYNC: 'false', MAX_FILE_SIZE_MB: '1.5', SYNC_CRON: '0 */5 * * * *' });
+    expect(env.API_PORT).toBe(8080);
+    expect(env.ENABLE_PERIODIC_SYNC).toBe(false);
+    expect(new AppConfig(env).sync.maxFileBytes).toBe(1.5 * 1024 * 1024);
+    expect(env.SYNC_CRON).toBe('0 */5 * * * *');
+  });
+
+  it('treats empty values as unset', () => {
+    expect(validateEnv({ ...minimal, S3_ENDPOINT: '', API_KEY: '' }).S3_ENDPOINT).toBeUndefined();
+  });
+
+  it.each([
+    [{}, /^S3_BUCKET_NAME: /],
+    [{ ...minimal, S3_BUCKET_NAME: 'Bad_Bucket' }, /^S3_BUCKET_NAME: must be a valid S3 bucket name/],
+    [{ ...minimal, API_PORT: 'eighty' }, /^API_PORT: /],
+    [{ ...minimal, API_PORT: '70000' }, /^API_PORT: .*65535/],
+    [{ ...minimal, ENABLE_PERIODIC_SYNC: 'maybe' }, /^ENABLE_PERIODIC_SYNC: must be a boolean/],
+    [{ ...minimal, S3_ENDPOINT: 'localhost:9000' }, /^S3_ENDPOINT: must be an http\(s\) URL/],
+    [{ ...minimal, SYNC_CRON: 'every hour' }, /^SYNC_CRON: must be a valid cron expression/],
+    [{ ...minimal, LOG_LEVEL: 'loud' }, /^LOG_LEVEL: /],
+    [{ ...minimal, SYNC_CONCURRENCY: '0' }, /^SYNC_CONCURRENCY: /],
+    [{ ...minimal, API_KEY: 'short' }, /^API_KEY: must be at least 16 characters \(got "\*\*\*"\)/],
+  ])('rejects %j naming the variable', (env, pattern) => {
+    const found = problems(env as Record<string, string>);
+    expect(found.length).toBeGreaterThan(0);
+    expect(found.some((p) => pattern.test(p))).toBe(true);
+  });
+
+  it('never echoes a secret value in the error', () => {
+    const found = problems({ ...minimal, API_KEY: 'tiny-secret' });
+    expect(found.join('\n')).not.toContain('tiny-secret');
+  });
+});
+
+describe('AppConfig.redacted', () => {
+  it('hides the API key', () => {
+    const config = new AppConfig(validateEnv({ ...minimal, API_KEY: 'a-very-long-secret-key' }));
+    const shown = JSON.stringify(config.redacted());
+    expect(shown).not.toContain('a-very-long-secret-key');
+    expect(shown).toContain('[redacted]');
+  });
+
+  it('defaults to path-style addressing when a custom endpoint is set', () => {
+    expect(new AppConfig(validateEnv({ ...minimal, S3_ENDPOINT: 'http://127.0.0.1:9000' })).s3.forcePathStyle).toBe(true);
+    expect(new AppConfig(validateEnv(minimal)).s3.forcePathStyle).toBe(false);
+  });
+});

@@ -1,0 +1,14 @@
+// Starts the S3 emulator once for the whole e2e run, on a random loopback port; specs read its
+// endpoint from the environment (workers inherit it).
+import { startEmulator } from './emulator.mjs';
+
+export default async function globalSetup() {
+  const emulator = await startEmulator();
+  globalThis.__S3_EMULATOR__ = emulator;
+  process.env.TEST_S3_ENDPOINT = emulator.endpoint;
+  process.env.AWS_ACCESS_KEY_ID = 'test';
+  process.env.AWS_SECRET_ACCESS_KEY = 'test';
+  process.env.AWS_REGION = 'us-east-1';
+  // The SDK warns once per process on Node 20; the warning is about its future, not this run.
+  process.env.AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING ??= '1';
+}

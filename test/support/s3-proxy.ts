@@ -1,0 +1,139 @@
+import { createHash } from 'node:crypto';
+import http, { IncomingMessage, ServerResponse } from 'node:http';
+import { AddressInfo } from 'node:net';
+
+export type ListingOrder = 'reverse' | 'shuffle';
+
+/**
+ * A real HTTP proxy between the app and the S3 emulator, for fault injection and observation:
+ * it counts requests, flips bytes in chosen objects' bodies, fails chosen requests, and can
+ * re-serve listings in a hostile order (complete, but not in UTF-8 byte order, in small pages).
+ */
+export class S3Proxy {
+  readonly requests: Array<{ method: string; kind: 'list' | 'object' | 'bucket'; key?: string; range?: string }> = [];
+  /** key -> how many more GET bodies to corrupt. */
+  readonly corrupt = new Map<string, number>();
+  /** key -> how many more GETs to answer with 500. */
+  readonly fail = new Map<string, number>();
+  listing?: { order: ListingOrder; pageSize: number };
+  private server?: http.Server;
+  private readonly upstream: URL;
+
+  constructor(upstreamEndpoint: string) {
+    this.upstream = new URL(upstreamEndpoint);
+  }
+
+  async start(): Promise<string> {
+    this.server = http.createServer((req, res) => void this.handle(req, res).catch((err: unknown) => {
+      res.statusCode = 502;
+      res.end(String(err));
+    }));
+    await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
+    return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
+  }
+
+  async stop(): Promise<void> {
+    this.server?.closeAllConnections();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+  }
+
+  objectGets(key?: string): number {
+    return this.requests.filter((r) => r.method === 'GET' && r.kind === 'object' && (key === undefined || r.key === key)).length;
+  }
+
+  reset(): void {
+    this.requests.length = 0;
+    this.corrupt.clear();
+    this.fail.clear();
+    this.listing = undefined;
+  }
+
+  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+    const url = new URL(req.url ?? '/', 'http://proxy');
+    const [, bucket, ...rest] = url.pathname.split('/');
+    const key = rest.length > 0 ? decodeURIComponent(rest.join('/')) : undefined;
+    const kind = key ? 'object' : url.searchParams.has('list-type') ? 'list' : 'bucket';
+    this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range });
+
+    if (kind === 'list' && this.listing) return this.serveHostileListing(bucket, url, res);
+    if (req.method === 'GET' && key && this.take(this.fail, key)) {
+      res.writeHead(500, { 'content-type': 'application/xml' });
+      res.end('<Error><Code>InternalError</Code><Message>injected failure</Message></Error>');
+      return;
+    }
+    const corrupt = req.method === 'GET' && key !== undefined && this.take(this.corrupt, key);
+    const upstream = await this.forward(req);
+    res.writeHead(upstream.statusCode ?? 502, upstream.headers);
+    if (!corrupt) {
+      upstream.pipe(res);
+      return;
+    }
+    let first = true;
+    upstream.on('data', (chunk: Buffer) => {
+      if (first && chunk.length > 0) {
+        chunk = Buffer.from(chunk);
+        chunk[0] ^= 0xff;
+        first = false;
+      }
+      res.write(chunk);
+    });
+    upstream.on('end', () => res.end());
+  }
+
+  private take(map: Map<string, number>, key: string): boolean {
+    const left = map.get(key) ?? 0;
+    if (left <= 0) return false;
+    map.set(key, left - 1);
+    return true;
+  }
+
+  private forward(req: IncomingMessage): Promise<IncomingMessage> {
+    return new Promise((resolve, reject) => {
+      const out = http.request(
+        { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
+        resolve,
+      );
+      out.on('error', reject);
+      req.pipe(out);
+    });
+  }
+
+  private async fetchText(path: string): Promise<string> {
+    const res = await fetch(new URL(path, this.upstream));
+    return res.text();
+  }
+
+  /** The full listing from upstream, re-paged by this proxy in a hostile order. */
+  private async serveHostileListing(bucket: string, url: URL, res: ServerResponse): Promise<void> {
+    const prefix = url.searchParams.get('prefix') ?? '';
+    const blocks: string[] = [];
+    let token: string | undefined;
+    do {
+      const q = new URLSearchParams({ 'list-type': '2', prefix, 'max-keys': '1000' });
+      if (token) q.set('continuation-token', token);
+      const xml = await this.fetchText(`/${bucket}?${q}`);
+      blocks.push(...(xml.match(/<Contents>[\s\S]*?<\/Contents>/g) ?? []));
+      token = /<NextContinuationToken>([^<]+)<\/NextContinuationToken>/.exec(xml)?.[1];
+    } while (token);
+    const { order, pageSize } = this.listing!;
+    const ordered = order === 'reverse' ? blocks.reverse() : shuffle(blocks);
+    const offset = Number(url.searchParams.get('continuation-token') ?? 0);
+    const page = ordered.slice(offset, offset + pageSize);
+    const truncated = offset + pageSize < ordered.length;
+    res.writeHead(200, { 'content-type': 'application/xml' });
+    res.end(
+      `<?xml version="1.0" encoding="UTF-8"?><ListBucketResult xmlns="http://s3.amazonaws.com/doc/2006-03-01/">` +
+        `<Name>${bucket}</Name><Prefix>${prefix}</Prefix><KeyCount>${page.length}</KeyCount><MaxKeys>${pageSize}</MaxKeys>` +
+        `<IsTruncated>${truncated}</IsTruncated>` +
+        (truncated ? `<NextContinuationToken>${offset + pageSize}</NextContinuationToken>` : '') +
+        page.join('') +
+        `</ListBucketResult>`,
+    );
+  }
+}
+
+/** A scrambled order that is the same on every request, so that pages of one listing fit together. */
+function shuffle(blocks: string[]): string[] {
+  const rank = (b: string): string => createHash('md5').update(b.replace(/<LastModified>.*?<\/LastModified>/, '')).digest('hex');
+  return [...blocks].sort((a, b) => (rank(a) < rank(b) ? -1 : 1));
+}
