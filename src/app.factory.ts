@@ -19,7 +19,8 @@ export async function createApp(config: AppConfig, options: { clock?: Clock } = 
   app.use(helmet({ contentSecurityPolicy: { directives: { 'img-src': ["'self'", 'data:', 'validator.swagger.io'] } } }));
   app.useGlobalPipes(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }));
   app.useGlobalFilters(new AppExceptionFilter());
-  app.enableShutdownHooks();
+  // process.exit after the hooks, so that pino flushes and the exit status is 0 for a clean stop.
+  app.enableShutdownHooks(undefined, { useProcessExit: true });
 
   const document = SwaggerModule.createDocument(
     app,

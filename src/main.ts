@@ -2,7 +2,7 @@
 process.env.UV_THREADPOOL_SIZE ??= '16';
 
 import 'reflect-metadata';
-import { Logger } from 'nestjs-pino';
+import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory';
 import { loadConfig } from './config/config.module';
 import { ConfigValidationError } from './config/env.schema';
@@ -21,7 +21,7 @@ async function bootstrap(): Promise<void> {
   const app = await createApp(config);
   await app.listen(config.api.port, config.api.host);
   const url = (await app.getUrl()).replace('[::1]', 'localhost').replace('0.0.0.0', 'localhost');
-  app.get(Logger).log({ api: `${url}/api/v1`, docs: `${url}/docs` }, `listening on ${url}`);
+  new Logger('Bootstrap').log({ api: `${url}/api/v1`, docs: `${url}/docs` }, `listening on ${url}`);
 }
 
 void bootstrap();

@@ -3,6 +3,7 @@ import type { Request, Response } from 'express';
 import { AppError, ERROR_STATUS } from './errors';
 
 interface ErrorBody {
+  [extra: string]: unknown;
   statusCode: number;
   error: string;
   message: string | string[];
@@ -40,11 +41,11 @@ export class AppExceptionFilter implements ExceptionFilter {
     if (exception instanceof HttpException) {
       const statusCode = exception.getStatus();
       const response = exception.getResponse();
-      const message =
-        typeof response === 'object' && response !== null && 'message' in response
-          ? (response as { message: string | string[] }).message
-          : exception.message;
-      return { statusCode, error: HttpStatus[statusCode] ?? 'ERROR', message };
+      const error = HttpStatus[statusCode] ?? 'ERROR';
+      if (typeof response !== 'object' || response === null) return { statusCode, error, message: exception.message };
+      // Keep structured payloads (terminus says which check failed) beside the common fields.
+      const { message, statusCode: _s, ...rest } = response as Record<string, unknown>;
+      return { statusCode, error, message: (message as string | string[] | undefined) ?? exception.message, ...rest };
     }
     if (isBodyParserError(exception)) {
       return { statusCode: exception.status, error: HttpStatus[exception.status] ?? 'ERROR', message: exception.message };

@@ -66,9 +66,10 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     if (stale > 0) this.logger.warn({ runs: stale }, 'marked runs left by a previous process as interrupted');
   }
 
-  async onApplicationShutdown(): Promise<void> {
+  async onApplicationShutdown(signal?: string): Promise<void> {
     for (const run of this.active.values()) run.abort.abort(new Error('service is shutting down'));
     await Promise.allSettled([...this.active.values()].map((r) => r.done));
+    this.logger.log({ signal }, 'stopped: running syncs aborted and recorded');
   }
 
   /** Starts a run and returns at once; `done` settles with the final record. */
