@@ -145,12 +145,12 @@ describe('REST control plane', () => {
       ['.hidden/dot.txt', '.hidden/dot.txt'],
       ['docs%2Freadme.txt', 'docs/readme.txt'],
     ])('decodes %s to the key %s', async (path, key) => {
-      const res = await get(`/api/v1/download/${path}`).buffer(true).parse(binary).expect(200);
+      const res = await get(`/api/v1/download/${path}`).responseType('blob').expect(200);
       expect(res.body).toEqual(contentFor(key, 1000));
     });
 
     it('answers a Range request with 206 and exactly those bytes', async () => {
-      const res = await get('/api/v1/download/data/2.jsonl').set('range', 'bytes=10-19').buffer(true).parse(binary).expect(206);
+      const res = await get('/api/v1/download/data/2.jsonl').set('range', 'bytes=10-19').responseType('blob').expect(206);
       expect(res.headers['content-range']).toBe('bytes 10-19/1000');
       expect(res.body).toEqual(contentFor('data/2.jsonl', 1000).subarray(10, 20));
     });
@@ -313,12 +313,6 @@ describe('the service process (dist/main.js)', () => {
     expect(stdout).not.toContain(API_KEY);
   });
 });
-
-function binary(res: NodeJS.ReadableStream, callback: (err: Error | null, body: Buffer) => void): void {
-  const chunks: Buffer[] = [];
-  res.on('data', (c: Buffer) => chunks.push(c));
-  res.on('end', () => callback(null, Buffer.concat(chunks)));
-}
 
 function freePort(): Promise<number> {
   return new Promise((resolve) => {
