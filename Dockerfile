@@ -12,7 +12,6 @@ RUN npm run build && npm prune --omit=dev
 # Runtime: production dependencies only, non-root.
 FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
-    UV_THREADPOOL_SIZE=16 \
     LOCAL_DOWNLOAD_DIR=/data/mirror \
     STATE_DIR=/data/state \
     API_PORT=3000

@@ -5,7 +5,7 @@
 //   BENCH_TOOLS=service,rclone,aws,curl
 //   BENCH_DIR=/dev/shm the sync targets (tmpfs: on ext4 with discard, file churn dominated every tool)
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
@@ -102,26 +102,20 @@ async function buildDataSets(endpoint) {
   return info;
 }
 
-/** Runs a command under GNU time; returns wall seconds and peak RSS (KiB). */
-function timed(cmd, args, env = {}) {
-  const out = execFileSync('/usr/bin/time', ['-f', '__TIME__ %e %M', cmd, ...args], {
-    env: { ...process.env, ...env },
+/** Runs a command under GNU time; returns wall seconds, peak RSS (KiB) and, on failure, why. */
+function timedCapture(cmd, args, env = {}) {
+  // This workplace sets AWS_CA_BUNDLE, which rclone's SDK cannot load; the endpoint is plain HTTP.
+  const { AWS_CA_BUNDLE: _unused, ...inherited } = process.env;
+  const r = spawnSync('/usr/bin/time', ['-f', '__TIME__ %e %M', cmd, ...args], {
+    env: { ...inherited, ...env },
     encoding: 'utf8',
     stdio: ['ignore', 'ignore', 'pipe'],
     maxBuffer: 64 * MiB,
   });
-  const m = /__TIME__ ([\d.]+) (\d+)/.exec(out);
-  return { seconds: Number(m[1]), rssKiB: Number(m[2]) };
-}
-
-function timedCapture(cmd, args, env) {
-  try {
-    return timed(cmd, args, env);
-  } catch (err) {
-    const m = /__TIME__ ([\d.]+) (\d+)/.exec(String(err.stderr ?? ''));
-    if (m) return { seconds: Number(m[1]), rssKiB: Number(m[2]), failed: String(err.stderr).split('\n').slice(-5).join(' ') };
-    throw err;
-  }
+  const m = /__TIME__ ([\d.]+) (\d+)/.exec(r.stderr ?? '');
+  if (!m) throw new Error(`${cmd} did not run: ${r.error ?? r.stderr}`);
+  const failed = r.status === 0 ? undefined : r.stderr.split('\n').slice(-6).join(' ');
+  return { seconds: Number(m[1]), rssKiB: Number(m[2]), failed };
 }
 
 function freePort() {

@@ -1,6 +1,3 @@
-// File I/O runs on libuv's pool; the default 4 threads cap how many small files commit at once.
-process.env.UV_THREADPOOL_SIZE ??= '16';
-
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory';

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { S3Repository } from '../aws/s3.repository';
+import { TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { SqliteDatabase } from '../state/sqlite/sqlite.database';
 
@@ -34,9 +35,13 @@ export class HealthIndicators {
     return this.health
       .check('downloadDir')
       .attempt(async () => {
-        const probe = join(this.config.sync.localDir, `.health-${randomBytes(4).toString('hex')}.s3sync-partial`);
+        // The reserved suffix keeps the probe from ever shadowing a key; the start-up sweep of
+        // partial files may remove it first, which is fine.
+        const probe = join(this.config.sync.localDir, `.health-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
         await writeFile(probe, '');
-        await unlink(probe);
+        await unlink(probe).catch((err: NodeJS.ErrnoException) => {
+          if (err.code !== 'ENOENT') throw err;
+        });
         return { writable: true };
       })
       .withTimeout(TIMEOUT_MS);

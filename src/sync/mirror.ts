@@ -1,8 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
-import { randomBytes } from 'node:crypto';
 import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
-import { FileHandle, mkdir, open, opendir, realpath, rename, rmdir, stat, unlink } from 'node:fs/promises';
+import { mkdir, opendir, realpath, rmdir, stat, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
@@ -12,6 +11,8 @@ import { KeyedLock } from '../common/keyed-lock';
 import { isStrictlyInside, KeyMapping, mapKey, TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry, ManifestStore, VerificationMethod } from '../state/manifest.store';
+import { FileCommitter, SMALL_OBJECT_BYTES } from './file-committer';
+import { TempFile, tempPathIn } from './temp-file';
 import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
 import type { LocalFile, RemoteObject } from './sync-planner';
 
@@ -31,6 +32,7 @@ export interface Committed {
 
 type FileMapping = Extract<KeyMapping, { kind: 'file' }>;
 
+const DIR_CHECK_TTL_MS = 5000;
 const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET']);
 
 /**
@@ -46,14 +48,18 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
   private readonly locks = new KeyedLock();
   private readonly objectRetry: RetryPolicy;
   private readonly rangeRetry: RetryPolicy;
-  /** Directories already created and checked to resolve inside the root. */
-  private readonly safeDirs = new Set<string>();
+  /**
+   * Directories created and checked to resolve inside the root, shared by concurrent downloads into
+   * one folder. Entries expire quickly so that a symlink planted later is still caught.
+   */
+  private readonly checkedDirs = new Map<string, { at: number; ready: Promise<void> }>();
 
   constructor(
     private readonly config: AppConfig,
     private readonly s3: S3Repository,
     private readonly manifest: ManifestStore,
     private readonly clock: Clock,
+    private readonly committer: FileCommitter,
   ) {
     this.root = config.sync.localDir;
     const backoff = new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 });
@@ -66,7 +72,6 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
   onModuleInit(): void {
     mkdirSync(this.root, { recursive: true });
     this.realRoot = realpathSync(this.root);
-    this.safeDirs.add(this.realRoot);
   }
 
   onApplicationBootstrap(): void {
@@ -157,18 +162,38 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
     const { head, body } = await this.s3.getObject(object.key, { signal });
     const verification = chooseVerification(head, this.config.sync.verifyIntegrity);
     const digest = createDigest(verification.method);
-    return this.writeAtomically(mapping, head, async (fh) => {
-      let bytes = 0;
-      for await (const chunk of body as AsyncIterable<Buffer>) {
-        digest?.update(chunk);
-        await fh.write(chunk, 0, chunk.length, bytes);
-        bytes += chunk.length;
-        options.onBytes?.(chunk.length);
-      }
-      this.checkSize(object.key, bytes, head.size);
-      if (digest) this.checkDigest(object.key, verification, await digest.result());
-      return this.commitRecord(mapping, head, verification, options);
-    });
+    if (head.size > SMALL_OBJECT_BYTES) {
+      return this.writeAtomically(mapping, head, async (file) => {
+        let bytes = 0;
+        for await (const chunk of body as AsyncIterable<Buffer>) {
+          digest?.update(chunk);
+          await file.write(chunk, bytes);
+          bytes += chunk.length;
+          options.onBytes?.(chunk.length);
+        }
+        this.checkSize(object.key, bytes, head.size);
+        if (digest) this.checkDigest(object.key, verification, await digest.result());
+        return this.commitRecord(mapping, head, verification, options);
+      });
+    }
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    for await (const chunk of body as AsyncIterable<Buffer>) {
+      digest?.update(chunk);
+      chunks.push(chunk);
+      bytes += chunk.length;
+      options.onBytes?.(chunk.length);
+    }
+    this.checkSize(object.key, bytes, head.size);
+    if (digest) this.checkDigest(object.key, verification, await digest.result());
+    const dir = dirname(mapping.absPath);
+    await this.ensureDir(dir, mapping.key);
+    try {
+      await this.committer.commit(tempPathIn(dir), mapping.absPath, chunks, bytes, head.lastModified);
+    } catch (err) {
+      throw asClash(err, mapping.key);
+    }
+    return this.record(this.commitRecord(mapping, head, verification, options));
   }
 
   private async fetchRanged(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: DownloadOptions): Promise<Committed> {
@@ -181,8 +206,8 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
     for (let start = 0; start < head.size; start += chunk) ranges.push({ start, end: Math.min(head.size, start + chunk) - 1 });
     const partMd5s: Buffer[] = new Array<Buffer>(ranges.length);
 
-    return this.writeAtomically(mapping, head, async (fh) => {
-      await fh.truncate(head.size);
+    return this.writeAtomically(mapping, head, async (file) => {
+      await file.truncate(head.size);
       const abort = new AbortController();
       const rangeSignal = anySignal([signal, abort.signal]);
       let next = 0;
@@ -197,7 +222,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
             let position = range.start;
             for await (const c of body as AsyncIterable<Buffer>) {
               md5?.update(c);
-              await fh.write(c, 0, c.length, position);
+              await file.write(c, position);
               position += c.length;
               options.onBytes?.(c.length);
             }
@@ -219,7 +244,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
         this.checkDigest(object.key, verification, multipartEtag(partMd5s));
       } else {
         const digest = createDigest(verification.method);
-        if (digest) this.checkDigest(object.key, verification, await readBackDigest(fh, digest));
+        if (digest) this.checkDigest(object.key, verification, await readBackDigest(file, digest));
       }
       return this.commitRecord(mapping, head, verification, options);
     });
@@ -238,32 +263,22 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
     return expectedParts === parts ? first.size : undefined;
   }
 
-  private async writeAtomically(mapping: FileMapping, head: ObjectHead, write: (fh: FileHandle) => Promise<ManifestEntry>): Promise<Committed> {
+  private async writeAtomically(mapping: FileMapping, head: ObjectHead, write: (file: TempFile) => Promise<ManifestEntry>): Promise<Committed> {
     const dir = dirname(mapping.absPath);
     await this.ensureDir(dir, mapping.key);
-    const tmp = join(dir, `.${randomBytes(6).toString('hex')}${TEMP_SUFFIX}`);
-    // Read too: a ranged download of a single-part object is verified by reading the file back.
-    const fh = await open(tmp, 'wx+', 0o644);
+    const file = await TempFile.create(dir);
     let entry: ManifestEntry;
     try {
-      entry = await write(fh);
-      await fh.datasync();
-      await fh.utimes(head.lastModified, head.lastModified);
+      entry = await write(file);
+      await file.commit(mapping.absPath, head.lastModified);
     } catch (err) {
-      await fh.close().catch(() => undefined);
-      await unlink(tmp).catch(() => undefined);
-      throw err;
+      await file.discard();
+      throw asClash(err, mapping.key);
     }
-    await fh.close();
-    try {
-      await rename(tmp, mapping.absPath);
-    } catch (err) {
-      await unlink(tmp).catch(() => undefined);
-      if (isErrno(err, 'EISDIR') || isErrno(err, 'ENOTDIR') || isErrno(err, 'ENOTEMPTY')) {
-        throw new ConflictError(`file/folder clash: "${mapping.key}" is a folder locally, so the object cannot be written`);
-      }
-      throw err;
-    }
+    return this.record(entry);
+  }
+
+  private record(entry: ManifestEntry): Committed {
     this.manifest.put(entry);
     return { key: entry.key, bytes: entry.size, etag: entry.etag, verifiedBy: entry.verifiedBy };
   }
@@ -296,8 +311,18 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
   }
 
   /** mkdir -p, refusing a path that leaves the root through a symlink or crosses a file (a/b vs a). */
-  private async ensureDir(dir: string, key: string): Promise<void> {
-    if (this.safeDirs.has(dir)) return;
+  private ensureDir(dir: string, key: string): Promise<void> {
+    const now = this.clock.nowMs();
+    const cached = this.checkedDirs.get(dir);
+    if (cached && now - cached.at < DIR_CHECK_TTL_MS) return cached.ready;
+    const ready = this.createDir(dir, key);
+    this.checkedDirs.set(dir, { at: now, ready });
+    ready.catch(() => this.checkedDirs.delete(dir));
+    if (this.checkedDirs.size > 10_000) this.checkedDirs.clear();
+    return ready;
+  }
+
+  private async createDir(dir: string, key: string): Promise<void> {
     try {
       await mkdir(dir, { recursive: true });
     } catch (err) {
@@ -307,7 +332,6 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
       throw err;
     }
     await this.assertInsideRoot(dir);
-    this.safeDirs.add(dir);
   }
 
   private async assertInsideRoot(dir: string): Promise<void> {
@@ -325,7 +349,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
       } catch {
         return;
       }
-      this.safeDirs.delete(current);
+      this.checkedDirs.delete(current);
       current = dirname(current);
     }
   }
@@ -347,11 +371,11 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
   }
 }
 
-async function readBackDigest(fh: FileHandle, digest: NonNullable<ReturnType<typeof createDigest>>): Promise<string> {
+async function readBackDigest(file: TempFile, digest: NonNullable<ReturnType<typeof createDigest>>): Promise<string> {
   const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
   let position = 0;
   for (;;) {
-    const { bytesRead } = await fh.read(buffer, 0, buffer.length, position);
+    const bytesRead = await file.read(buffer, position);
     if (bytesRead === 0) break;
     digest.update(buffer.subarray(0, bytesRead));
     position += bytesRead;
@@ -361,6 +385,14 @@ async function readBackDigest(fh: FileHandle, digest: NonNullable<ReturnType<typ
 
 function anySignal(signals: Array<AbortSignal | undefined>): AbortSignal {
   return AbortSignal.any(signals.filter((s): s is AbortSignal => s !== undefined));
+}
+
+/** A rename onto a folder means another key made that path a folder: a clash, not a crash. */
+function asClash(err: unknown, key: string): unknown {
+  if (isErrno(err, 'EISDIR') || isErrno(err, 'ENOTDIR') || isErrno(err, 'ENOTEMPTY')) {
+    return new ConflictError(`file/folder clash: "${key}" is a folder locally, so the object cannot be written`);
+  }
+  return err;
 }
 
 export function isErrno(err: unknown, code: string): boolean {

@@ -2,6 +2,7 @@ import { Module } from '@nestjs/common';
 import { AwsModule } from '../aws/aws.module';
 import { StateModule } from '../state/state.module';
 import { FilesController } from './files.controller';
+import { FileCommitter } from './file-committer';
 import { FilesService } from './files.service';
 import { Mirror } from './mirror';
 import { SyncController } from './sync.controller';
@@ -11,7 +12,7 @@ import { SyncService } from './sync.service';
 @Module({
   imports: [AwsModule, StateModule],
   controllers: [SyncController, FilesController],
-  providers: [Mirror, SyncService, SyncScheduler, FilesService],
+  providers: [Mirror, FileCommitter, SyncService, SyncScheduler, FilesService],
   exports: [SyncService, Mirror],
 })
 export class SyncModule {}
