@@ -7,11 +7,10 @@ import {
   S3ServiceException,
 } from '@aws-sdk/client-s3';
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
-import { SignatureV4 } from '@smithy/signature-v4';
-import { createHash, createHmac, type BinaryLike } from 'node:crypto';
 import http, { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { AppConfig } from '../config/app-config';
+import { GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
 
 /** One entry of a bucket listing. */
 export interface ListedObject {
@@ -74,28 +73,9 @@ export class S3RequestError extends Error {
 }
 
 /** SignatureV4 wants an async hash class; node's crypto does the work. */
-type SourceData = string | ArrayBuffer | ArrayBufferView;
-const toBinary = (d: SourceData): BinaryLike =>
-  typeof d === 'string' ? d : d instanceof ArrayBuffer ? Buffer.from(d) : Buffer.from(d.buffer, d.byteOffset, d.byteLength);
-class NodeSha256 {
-  private readonly hash;
-  constructor(secret?: SourceData) {
-    this.hash = secret === undefined ? createHash('sha256') : createHmac('sha256', toBinary(secret));
-  }
-  update(data: SourceData): void {
-    this.hash.update(toBinary(data));
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(this.hash.digest());
-  }
-}
-
 /** RFC 3986 encoding of a key, as S3's canonical URI expects it ("/" kept). */
 export function encodeKeyPath(key: string): string {
-  return key
-    .split('/')
-    .map((s) => encodeURIComponent(s).replace(/[!'()*]/g, (c) => `%${c.charCodeAt(0).toString(16).toUpperCase()}`))
-    .join('/');
+  return key.split('/').map(rfc3986).join('/');
 }
 
 function stripQuotes(etag: string | undefined): string {
@@ -111,7 +91,7 @@ function stripQuotes(etag: string | undefined): string {
 export class S3Repository implements OnModuleDestroy {
   readonly bucket: string;
   private readonly client: S3Client;
-  private readonly signer: SignatureV4;
+  private readonly signer: GetRequestSigner;
   private readonly baseUrl: URL;
   private readonly pathPrefix: string;
   private readonly agent: http.Agent;
@@ -130,14 +110,7 @@ export class S3Repository implements OnModuleDestroy {
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestChecksumCalculation: 'WHEN_REQUIRED',
     });
-    this.signer = new SignatureV4({
-      credentials: this.client.config.credentials,
-      region,
-      service: 's3',
-      sha256: NodeSha256,
-      uriEscapePath: false,
-      applyChecksum: false,
-    });
+    this.signer = new GetRequestSigner(region);
     const pathStyle = forcePathStyle || bucket.includes('.');
     const base = endpoint ?? (pathStyle ? `https://s3.${region}.amazonaws.com` : `https://${bucket}.s3.${region}.amazonaws.com`);
     this.baseUrl = new URL(base);
@@ -218,22 +191,15 @@ export class S3Repository implements OnModuleDestroy {
   /** Streams an object (or a byte range of it). Rejects with S3RequestError on a non-2xx answer. */
   async getObject(key: string, options: GetOptions = {}): Promise<ObjectStream> {
     const headers: Record<string, string> = {
-      host: this.baseUrl.host,
-      'x-amz-content-sha256': 'UNSIGNED-PAYLOAD',
+      'x-amz-content-sha256': UNSIGNED_PAYLOAD,
       'x-amz-checksum-mode': 'ENABLED',
     };
     if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end}`;
     if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
     const path = this.pathPrefix + encodeKeyPath(key);
-    const signed = await this.signer.sign({
-      method: 'GET',
-      protocol: this.baseUrl.protocol,
-      hostname: this.baseUrl.hostname,
-      port: this.baseUrl.port ? Number(this.baseUrl.port) : undefined,
-      path,
-      query: {},
-      headers,
-    });
+    // The SDK's provider chain caches and refreshes credentials (env, profile, SSO, IMDS, ECS...).
+    const credentials = await this.client.config.credentials();
+    const signed = this.signer.sign(credentials, this.baseUrl.host, path, headers, new Date());
     return new Promise<ObjectStream>((resolve, reject) => {
       const req = this.request({
         agent: this.agent,
@@ -242,7 +208,7 @@ export class S3Repository implements OnModuleDestroy {
         port: this.baseUrl.port || undefined,
         method: 'GET',
         path,
-        headers: signed.headers,
+        headers: signed,
         signal: options.signal,
       });
       req.once('error', reject);

@@ -1,4 +1,4 @@
-import { isAbsolute, relative, resolve, sep } from 'node:path';
+import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 /**
  * S3 key <-> local path. The only place that decides what may be written or served: every write
@@ -21,10 +21,12 @@ export function mapKey(root: string, key: string): KeyMapping {
   const reason = refusal(key);
   if (reason === 'folder-marker') return { kind: 'folder-marker', key };
   if (reason) return { kind: 'refused', key, reason };
+  // The segments are checked above (no "", ".", "..", "\\" or leading "/"), so joining cannot
+  // climb; the containment check stays as a second line of defence.
   const absRoot = resolve(root);
-  const absPath = resolve(absRoot, ...key.split('/'));
-  if (!isStrictlyInside(absRoot, absPath)) return { kind: 'refused', key, reason: 'resolves outside the mirror directory' };
-  return { kind: 'file', key, relPath: relative(absRoot, absPath).split(sep).join('/'), absPath };
+  const absPath = join(absRoot, sep === '/' ? key : key.split('/').join(sep));
+  if (!absPath.startsWith(absRoot + sep)) return { kind: 'refused', key, reason: 'resolves outside the mirror directory' };
+  return { kind: 'file', key, relPath: key, absPath };
 }
 
 /** Whether `path` lies below `root` (both absolute; the root itself does not count). */
