@@ -112,7 +112,7 @@ export class EnvironmentVariables {
   RETRY_ATTEMPTS = 3;
 
   @Transform(toNumber) @IsInt() @Min(1) @Max(512)
-  SYNC_CONCURRENCY = 32;
+  SYNC_CONCURRENCY = 64;
 
   @Transform(toNumber) @IsInt() @Min(1) @Max(1024)
   MULTIPART_THRESHOLD_MB = 64;
