@@ -1,24 +1,35 @@
 // @ts-check
-// Runs in a worker thread (piscina). Commits small downloaded objects to disk, each as one
-// synchronous sequence: open, write, fdatasync, set mtime, close, rename. On the main thread
+// Runs in a worker thread (piscina). Checks small downloaded objects' MD5 and commits them to
+// disk, each as one synchronous sequence: open, write, fdatasync, set mtime, close, rename. On the main thread
 // through libuv's pool that is six round trips per file (~200 us of main-thread CPU a file); here
 // a batch of files costs one message, and fsyncs still run in parallel, off the event loop.
 // Plain CommonJS so that piscina can require() it both from dist/ and under the test runner.
 'use strict';
 const fs = require('node:fs');
+const { createHash } = require('node:crypto');
 
 /**
- * @typedef {{ tmpPath: string, target: string, data: Uint8Array, mtimeMs: number }} CommitFile
+ * @typedef {{ tmpPath: string, target: string, chunks: Uint8Array[], mtimeMs: number, md5?: string }} CommitFile
  * @typedef {{ ok: true } | { ok: false, code: string | undefined, message: string }} CommitResult
  */
 
 /** @param {CommitFile} file @returns {CommitResult} */
 function commitOne(file) {
+  if (file.md5 !== undefined) {
+    const hash = createHash('md5');
+    for (const chunk of file.chunks) hash.update(chunk);
+    const actual = hash.digest('hex');
+    if (actual !== file.md5) return { ok: false, code: 'EINTEGRITY', message: `md5 mismatch (expected ${file.md5}, got ${actual})` };
+  }
   let fd = -1;
   try {
     fd = fs.openSync(file.tmpPath, 'wx', 0o644);
-    let written = 0;
-    while (written < file.data.length) written += fs.writeSync(fd, file.data, written, file.data.length - written, written);
+    let position = 0;
+    for (const chunk of file.chunks) {
+      let done = 0;
+      while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done, position + done);
+      position += chunk.length;
+    }
     fs.fdatasyncSync(fd);
     const mtime = new Date(file.mtimeMs);
     fs.futimesSync(fd, mtime, mtime);

@@ -5,8 +5,10 @@ import Piscina from 'piscina';
 interface CommitFile {
   tmpPath: string;
   target: string;
-  data: Uint8Array;
+  chunks: Uint8Array[];
   mtimeMs: number;
+  /** hex MD5 the bytes must have; the worker checks it before writing anything. */
+  md5?: string;
 }
 type CommitResult = { ok: true } | { ok: false; code: string | undefined; message: string };
 interface Pending {
@@ -17,6 +19,8 @@ interface Pending {
 
 /** Objects up to this size are committed whole by a worker thread (see file-commit.worker.js). */
 export const SMALL_OBJECT_BYTES = 1024 * 1024;
+/** The error code the worker reports for an MD5 mismatch. */
+export const INTEGRITY_CODE = 'EINTEGRITY';
 /** Files sent to a worker in one message at most. */
 const BATCH_FILES = 16;
 
@@ -38,19 +42,15 @@ export class FileCommitter implements OnModuleDestroy {
   private scheduled = false;
 
   /**
-   * Writes the chunks to `tmpPath`, fsyncs it, sets its mtime and renames it to `target`. The bytes
-   * are gathered into one buffer of their own and transferred, not cloned: HTTP chunks are views of
-   * larger socket buffers, which structured clone would copy whole.
+   * Checks `md5` when given, then writes the chunks to `tmpPath`, fsyncs it, sets its mtime and
+   * renames it to `target`. The chunks are handed over: each socket read has an ArrayBuffer of its
+   * own, which is transferred to the worker as it is (no copy; unusable here afterwards); a chunk
+   * that shares its buffer is copied first, since structured clone would copy the whole buffer.
    */
-  commit(tmpPath: string, target: string, chunks: readonly Uint8Array[], size: number, mtime: Date): Promise<void> {
-    const data = new Uint8Array(size);
-    let offset = 0;
-    for (const chunk of chunks) {
-      data.set(chunk, offset);
-      offset += chunk.length;
-    }
+  commit(tmpPath: string, target: string, chunks: readonly Uint8Array[], mtime: Date, md5?: string): Promise<void> {
+    const owned = chunks.map((c) => (c.byteOffset === 0 && c.byteLength === c.buffer.byteLength ? c : new Uint8Array(c)));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ file: { tmpPath, target, data, mtimeMs: mtime.getTime() }, resolve, reject });
+      this.queue.push({ file: { tmpPath, target, chunks: owned, mtimeMs: mtime.getTime(), md5 }, resolve, reject });
       if (this.queue.length >= BATCH_FILES) this.send();
       else if (!this.scheduled) {
         this.scheduled = true;
@@ -65,7 +65,8 @@ export class FileCommitter implements OnModuleDestroy {
     if (batch.length === 0) return;
     this.queue = [];
     const files = batch.map((p) => p.file);
-    this.pool.run({ files }, { transferList: files.map((f) => f.data.buffer as ArrayBuffer) }).then(
+    const transferList = files.flatMap((f) => f.chunks.map((c) => c.buffer as ArrayBuffer));
+    this.pool.run({ files }, { transferList }).then(
       (results) =>
         results.forEach((result, i) => {
           if (result.ok) batch[i].resolve();

@@ -11,7 +11,7 @@ import { KeyedLock } from '../common/keyed-lock';
 import { isStrictlyInside, KeyMapping, mapKey, TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry, ManifestStore, VerificationMethod } from '../state/manifest.store';
-import { FileCommitter, SMALL_OBJECT_BYTES } from './file-committer';
+import { FileCommitter, INTEGRITY_CODE, SMALL_OBJECT_BYTES } from './file-committer';
 import { TempFile, tempPathIn } from './temp-file';
 import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
 import type { LocalFile, RemoteObject } from './sync-planner';
@@ -165,21 +165,21 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
   private async fetchWhole(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: DownloadOptions): Promise<Committed> {
     const { head, body } = await this.s3.getObject(object.key, { signal });
     const verification = chooseVerification(head, this.config.sync.verifyIntegrity);
-    const digest = createDigest(verification.method);
     if (head.size > SMALL_OBJECT_BYTES) {
+      const digest = createDigest(verification.method);
       return this.writeAtomically(mapping, head, async (file) => {
-        let bytes = 0;
-        for await (const chunk of body as AsyncIterable<Buffer>) {
+        const bytes = await file.pump(body as AsyncIterable<Buffer>, 0, (chunk) => {
           digest?.update(chunk);
-          await file.write(chunk, bytes);
-          bytes += chunk.length;
           options.onBytes?.(chunk.length);
-        }
+        });
         this.checkSize(object.key, bytes, head.size);
         if (digest) this.checkDigest(object.key, verification, await digest.result());
         return this.commitRecord(mapping, head, verification, options);
       });
     }
+    // Small: the chunks go to a worker as they are (no copy), and the worker checks the MD5, the
+    // common case, so that hashing is spread over the cores.
+    const digest = verification.method === 'md5' ? undefined : createDigest(verification.method);
     const chunks: Buffer[] = [];
     let bytes = 0;
     for await (const chunk of body as AsyncIterable<Buffer>) {
@@ -193,8 +193,11 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
     const dir = dirname(mapping.absPath);
     await this.ensureDir(dir, mapping.key);
     try {
-      await this.committer.commit(tempPathIn(dir), mapping.absPath, chunks, bytes, head.lastModified);
+      await this.committer.commit(tempPathIn(dir), mapping.absPath, chunks, head.lastModified, verification.method === 'md5' ? verification.expected : undefined);
     } catch (err) {
+      if (err instanceof Error && (err as NodeJS.ErrnoException).code === INTEGRITY_CODE) {
+        throw new IntegrityError(`${object.key}: ${err.message}`, { method: 'md5' });
+      }
       throw asClash(err, mapping.key);
     }
     return this.record(this.commitRecord(mapping, head, verification, options));
@@ -226,15 +229,12 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
           partMd5s[index] = await this.rangeRetry.execute(async () => {
             const { body } = await this.s3.getObject(object.key, { range, ifMatch: head.etag, signal: rangeSignal });
             const md5 = verification.method === 'multipart-etag' ? createHash('md5') : undefined;
-            let position = range.start;
-            for await (const c of body as AsyncIterable<Buffer>) {
+            const got = await file.pump(body as AsyncIterable<Buffer>, range.start, (c) => {
               md5?.update(c);
-              await file.write(c, position);
-              position += c.length;
               options.onBytes?.(c.length);
-            }
-            this.checkSize(`${object.key} [${range.start}-${range.end}]`, position - range.start, range.end - range.start + 1);
-            bytes += position - range.start;
+            });
+            this.checkSize(`${object.key} [${range.start}-${range.end}]`, got, range.end - range.start + 1);
+            bytes += got;
             return md5?.digest() ?? Buffer.alloc(0);
           }, rangeSignal);
         }

@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import PQueue from 'p-queue';
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
 import { BadRequestError, ConflictError, errorMessage, NotFoundError } from '../common/errors';
@@ -90,6 +91,8 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
       counts: emptyCounts(),
     };
     const run: ActiveRun = { record, abort: new AbortController(), listing: true, items: [], done: Promise.resolve(record) };
+    // Every download in flight listens to the run's signal.
+    setMaxListeners(this.config.sync.concurrency * 2 + 16, run.abort.signal);
     // Registered before the first await so that a concurrent request sees it.
     this.active.set(record.id, run);
     try {
