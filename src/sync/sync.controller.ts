@@ -15,7 +15,6 @@ import {
   RunItemsQueryDto,
   RunItemsResponseDto,
   RunSummaryDto,
-  StatsResponseDto,
   SyncAcceptedDto,
   SyncDetailDto,
   SyncRequestDto,
@@ -82,13 +81,5 @@ export class SyncController {
     const offset = query.offset ?? 0;
     const items = await this.sync.items(id, offset, query.limit ?? 100);
     return { runId: id, offset, items: items.map(SyncDetailDto.from) };
-  }
-
-  @Get('stats')
-  @ApiTags('status')
-  @ApiOperation({ summary: 'Totals, the last run and the progress of running runs' })
-  @ApiOkResponse({ type: StatsResponseDto })
-  stats(): Promise<StatsResponseDto> {
-    return this.sync.stats();
   }
 }

@@ -5,13 +5,14 @@ import { FilesController } from './files.controller';
 import { FileCommitter } from './file-committer';
 import { FilesService } from './files.service';
 import { Mirror } from './mirror';
+import { StatsController } from './stats.controller';
 import { SyncController } from './sync.controller';
 import { SyncScheduler } from './sync.scheduler';
 import { SyncService } from './sync.service';
 
 @Module({
   imports: [AwsModule, StateModule],
-  controllers: [SyncController, FilesController],
+  controllers: [SyncController, StatsController, FilesController],
   providers: [Mirror, FileCommitter, SyncService, SyncScheduler, FilesService],
   exports: [SyncService, Mirror],
 })

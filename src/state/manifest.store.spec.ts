@@ -1,0 +1,91 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { sqliteAt } from './state-store.testing';
+import { ManifestEntry, ManifestStore } from './manifest.store';
+import { SqliteDatabase } from './sqlite/sqlite.database';
+
+const entry = (key: string, over: Partial<ManifestEntry> = {}): ManifestEntry => ({
+  key,
+  etag: 'e',
+  size: 1,
+  lastModified: new Date('2026-01-01T00:00:00Z'),
+  verifiedBy: 'md5',
+  localPath: key,
+  syncedAt: new Date('2026-01-02T00:00:00Z'),
+  ...over,
+});
+
+describe('ManifestStore', () => {
+  let dir: string;
+  let db: SqliteDatabase;
+  let manifest: ManifestStore;
+
+  beforeEach(() => {
+    dir = mkdtempSync(join(tmpdir(), 'manifest-'));
+    db = sqliteAt(dir);
+    manifest = new ManifestStore(db);
+  });
+  afterEach(() => {
+    manifest.onModuleDestroy();
+    db.onModuleDestroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('reads its own writes before and after they are flushed, and persists them', () => {
+    const e = entry('a/b', { versionId: 'v1', sequencer: '0A', checksum: 'abc' });
+    manifest.put(e);
+    expect(manifest.get('a/b')).toEqual(e);
+    manifest.flush();
+    expect(manifest.get('a/b')).toEqual(e);
+    const reopened = new ManifestStore(db);
+    expect(reopened.get('a/b')).toEqual(e);
+    manifest.remove('a/b');
+    expect(manifest.get('a/b')).toBeUndefined();
+  });
+
+  it('drops a pending write when the key is removed before the flush', () => {
+    manifest.put(entry('gone'));
+    manifest.remove('gone');
+    manifest.flush();
+    expect(manifest.get('gone')).toBeUndefined();
+  });
+
+  it('matches prefixes by bytes: case-sensitive, with LIKE wildcards taken literally, and non-ASCII', () => {
+    const keys = ['A/1', 'a/1', 'a/2', 'a_/1', 'a%/1', 'ab/1', 'é/1', 'é/2', 'f/1', '\u{10ffff}/x', '\u{10ffff}\u{10ffff}'];
+    for (const k of keys) manifest.put(entry(k));
+    const under = (p: string): string[] => manifest.page(p, '', 100).map((e) => e.key);
+    expect(under('a/')).toEqual(['a/1', 'a/2']);
+    expect(under('a_')).toEqual(['a_/1']);
+    expect(under('a%')).toEqual(['a%/1']);
+    expect(under('A')).toEqual(['A/1']);
+    expect(under('é/')).toEqual(['é/1', 'é/2']);
+    expect(under('\u{10ffff}')).toEqual(['\u{10ffff}/x', '\u{10ffff}\u{10ffff}']);
+    expect(under('')).toHaveLength(keys.length);
+    expect(manifest.count('a')).toBe(5);
+  });
+
+  it('pages in key order after a cursor', () => {
+    for (const k of ['k3', 'k1', 'k2', 'k4']) manifest.put(entry(k));
+    expect(manifest.page('k', '', 2).map((e) => e.key)).toEqual(['k1', 'k2']);
+    expect(manifest.page('k', 'k2', 2).map((e) => e.key)).toEqual(['k3', 'k4']);
+  });
+
+  it('finds what a listing did not contain, under the prefix only, across many pages', () => {
+    const all = Array.from({ length: 1203 }, (_, i) => `p/${String(i).padStart(5, '0')}`);
+    for (const k of all) manifest.put(entry(k));
+    manifest.put(entry('q/outside'));
+    const listed = all.filter((_, i) => i % 3 !== 0);
+    manifest.stageListing('run-1', listed.reverse());
+    const missing = [...manifest.missingFromListing('run-1', 'p/')].map((e) => e.key);
+    expect(missing).toEqual(all.filter((_, i) => i % 3 === 0));
+    manifest.clearListing('run-1');
+    expect([...manifest.missingFromListing('run-1', 'p/')]).toHaveLength(all.length);
+  });
+
+  it('reports totals', () => {
+    manifest.put(entry('x', { size: 10 }));
+    manifest.put(entry('y', { size: 32 }));
+    expect(manifest.totals()).toEqual({ files: 2, bytes: 42 });
+  });
+});

@@ -1,0 +1,32 @@
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describeStateStoreContract, sqliteAt } from '../state-store.testing';
+import { SqliteStateStore } from './sqlite-state-store';
+
+describeStateStoreContract('sqlite', async () => {
+  const dir = mkdtempSync(join(tmpdir(), 'state-store-'));
+  const db = sqliteAt(dir);
+  return {
+    store: new SqliteStateStore(db),
+    close: async () => {
+      db.onModuleDestroy();
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+});
+
+describe('SqliteDatabase', () => {
+  it('migrates a new file and opens an existing one without migrating again', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'state-db-'));
+    const first = sqliteAt(dir);
+    const version = first.db.pragma('user_version', { simple: true });
+    expect(version).toBeGreaterThan(0);
+    expect(first.db.pragma('journal_mode', { simple: true })).toBe('wal');
+    first.onModuleDestroy();
+    const second = sqliteAt(dir);
+    expect(second.db.pragma('user_version', { simple: true })).toBe(version);
+    second.onModuleDestroy();
+    rmSync(dir, { recursive: true, force: true });
+  });
+});

@@ -1,0 +1,104 @@
+import { randomUUID } from 'node:crypto';
+import { AppConfig } from '../config/app-config';
+import { validateEnv } from '../config/env.schema';
+import { SqliteDatabase } from './sqlite/sqlite.database';
+import { emptyCounts, RunRecord, StateStore } from './state-store';
+
+/** Test helpers for the state module (excluded from the build). */
+export function sqliteAt(dir: string): SqliteDatabase {
+  return new SqliteDatabase(new AppConfig(validateEnv({ S3_BUCKET_NAME: 'test-bucket', STATE_DIR: dir })));
+}
+
+/**
+ * The behaviour every StateStore backend must have. Each backend's spec calls this with a factory
+ * for a fresh, empty store (the SQLite one now; DynamoDB when it lands).
+ */
+export function describeStateStoreContract(name: string, makeStore: () => Promise<{ store: StateStore; close: () => Promise<void> }>): void {
+  describe(`StateStore contract: ${name}`, () => {
+    let store: StateStore;
+    let close: () => Promise<void>;
+
+    beforeEach(async () => {
+      ({ store, close } = await makeStore());
+    });
+    afterEach(() => close());
+
+    const run = (over: Partial<RunRecord> = {}): RunRecord => ({
+      id: randomUUID(),
+      prefix: 'p/',
+      trigger: 'api',
+      dryRun: false,
+      status: 'running',
+      startedAt: new Date('2026-11-23T10:00:00.000Z'),
+      counts: emptyCounts(),
+      ...over,
+    });
+
+    it('stores a run and reads it back exactly', async () => {
+      const r = run({ dryRun: true, trigger: 'schedule', message: 'hello' });
+      await store.createRun(r);
+      await expect(store.getRun(r.id)).resolves.toEqual(r);
+      await expect(store.getRun(randomUUID())).resolves.toBeUndefined();
+    });
+
+    it('applies partial updates and keeps the rest', async () => {
+      const r = run();
+      await store.createRun(r);
+      const counts = { ...emptyCounts(), listed: 10, downloaded: 7, bytesDownloaded: 1234 };
+      await store.updateRun(r.id, { counts });
+      await store.updateRun(r.id, { status: 'completed', message: 'done', finishedAt: new Date('2026-11-23T10:00:05.000Z') });
+      await expect(store.getRun(r.id)).resolves.toEqual({
+        ...r,
+        counts,
+        status: 'completed',
+        message: 'done',
+        finishedAt: new Date('2026-11-23T10:00:05.000Z'),
+      });
+    });
+
+    it('lists runs newest first, limited', async () => {
+      const older = run({ startedAt: new Date('2026-11-23T09:00:00Z') });
+      const newer = run({ startedAt: new Date('2026-11-23T11:00:00Z') });
+      const middle = run({ startedAt: new Date('2026-11-23T10:00:00Z') });
+      for (const r of [older, newer, middle]) await store.createRun(r);
+      expect((await store.listRuns(10)).map((r) => r.id)).toEqual([newer.id, middle.id, older.id]);
+      expect((await store.listRuns(2)).map((r) => r.id)).toEqual([newer.id, middle.id]);
+    });
+
+    it('keeps run items in append order and pages through them', async () => {
+      const r = run();
+      await store.createRun(r);
+      await store.appendRunItems(r.id, [
+        { operation: 'download', key: 'a', status: 'success', message: 'ok' },
+        { operation: 'refuse', key: '../b', status: 'failed', message: 'unsafe' },
+      ]);
+      await store.appendRunItems(r.id, []);
+      await store.appendRunItems(r.id, [{ operation: 'delete', key: 'c', status: 'planned' }]);
+      expect(await store.getRunItems(r.id, 0, 10)).toEqual([
+        { operation: 'download', key: 'a', status: 'success', message: 'ok' },
+        { operation: 'refuse', key: '../b', status: 'failed', message: 'unsafe' },
+        { operation: 'delete', key: 'c', status: 'planned', message: undefined },
+      ]);
+      expect((await store.getRunItems(r.id, 1, 1)).map((i) => i.key)).toEqual(['../b']);
+      expect(await store.getRunItems(randomUUID(), 0, 10)).toEqual([]);
+    });
+
+    it('counts runs and the ones that went wrong', async () => {
+      for (const status of ['completed', 'failed', 'completed_with_errors', 'interrupted', 'aborted'] as const) {
+        await store.createRun(run({ status }));
+      }
+      await expect(store.runTotals()).resolves.toEqual({ runs: 5, failedRuns: 3 });
+    });
+
+    it('marks runs left running by a dead process as interrupted, and only those', async () => {
+      const stale = run();
+      const done = run({ status: 'completed' });
+      await store.createRun(stale);
+      await store.createRun(done);
+      await expect(store.interruptStaleRuns('process died')).resolves.toBe(1);
+      await expect(store.getRun(stale.id)).resolves.toMatchObject({ status: 'interrupted', message: 'process died', finishedAt: expect.any(Date) });
+      await expect(store.getRun(done.id)).resolves.toMatchObject({ status: 'completed' });
+      await expect(store.interruptStaleRuns('again')).resolves.toBe(0);
+    });
+  });
+}
