@@ -340,6 +340,55 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(existsSync(join(t.mirrorDir, 'big.bin'))).toBe(false);
   });
 
+  it('verifies a multipart object by its ETag when S3 tells the part size, and catches a bad part', async () => {
+    const MiB = 1024 * 1024;
+    const body = Buffer.alloc(12 * MiB);
+    for (let i = 0; i < body.length; i += 512) body.writeUInt32LE(i * 2654435761 >>> 0, i);
+    await putMultipart(s3, bucket, 'mp/ok.bin', body, 5 * MiB);
+    await putMultipart(s3, bucket, 'mp/bad.bin', body, 5 * MiB);
+    proxy.partSizes.set('mp/ok.bin', 5 * MiB);
+    proxy.partSizes.set('mp/bad.bin', 5 * MiB);
+    await boot({ MULTIPART_THRESHOLD_MB: '1', RETRY_ATTEMPTS: '0' });
+    proxy.corrupt.set('mp/bad.bin', 1);
+    const report = await sync();
+    expect(report.sync_details.find((d) => d.file_key === 'mp/ok.bin')?.message).toMatch(/verified by multipart-etag/);
+    expect(report.sync_details.find((d) => d.file_key === 'mp/bad.bin')).toMatchObject({ status: 'failed', message: expect.stringMatching(/multipart-etag mismatch/) });
+    // The ranges follow the parts (5 + 5 + 2 MiB), so each part's MD5 can be checked.
+    const ranges = proxy.requests.filter((r) => r.key === 'mp/ok.bin' && r.range).map((r) => r.range).sort();
+    expect(ranges).toEqual([`bytes=0-${5 * MiB - 1}`, `bytes=${10 * MiB}-${12 * MiB - 1}`, `bytes=${5 * MiB}-${10 * MiB - 1}`]);
+    expect(existsSync(join(t.mirrorDir, 'mp/bad.bin'))).toBe(false);
+  });
+
+  it('verifies by the S3 checksum when the ETag is not an MD5 (SSE-KMS), and catches a mismatch', async () => {
+    const { crc32 } = await import('node:zlib');
+    const b64 = (n: number): string => {
+      const b = Buffer.alloc(4);
+      b.writeUInt32BE(n >>> 0);
+      return b.toString('base64');
+    };
+    await seed(['kms/good.txt', 'kms/bad.txt']);
+    const sse = { 'x-amz-server-side-encryption': 'aws:kms' };
+    proxy.extraHeaders.set('kms/good.txt', { ...sse, 'x-amz-checksum-crc32': b64(crc32(contentFor('kms/good.txt'))) });
+    proxy.extraHeaders.set('kms/bad.txt', { ...sse, 'x-amz-checksum-crc32': b64(crc32('something else')) });
+    await boot({ RETRY_ATTEMPTS: '0' });
+    const report = await sync();
+    expect(report.sync_details.find((d) => d.file_key === 'kms/good.txt')?.message).toMatch(/verified by crc32/);
+    expect(report.sync_details.find((d) => d.file_key === 'kms/bad.txt')).toMatchObject({ status: 'failed', message: expect.stringMatching(/crc32 mismatch/) });
+    await expectMirrorMatches(['kms/good.txt']);
+  });
+
+  it('times out a stalled download and succeeds on the retry', async () => {
+    await seed(['slow.txt']);
+    await boot({ DOWNLOAD_TIMEOUT_SECONDS: '1', RETRY_ATTEMPTS: '1' });
+    proxy.stallMs = 1500;
+    proxy.stall.set('slow.txt', 1);
+    const report = await sync();
+    expect(report.sync_details).toEqual([expect.objectContaining({ status: 'success' })]);
+    expect(report.counts).toMatchObject({ downloaded: 1, failed: 0 });
+    expect(proxy.objectGets('slow.txt')).toBe(2);
+    await expectMirrorMatches(['slow.txt']);
+  });
+
   it('answers 409 with the running run id to an overlapping sync, and runs in the background', async () => {
     await seed(Array.from({ length: 30 }, (_, i) => `bulk/${i}.txt`));
     await boot({ SYNC_CONCURRENCY: '1' });

@@ -429,7 +429,8 @@ export function isRetryable(err: Error): boolean {
   if (err instanceof S3RequestError) return err.retryable || err.statusCode === 412;
   if (err instanceof AppError) return false;
   if (err.name === 'TimeoutError') return true;
-  if (err.name === 'AbortError') return err.cause instanceof Error && err.cause.name === 'TimeoutError';
+  // By name, not instanceof: the DOMException may come from another realm (a VM context).
+  if (err.name === 'AbortError') return typeof err.cause === 'object' && err.cause !== null && (err.cause as { name?: unknown }).name === 'TimeoutError';
   const code = (err as NodeJS.ErrnoException).code;
   return code !== undefined && TRANSIENT_CODES.has(code);
 }

@@ -16,6 +16,13 @@ export class S3Proxy {
   /** key -> how many more GETs to answer with 500. */
   readonly fail = new Map<string, number>();
   listing?: { order: ListingOrder; pageSize: number };
+  /** key -> headers added to its GET and HEAD answers (checksums, SSE), as real S3 would send them. */
+  readonly extraHeaders = new Map<string, Record<string, string>>();
+  /** key -> the part size it was uploaded with: HEAD ?partNumber=N is answered as S3 does. */
+  readonly partSizes = new Map<string, number>();
+  /** key -> how many more GETs to hold for `stallMs` before answering. */
+  readonly stall = new Map<string, number>();
+  stallMs = 0;
   private server?: http.Server;
   private readonly upstream: URL;
 
@@ -45,6 +52,9 @@ export class S3Proxy {
     this.requests.length = 0;
     this.corrupt.clear();
     this.fail.clear();
+    this.extraHeaders.clear();
+    this.partSizes.clear();
+    this.stall.clear();
     this.listing = undefined;
   }
 
@@ -56,6 +66,9 @@ export class S3Proxy {
     this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range });
 
     if (kind === 'list' && this.listing) return this.serveHostileListing(bucket, url, res);
+    if (req.method === 'GET' && key && this.take(this.stall, key)) await new Promise((r) => setTimeout(r, this.stallMs));
+    const partNumber = url.searchParams.get('partNumber');
+    if (req.method === 'HEAD' && key && partNumber && this.partSizes.has(key)) return this.servePartHead(req, res, key, Number(partNumber));
     if (req.method === 'GET' && key && this.take(this.fail, key)) {
       res.writeHead(500, { 'content-type': 'application/xml' });
       res.end('<Error><Code>InternalError</Code><Message>injected failure</Message></Error>');
@@ -63,7 +76,7 @@ export class S3Proxy {
     }
     const corrupt = req.method === 'GET' && key !== undefined && this.take(this.corrupt, key);
     const upstream = await this.forward(req);
-    res.writeHead(upstream.statusCode ?? 502, upstream.headers);
+    res.writeHead(upstream.statusCode ?? 502, { ...upstream.headers, ...(key ? this.extraHeaders.get(key) : undefined) });
     if (!corrupt) {
       upstream.pipe(res);
       return;
@@ -80,6 +93,23 @@ export class S3Proxy {
     upstream.on('end', () => res.end());
   }
 
+  /** What S3 answers to HEAD ?partNumber=N: that part's length and the number of parts. */
+  private async servePartHead(req: IncomingMessage, res: ServerResponse, key: string, partNumber: number): Promise<void> {
+    const whole = await this.forward(req, req.url?.split('?')[0]);
+    whole.resume();
+    const size = Number(whole.headers['content-length']);
+    const partSize = this.partSizes.get(key)!;
+    const parts = Math.ceil(size / partSize);
+    const length = Math.min(partSize, size - (partNumber - 1) * partSize);
+    res.writeHead(206, {
+      ...whole.headers,
+      'content-length': String(length),
+      'content-range': `bytes ${(partNumber - 1) * partSize}-${(partNumber - 1) * partSize + length - 1}/${size}`,
+      'x-amz-mp-parts-count': String(parts),
+    });
+    res.end();
+  }
+
   private take(map: Map<string, number>, key: string): boolean {
     const left = map.get(key) ?? 0;
     if (left <= 0) return false;
@@ -87,10 +117,10 @@ export class S3Proxy {
     return true;
   }
 
-  private forward(req: IncomingMessage): Promise<IncomingMessage> {
+  private forward(req: IncomingMessage, path = req.url): Promise<IncomingMessage> {
     return new Promise((resolve, reject) => {
       const out = http.request(
-        { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path: req.url, headers: req.headers },
+        { host: this.upstream.hostname, port: this.upstream.port, method: req.method, path, headers: req.headers },
         resolve,
       );
       out.on('error', reject);
