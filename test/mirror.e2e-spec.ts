@@ -392,6 +392,9 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
   it('answers 409 with the running run id to an overlapping sync, and runs in the background', async () => {
     await seed(Array.from({ length: 30 }, (_, i) => `bulk/${i}.txt`));
     await boot({ SYNC_CONCURRENCY: '1' });
+    // One slow object keeps the run going for sure while the second request comes in.
+    proxy.stallMs = 500;
+    proxy.stall.set('bulk/0.txt', 1);
     const started = await t.http().post('/api/v1/sync?background=true').expect(202);
     const runId = started.body.run_id as string;
     expect(started.body.status_url).toBe(`/api/v1/sync/runs/${runId}`);
@@ -404,6 +407,32 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(run).toMatchObject({ status: 'completed', counts: expect.objectContaining({ downloaded: 30 }) });
     const items = await t.http().get(`/api/v1/sync/runs/${runId}/items?offset=25&limit=10`).expect(200);
     expect(items.body.items).toHaveLength(5);
+  });
+
+  it('runs on the cron schedule, never overlapping itself, and shows live progress meanwhile', async () => {
+    await seed(['cron/a.txt', 'cron/b.txt']);
+    proxy.stallMs = 2500;
+    proxy.stall.set('cron/a.txt', 1);
+    await boot({ ENABLE_PERIODIC_SYNC: 'true', SYNC_CRON: '* * * * * *', SYNC_CONCURRENCY: '1' });
+    let progress: Array<{ runId: string; counts: Record<string, number>; listing: boolean }> = [];
+    // Wait for a run that has finished listing (its plan is complete) and is still downloading.
+    for (let i = 0; i < 100 && !(progress.length === 1 && !progress[0].listing); i++) {
+      progress = (await t.http().get('/api/v1/stats').expect(200)).body.running;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    expect(progress).toEqual([expect.objectContaining({ counts: expect.objectContaining({ listed: 2, toDownload: 2 }), listing: false })]);
+    let runs: Array<{ id: string; trigger: string; status: string; startedAt: string; finishedAt?: string }> = [];
+    for (let i = 0; i < 100 && runs.filter((r) => r.status !== 'running').length < 2; i++) {
+      await new Promise((r) => setTimeout(r, 50));
+      runs = (await t.http().get('/api/v1/sync/runs').expect(200)).body;
+    }
+    const finished = runs.filter((r) => r.status !== 'running').reverse();
+    expect(finished.length).toBeGreaterThanOrEqual(2);
+    expect(finished.every((r) => r.trigger === 'schedule' && r.status === 'completed')).toBe(true);
+    expect(finished[0].id).toBe(progress[0].runId);
+    // The first run took over 2.5 s while the cron fired every second: the next run started after it ended.
+    expect(Date.parse(finished[1].startedAt)).toBeGreaterThanOrEqual(Date.parse(finished[0].finishedAt!));
+    await expectMirrorMatches(['cron/a.txt', 'cron/b.txt']);
   });
 
   it('keeps its manifest across restarts (a resync after restart downloads nothing)', async () => {

@@ -249,6 +249,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
       // Backpressure: keep listing only while the download queue is short.
       await queue.onSizeLessThan(concurrency * 2);
     }
+    run.listing = false;
     await queue.onIdle();
     abort.signal.throwIfAborted();
   }
