@@ -121,7 +121,7 @@ export class EnvironmentVariables {
   MULTIPART_CHUNK_MB = 16;
 
   @Transform(toNumber) @IsInt() @Min(1) @Max(64)
-  MULTIPART_CONCURRENCY = 8;
+  MULTIPART_CONCURRENCY = 4;
 
   @IsBoolean() @Transform(toBoolean)
   DELETE_REMOVED_FILES = true;
