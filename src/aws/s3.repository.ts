@@ -1,30 +1,16 @@
-import {
-  HeadBucketCommand,
-  HeadObjectCommand,
-  ListObjectsV2Command,
-  NotFound,
-  S3Client,
-  S3ServiceException,
-} from '@aws-sdk/client-s3';
+import { HeadBucketCommand, HeadObjectCommand, NotFound, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import http, { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { AppConfig } from '../config/app-config';
-import { GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
+import { ListedObject, ListPage, parseListObjectsV2 } from './list-parser';
+import { canonicalQueryString, GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
+import { isTransient, S3RequestError } from './s3-errors';
 
-/** One entry of a bucket listing. */
-export interface ListedObject {
-  key: string;
-  size: number;
-  /** Without the surrounding quotes. */
-  etag: string;
-  lastModified: Date;
-}
+export { S3RequestError } from './s3-errors';
 
-export interface ListPage {
-  objects: ListedObject[];
-  nextToken?: string;
-}
+export type { ListedObject, ListPage } from './list-parser';
 
 export type ChecksumAlgorithm = 'crc64nvme' | 'crc32c' | 'crc32' | 'sha256' | 'sha1';
 export const CHECKSUM_ALGORITHMS: readonly ChecksumAlgorithm[] = ['crc64nvme', 'crc32c', 'crc32', 'sha256', 'sha1'];
@@ -57,20 +43,6 @@ export interface GetOptions {
   signal?: AbortSignal;
 }
 
-export class S3RequestError extends Error {
-  constructor(
-    readonly statusCode: number,
-    readonly s3Code: string,
-    message: string,
-  ) {
-    super(message);
-    this.name = 'S3RequestError';
-  }
-  /** Worth another attempt: throttling, server errors and a changed object under a ranged read. */
-  get retryable(): boolean {
-    return this.statusCode >= 500 || this.statusCode === 429 || this.statusCode === 408 || this.s3Code === 'SlowDown';
-  }
-}
 
 /** SignatureV4 wants an async hash class; node's crypto does the work. */
 /** RFC 3986 encoding of a key, as S3's canonical URI expects it ("/" kept). */
@@ -94,6 +66,9 @@ export class S3Repository implements OnModuleDestroy {
   private readonly signer: GetRequestSigner;
   private readonly baseUrl: URL;
   private readonly pathPrefix: string;
+  /** The bucket's own path, for bucket-level requests such as listing. */
+  private readonly bucketPath: string;
+  private readonly listRetry: RetryPolicy;
   private readonly agent: http.Agent;
   private readonly request: typeof http.request;
 
@@ -116,6 +91,11 @@ export class S3Repository implements OnModuleDestroy {
     this.baseUrl = new URL(base);
     const basePath = this.baseUrl.pathname.replace(/\/$/, '');
     this.pathPrefix = pathStyle ? `${basePath}/${bucket}/` : `${basePath}/`;
+    this.bucketPath = pathStyle ? `${basePath}/${bucket}` : `${basePath}/`;
+    this.listRetry = retry(handleWhen(isTransient), {
+      maxAttempts: config.sync.retryAttempts,
+      backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 }),
+    });
     const isHttps = this.baseUrl.protocol === 'https:';
     const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
     this.agent = isHttps ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
@@ -127,17 +107,18 @@ export class S3Repository implements OnModuleDestroy {
     this.client.destroy();
   }
 
-  async listPage(prefix: string, continuationToken?: string, maxKeys = 1000): Promise<ListPage> {
-    const out = await this.client.send(
-      new ListObjectsV2Command({ Bucket: this.bucket, Prefix: prefix || undefined, ContinuationToken: continuationToken, MaxKeys: maxKeys }),
-    );
-    const objects = (out.Contents ?? []).map((o) => ({
-      key: o.Key ?? '',
-      size: o.Size ?? 0,
-      etag: stripQuotes(o.ETag),
-      lastModified: o.LastModified ?? new Date(0),
-    }));
-    return { objects, nextToken: out.IsTruncated ? out.NextContinuationToken : undefined };
+  /**
+   * One page of ListObjectsV2, through the lean signed GET and parser (see list-parser.ts), retried
+   * on transient failures like every SDK call.
+   */
+  listPage(prefix: string, continuationToken?: string, maxKeys = 1000): Promise<ListPage> {
+    const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(maxKeys) };
+    if (prefix) query.prefix = prefix;
+    if (continuationToken) query['continuation-token'] = continuationToken;
+    return this.listRetry.execute(async () => {
+      const res = await this.signedGet(this.bucketPath, query, {});
+      return parseListObjectsV2(await readText(res));
+    });
   }
 
   async *list(prefix: string): AsyncGenerator<ListedObject[]> {
@@ -190,47 +171,60 @@ export class S3Repository implements OnModuleDestroy {
 
   /** Streams an object (or a byte range of it). Rejects with S3RequestError on a non-2xx answer. */
   async getObject(key: string, options: GetOptions = {}): Promise<ObjectStream> {
-    const headers: Record<string, string> = {
-      'x-amz-content-sha256': UNSIGNED_PAYLOAD,
-      'x-amz-checksum-mode': 'ENABLED',
-    };
+    const headers: Record<string, string> = { 'x-amz-checksum-mode': 'ENABLED' };
     if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end}`;
     if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
-    const path = this.pathPrefix + encodeKeyPath(key);
+    const res = await this.signedGet(this.pathPrefix + encodeKeyPath(key), {}, headers, options.signal);
+    return { head: headFromHeaders(res), body: res };
+  }
+
+  /** A SigV4-signed GET on the keep-alive agent; resolves with a 2xx response, else rejects with S3RequestError. */
+  private async signedGet(path: string, query: Record<string, string>, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingMessage> {
     // The SDK's provider chain caches and refreshes credentials (env, profile, SSO, IMDS, ECS...).
     const credentials = await this.client.config.credentials();
-    const signed = this.signer.sign(credentials, this.baseUrl.host, path, headers, new Date());
-    return new Promise<ObjectStream>((resolve, reject) => {
+    const signed = this.signer.sign(credentials, this.baseUrl.host, path, { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers }, new Date(), query);
+    const search = canonicalQueryString(query);
+    return new Promise<IncomingMessage>((resolve, reject) => {
       const req = this.request({
         agent: this.agent,
         protocol: this.baseUrl.protocol,
         hostname: this.baseUrl.hostname,
         port: this.baseUrl.port || undefined,
         method: 'GET',
-        path,
+        path: search ? `${path}?${search}` : path,
         headers: signed,
-        signal: options.signal,
+        signal,
       });
       req.once('error', reject);
       req.once('response', (res) => {
         const status = res.statusCode ?? 0;
-        if (status === 200 || status === 206) {
-          resolve({ head: headFromHeaders(res), body: res });
+        if (status >= 200 && status < 300) {
+          resolve(res);
           return;
         }
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.length < 64 && chunks.push(c));
-        res.once('error', reject);
-        res.once('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
+        readText(res, 4096).then((text) => {
           const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? String(status);
           const message = /<Message>([^<]+)<\/Message>/.exec(text)?.[1] ?? `HTTP ${status}`;
-          reject(new S3RequestError(status, code, `GET ${key}: ${code}: ${message}`));
-        });
+          reject(new S3RequestError(status, code, `GET ${path}: ${code}: ${message}`));
+        }, reject);
       });
       req.end();
     });
   }
+}
+
+/** The body as text (at most `limit` characters are kept). */
+function readText(res: IncomingMessage, limit = Infinity): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    res.on('data', (c: Buffer) => {
+      if (size < limit) chunks.push(c);
+      size += c.length;
+    });
+    res.once('error', reject);
+    res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
+  });
 }
 
 function header(res: IncomingMessage, name: string): string | undefined {

@@ -45,10 +45,7 @@ export class GetRequestSigner {
     const signedHeaders = names.join(';');
     let canonicalHeaders = '';
     for (const name of names) canonicalHeaders += `${name}:${all[name].trim().replace(/\s+/g, ' ')}\n`;
-    const canonicalQuery = Object.keys(query)
-      .sort()
-      .map((k) => `${rfc3986(k)}=${rfc3986(query[k])}`)
-      .join('&');
+    const canonicalQuery = canonicalQueryString(query);
     const payloadHash = all['x-amz-content-sha256'] ?? UNSIGNED_PAYLOAD;
     const canonicalRequest = `GET\n${path}\n${canonicalQuery}\n${canonicalHeaders}\n${signedHeaders}\n${payloadHash}`;
     const scope = `${day}/${this.region}/${this.service}/aws4_request`;
@@ -70,6 +67,14 @@ export class GetRequestSigner {
     }
     return this.key;
   }
+}
+
+/** The query as SigV4 signs it; sending it in this same form keeps request and signature in step. */
+export function canonicalQueryString(query: Record<string, string>): string {
+  return Object.keys(query)
+    .sort()
+    .map((k) => `${rfc3986(k)}=${rfc3986(query[k])}`)
+    .join('&');
 }
 
 /** RFC 3986 encoding, as SigV4 canonical strings require. */

@@ -89,6 +89,7 @@ export class ManifestStore implements OnModuleDestroy {
   private readonly pending = new Map<string, ManifestEntry>();
   private flushScheduled = false;
   private readonly getStmt: Statement<[string], Row>;
+  private readonly committedStmt: Statement<[string], { etag: string; size: number }>;
   private readonly upsertStmt: Statement<Row>;
   private readonly deleteStmt: Statement<[string]>;
   private readonly stageStmt: Statement<[string, string]>;
@@ -99,6 +100,7 @@ export class ManifestStore implements OnModuleDestroy {
   constructor(private readonly sqlite: SqliteDatabase) {
     const db = sqlite.db;
     this.getStmt = db.prepare('SELECT * FROM manifest WHERE key = ?');
+    this.committedStmt = db.prepare('SELECT etag, size FROM manifest WHERE key = ?');
     this.upsertStmt = db.prepare(
       `INSERT INTO manifest (key, etag, size, last_modified, version_id, sequencer, checksum, verified_by, local_path, synced_at)
        VALUES (@key, @etag, @size, @last_modified, @version_id, @sequencer, @checksum, @verified_by, @local_path, @synced_at)
@@ -120,6 +122,11 @@ export class ManifestStore implements OnModuleDestroy {
 
   onModuleDestroy(): void {
     this.flush();
+  }
+
+  /** Just what a sync compares (etag, size): one small row read per listed key. */
+  committed(key: string): { etag: string; size: number } | undefined {
+    return this.pending.get(key) ?? this.committedStmt.get(key);
   }
 
   get(key: string): ManifestEntry | undefined {

@@ -5,6 +5,7 @@ import { mkdir, opendir, realpath, rmdir, stat, unlink } from 'node:fs/promises'
 import { dirname, join, sep } from 'node:path';
 import { createHash } from 'node:crypto';
 import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
+import { isTransient } from '../aws/s3-errors';
 import { Clock } from '../common/clock';
 import { AppError, ConflictError, IntegrityError, NotFoundError, UnsafeKeyError } from '../common/errors';
 import { KeyedLock } from '../common/keyed-lock';
@@ -33,7 +34,6 @@ export interface Committed {
 type FileMapping = Extract<KeyMapping, { kind: 'file' }>;
 
 const DIR_CHECK_TTL_MS = 5000;
-const TRANSIENT_CODES = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'UND_ERR_SOCKET']);
 
 /**
  * The local side of the mirror. Every object reaches disk the same way: streamed into a temporary
@@ -423,14 +423,10 @@ export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && 'code' in err && err.code === code;
 }
 
-/** Transient failures worth another attempt; a cancelled run, a bad key or a clash is not. */
+/** Worth another attempt: what is transient for any S3 call, a corrupted body, or an object that changed under a ranged read. */
 export function isRetryable(err: Error): boolean {
   if (err instanceof IntegrityError) return true;
-  if (err instanceof S3RequestError) return err.retryable || err.statusCode === 412;
+  if (err instanceof S3RequestError && err.statusCode === 412) return true;
   if (err instanceof AppError) return false;
-  if (err.name === 'TimeoutError') return true;
-  // By name, not instanceof: the DOMException may come from another realm (a VM context).
-  if (err.name === 'AbortError') return typeof err.cause === 'object' && err.cause !== null && (err.cause as { name?: unknown }).name === 'TimeoutError';
-  const code = (err as NodeJS.ErrnoException).code;
-  return code !== undefined && TRANSIENT_CODES.has(code);
+  return isTransient(err);
 }

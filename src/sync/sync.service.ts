@@ -217,7 +217,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
           this.addItem(run, { operation: 'refuse', key: object.key, status: 'failed', message: mapping.reason });
           continue;
         }
-        const decision = planObject(object, this.manifest.get(object.key), this.mirror.localFile(mapping), {
+        const decision = planObject(object, this.manifest.committed(object.key), this.mirror.localFile(mapping), {
           maxFileBytes,
           skipExisting,
         });
