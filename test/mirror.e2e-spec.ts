@@ -27,6 +27,7 @@ const TREE = [
   'reports/q3 summary/résumé+final.txt',
   'odd/100%.txt',
   'odd/a+b=c.txt',
+  "odd/x&y<z>'q\"uote.txt",
   'Mixed/Upper.txt',
   'Mixed/lower.txt',
   'Mixed/_underscore.txt',
