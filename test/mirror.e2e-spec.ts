@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readdirSync } from 'node:fs';
 import { mkdir, readFile, stat, symlink, utimes, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { bootApp, filesUnder, TestApp, tempDir } from './support/app';
+import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
 import { contentFor, emulatorEndpoint, newBucket, put, putMultipart, remove, testS3 } from './support/s3';
 import { S3Proxy } from './support/s3-proxy';
 
@@ -380,8 +380,8 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
 
   it('times out a stalled download and succeeds on the retry', async () => {
     await seed(['slow.txt']);
-    await boot({ DOWNLOAD_TIMEOUT_SECONDS: '1', RETRY_ATTEMPTS: '1' });
-    proxy.stallMs = 1500;
+    await boot({ DOWNLOAD_TIMEOUT_SECONDS: '2', RETRY_ATTEMPTS: '1' });
+    proxy.stallMs = 4000;
     proxy.stall.set('slow.txt', 1);
     const report = await sync();
     expect(report.sync_details).toEqual([expect.objectContaining({ status: 'success' })]);
@@ -394,17 +394,19 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await seed(Array.from({ length: 30 }, (_, i) => `bulk/${i}.txt`));
     await boot({ SYNC_CONCURRENCY: '1' });
     // One slow object keeps the run going for sure while the second request comes in.
-    proxy.stallMs = 500;
+    proxy.stallMs = 1500;
     proxy.stall.set('bulk/0.txt', 1);
     const started = await t.http().post('/api/v1/sync?background=true').expect(202);
     const runId = started.body.run_id as string;
     expect(started.body.status_url).toBe(`/api/v1/sync/runs/${runId}`);
     const conflict = await t.http().post('/api/v1/sync?prefix=bulk/').expect(409);
     expect(conflict.body).toMatchObject({ statusCode: 409, details: { runId } });
-    let run;
-    do {
-      run = (await t.http().get(`/api/v1/sync/runs/${runId}`).expect(200)).body;
-    } while (run.status === 'running' && (await new Promise((r) => setTimeout(r, 20)), true));
+    const run = await eventually(
+      async () => (await t.http().get(`/api/v1/sync/runs/${runId}`).expect(200)).body as { status: string },
+      (r) => r.status !== 'running',
+      15_000,
+      'the background run to finish',
+    );
     expect(run).toMatchObject({ status: 'completed', counts: expect.objectContaining({ downloaded: 30 }) });
     const items = await t.http().get(`/api/v1/sync/runs/${runId}/items?offset=25&limit=10`).expect(200);
     expect(items.body.items).toHaveLength(5);
@@ -412,26 +414,30 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
 
   it('runs on the cron schedule, never overlapping itself, and shows live progress meanwhile', async () => {
     await seed(['cron/a.txt', 'cron/b.txt']);
-    proxy.stallMs = 2500;
+    proxy.stallMs = 3000;
     proxy.stall.set('cron/a.txt', 1);
     await boot({ ENABLE_PERIODIC_SYNC: 'true', SYNC_CRON: '* * * * * *', SYNC_CONCURRENCY: '1' });
-    let progress: Array<{ runId: string; counts: Record<string, number>; listing: boolean }> = [];
-    // Wait for a run that has finished listing (its plan is complete) and is still downloading.
-    for (let i = 0; i < 100 && !(progress.length === 1 && !progress[0].listing); i++) {
-      progress = (await t.http().get('/api/v1/stats').expect(200)).body.running;
-      await new Promise((r) => setTimeout(r, 20));
-    }
+    type Progress = { runId: string; counts: Record<string, number>; listing: boolean };
+    // A run that has finished listing (its plan is complete) and is still downloading.
+    const progress = await eventually(
+      async () => (await t.http().get('/api/v1/stats').expect(200)).body.running as Progress[],
+      (p) => p.length === 1 && !p[0].listing,
+      15_000,
+      'a running sync past its listing',
+    );
     expect(progress).toEqual([expect.objectContaining({ counts: expect.objectContaining({ listed: 2, toDownload: 2 }), listing: false })]);
-    let runs: Array<{ id: string; trigger: string; status: string; startedAt: string; finishedAt?: string }> = [];
-    for (let i = 0; i < 100 && runs.filter((r) => r.status !== 'running').length < 2; i++) {
-      await new Promise((r) => setTimeout(r, 50));
-      runs = (await t.http().get('/api/v1/sync/runs').expect(200)).body;
-    }
+    type Run = { id: string; trigger: string; status: string; startedAt: string; finishedAt?: string };
+    const runs = await eventually(
+      async () => (await t.http().get('/api/v1/sync/runs').expect(200)).body as Run[],
+      (r) => r.filter((x) => x.status !== 'running').length >= 2,
+      20_000,
+      'two finished scheduled runs',
+    );
     const finished = runs.filter((r) => r.status !== 'running').reverse();
     expect(finished.length).toBeGreaterThanOrEqual(2);
     expect(finished.every((r) => r.trigger === 'schedule' && r.status === 'completed')).toBe(true);
     expect(finished[0].id).toBe(progress[0].runId);
-    // The first run took over 2.5 s while the cron fired every second: the next run started after it ended.
+    // The first run took over 3 s while the cron fired every second: the next run started after it ended.
     expect(Date.parse(finished[1].startedAt)).toBeGreaterThanOrEqual(Date.parse(finished[0].finishedAt!));
     await expectMirrorMatches(['cron/a.txt', 'cron/b.txt']);
   });
@@ -459,7 +465,6 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await mkdir(dirname(leftover), { recursive: true });
     await writeFile(leftover, 'half a file');
     t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: endpoint, LOCAL_DOWNLOAD_DIR: mirrorDir, STATE_DIR: stateDir });
-    for (let i = 0; i < 100 && existsSync(leftover); i++) await new Promise((r) => setTimeout(r, 10));
-    expect(existsSync(leftover)).toBe(false);
+    await eventually(() => existsSync(leftover), (present) => !present, 15_000, 'the partial file to be swept');
   });
 });

@@ -59,3 +59,14 @@ export async function filesUnder(dir: string): Promise<string[]> {
   await walk(dir).catch(() => undefined);
   return out.sort();
 }
+
+/** Polls `probe` until it returns a value that `done` accepts, or fails after `timeoutMs`. */
+export async function eventually<T>(probe: () => Promise<T> | T, done: (value: T) => boolean, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const value = await probe();
+    if (done(value)) return value;
+    if (Date.now() > deadline) throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}; last value: ${JSON.stringify(value)}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
