@@ -33,8 +33,8 @@ const BATCH_FILES = 16;
 export class FileCommitter implements OnModuleDestroy {
   private readonly pool = new Piscina<{ files: CommitFile[] }, CommitResult[]>({
     filename: join(__dirname, 'file-commit.worker.js'),
-    // Started with the service, so the first sync does not pay for starting threads.
-    minThreads: 2,
+    // One thread is started with the service, so the first sync does not wait for it.
+    minThreads: 1,
     maxThreads: 4,
     idleTimeout: 30_000,
     recordTiming: false,
