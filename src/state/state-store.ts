@@ -4,7 +4,7 @@
  */
 export type RunStatus = 'running' | 'completed' | 'completed_with_errors' | 'failed' | 'aborted' | 'interrupted';
 export type RunTrigger = 'api' | 'schedule' | 'startup';
-export type RunOperation = 'download' | 'delete' | 'skip' | 'refuse' | 'list';
+export type RunOperation = 'download' | 'delete' | 'skip' | 'refuse';
 export type RunItemStatus = 'success' | 'failed' | 'skipped' | 'planned';
 
 export interface RunCounts {

@@ -1,4 +1,4 @@
-import { Crc32c, Crc64Nvme } from '@aws-sdk/checksums/crc';
+import { Crc32c, Crc64Nvme } from '../aws/checksums';
 import { createHash, type Hash } from 'node:crypto';
 import { crc32 } from 'node:zlib';
 import type { ChecksumAlgorithm } from '../aws/s3.repository';

@@ -49,7 +49,7 @@ export class RunCountsDto implements RunCounts {
 }
 
 export class SyncDetailDto {
-  @ApiProperty({ enum: ['download', 'delete', 'skip', 'refuse', 'list'] }) operation!: RunItem['operation'];
+  @ApiProperty({ enum: ['download', 'delete', 'skip', 'refuse'] }) operation!: RunItem['operation'];
   @ApiProperty({ example: 'logs/2026/11/23/app.jsonl' }) file_key!: string;
   @ApiProperty({ enum: ['success', 'failed', 'skipped', 'planned'] }) status!: RunItem['status'];
   @ApiPropertyOptional({ example: 'new; 4096 bytes, verified by md5' }) message?: string;
