@@ -455,6 +455,27 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(proxy.objectGets()).toBe(0);
   });
 
+  it('keeps only RUN_HISTORY_LIMIT finished runs, and clears listings a crash left staged', async () => {
+    await seed(['h.txt']);
+    await boot({ RUN_HISTORY_LIMIT: '2' });
+    const ids: string[] = [];
+    for (let i = 0; i < 4; i++) ids.push((await sync()).run_id);
+    const runs = (await t.http().get('/api/v1/sync/runs').expect(200)).body as Array<{ id: string }>;
+    expect(runs.map((r) => r.id)).toEqual([ids[3], ids[2]]);
+    await t.http().get(`/api/v1/sync/runs/${ids[0]}`).expect(404);
+
+    const { mirrorDir, stateDir } = t;
+    await t.close();
+    const Database = (await import('better-sqlite3')).default;
+    const db = new Database(join(stateDir, 'state.db'));
+    db.prepare('INSERT INTO listing (run_id, key) VALUES (?, ?)').run('crashed-run', 'h.txt');
+    db.close();
+    t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: endpoint, LOCAL_DOWNLOAD_DIR: mirrorDir, STATE_DIR: stateDir });
+    const check = new Database(join(stateDir, 'state.db'), { readonly: true });
+    expect(check.prepare('SELECT COUNT(*) AS n FROM listing').get()).toEqual({ n: 0 });
+    check.close();
+  });
+
   it('leaves no partial file behind and removes those left by a crash', async () => {
     await seed(['a.txt']);
     await boot();

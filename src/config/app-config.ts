@@ -32,6 +32,8 @@ export class AppConfig {
     /** -1 means no limit. */
     maxDelete: number;
     minFreeDiskBytes: number;
+    /** Finished runs kept (with their per-object items). */
+    runHistory: number;
   };
   readonly state: { dir: string };
   readonly api: { host: string; port: number; apiKey?: string };
@@ -64,6 +66,7 @@ export class AppConfig {
       deleteRemoved: env.DELETE_REMOVED_FILES,
       maxDelete: env.MAX_DELETE,
       minFreeDiskBytes: Math.round(env.MIN_FREE_DISK_MB * MiB),
+      runHistory: env.RUN_HISTORY_LIMIT,
     };
     this.state = { dir: resolve(env.STATE_DIR) };
     this.api = { host: env.API_HOST, port: env.API_PORT, apiKey: env.API_KEY };

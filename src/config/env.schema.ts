@@ -132,6 +132,9 @@ export class EnvironmentVariables {
   @Transform(toNumber) @Min(0)
   MIN_FREE_DISK_MB = 512;
 
+  @Transform(toNumber) @IsInt() @Min(1) @Max(1_000_000)
+  RUN_HISTORY_LIMIT = 200;
+
   @IsOptional() @IsString() @MinLength(16, { message: 'must be at least 16 characters' })
   API_KEY?: string;
 }

@@ -195,6 +195,11 @@ export class ManifestStore implements OnModuleDestroy {
     }
   }
 
+  /** Drops every staged listing: at start-up, when no run can be going, this clears what a crash left. */
+  clearAllListings(): void {
+    this.sqlite.db.prepare('DELETE FROM listing').run();
+  }
+
   clearListing(runId: string): void {
     this.sqlite.db.prepare('DELETE FROM listing WHERE run_id = ?').run(runId);
   }

@@ -90,6 +90,20 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       await expect(store.runTotals()).resolves.toEqual({ runs: 5, failedRuns: 3 });
     });
 
+    it('prunes all but the newest finished runs, with their items, and never a running one', async () => {
+      const at = (h: number): Date => new Date(Date.UTC(2026, 10, 23, h));
+      const oldest = run({ status: 'completed', startedAt: at(1) });
+      const old = run({ status: 'failed', startedAt: at(2) });
+      const recent = run({ status: 'completed', startedAt: at(3) });
+      const running = run({ status: 'running', startedAt: at(0) });
+      for (const r of [oldest, old, recent, running]) await store.createRun(r);
+      await store.appendRunItems(oldest.id, [{ operation: 'download', key: 'k', status: 'success' }]);
+      await expect(store.pruneRuns(1)).resolves.toBe(2);
+      expect((await store.listRuns(10)).map((r) => r.id).sort()).toEqual([recent.id, running.id].sort());
+      expect(await store.getRunItems(oldest.id, 0, 10)).toEqual([]);
+      await expect(store.pruneRuns(1)).resolves.toBe(0);
+    });
+
     it('marks runs left running by a dead process as interrupted, and only those', async () => {
       const stale = run();
       const done = run({ status: 'completed' });

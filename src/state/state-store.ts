@@ -67,6 +67,8 @@ export abstract class StateStore {
   /** Items in the order they were appended. */
   abstract getRunItems(runId: string, offset: number, limit: number): Promise<RunItem[]>;
   abstract runTotals(): Promise<RunTotals>;
+  /** Deletes all but the newest `keep` finished runs and their items; returns how many runs went. */
+  abstract pruneRuns(keep: number): Promise<number>;
   /** Marks runs left `running` by a previous process as `interrupted`; returns how many. */
   abstract interruptStaleRuns(message: string): Promise<number>;
 }

@@ -65,6 +65,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   async onApplicationBootstrap(): Promise<void> {
     const stale = await this.store.interruptStaleRuns('the process stopped while this run was going');
     if (stale > 0) this.logger.warn({ runs: stale }, 'marked runs left by a previous process as interrupted');
+    this.manifest.clearAllListings();
   }
 
   async onApplicationShutdown(signal?: string): Promise<void> {
@@ -195,6 +196,9 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
         finishedAt: record.finishedAt,
         counts: record.counts,
       });
+      await this.store.pruneRuns(this.config.sync.runHistory).catch((err: unknown) =>
+        this.logger.warn({ err: errorMessage(err) }, 'could not prune the run history'),
+      );
     }
     this.logger.log({ ...log, status: record.status, counts: record.counts }, record.message ?? 'sync finished');
     return { ...record, counts: { ...record.counts } };

@@ -106,6 +106,17 @@ export class SqliteStateStore extends StateStore {
     return Promise.resolve({ runs: row.runs, failedRuns: row.failedRuns ?? 0 });
   }
 
+  pruneRuns(keep: number): Promise<number> {
+    // run_items go with their run (ON DELETE CASCADE).
+    const info = this.sqlite.db
+      .prepare(
+        `DELETE FROM runs WHERE status != 'running' AND id NOT IN (
+           SELECT id FROM runs WHERE status != 'running' ORDER BY started_at DESC LIMIT ?)`,
+      )
+      .run(keep);
+    return Promise.resolve(info.changes);
+  }
+
   interruptStaleRuns(message: string): Promise<number> {
     const info = this.sqlite.db
       .prepare(`UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? WHERE status = 'running'`)
