@@ -34,6 +34,11 @@ function field(block: string, tag: string): string | undefined {
   return end === -1 ? undefined : block.slice(start, end);
 }
 
+/** S3 sends ETags in double quotes; the service keeps them bare. */
+export function stripQuotes(etag: string | undefined): string {
+  return (etag ?? '').replace(/^"|"$/g, '');
+}
+
 export class ListParseError extends Error {}
 
 export function parseListObjectsV2(xml: string): ListPage {
@@ -55,7 +60,7 @@ export function parseListObjectsV2(xml: string): ListPage {
     objects.push({
       key: decodeXmlText(key),
       size: Number(size),
-      etag: decodeXmlText(field(block, 'ETag') ?? '').replace(/^"|"$/g, ''),
+      etag: stripQuotes(decodeXmlText(field(block, 'ETag') ?? '')),
       lastModified: new Date(lastModified),
     });
     from = close + 11;

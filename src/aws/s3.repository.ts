@@ -4,7 +4,7 @@ import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import http, { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { AppConfig } from '../config/app-config';
-import { ListedObject, ListPage, parseListObjectsV2 } from './list-parser';
+import { ListedObject, ListPage, parseListObjectsV2, stripQuotes } from './list-parser';
 import { canonicalQueryString, GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
 import { isTransient, S3RequestError } from './s3-errors';
 
@@ -46,10 +46,6 @@ export interface GetOptions {
 /** RFC 3986 encoding of a key, as S3's canonical URI expects it ("/" kept). */
 export function encodeKeyPath(key: string): string {
   return key.split('/').map(rfc3986).join('/');
-}
-
-function stripQuotes(etag: string | undefined): string {
-  return (etag ?? '').replace(/^"|"$/g, '');
 }
 
 /**

@@ -55,6 +55,11 @@ export class IntegrityError extends AppError {
   }
 }
 
+/** Whether `err` is a system error with this errno code (ENOENT, EISDIR...). */
+export function isErrno(err: unknown, code: string): boolean {
+  return typeof err === 'object' && err !== null && 'code' in err && err.code === code;
+}
+
 export function errorMessage(err: unknown): string {
   if (err instanceof Error) return err.message || err.name;
   return String(err);

@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { S3Repository } from '../aws/s3.repository';
+import { isErrno } from '../common/errors';
 import { TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { SqliteDatabase } from '../state/sqlite/sqlite.database';
@@ -39,8 +40,8 @@ export class HealthIndicators {
         // partial files may remove it first, which is fine.
         const probe = join(this.config.sync.localDir, `.health-${randomBytes(4).toString('hex')}${TEMP_SUFFIX}`);
         await writeFile(probe, '');
-        await unlink(probe).catch((err: NodeJS.ErrnoException) => {
-          if (err.code !== 'ENOENT') throw err;
+        await unlink(probe).catch((err: unknown) => {
+          if (!isErrno(err, 'ENOENT')) throw err;
         });
         return { writable: true };
       })

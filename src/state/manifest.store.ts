@@ -79,6 +79,10 @@ function prefixRange(prefix: string): { lo: string; hi: string | null } {
  * the mirror. A sync stages the keys it lists in `listing` and finds deletions with one query,
  * which is right whatever order the endpoint lists keys in.
  */
+/** Manifest rows (alias m) under a prefix range that a run's staged listing does not contain. */
+const NOT_LISTED = `m.key >= @lo AND (@hi IS NULL OR m.key < @hi)
+  AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.run_id = @runId AND l.key = m.key)`;
+
 @Injectable()
 export class ManifestStore implements OnModuleDestroy {
   /**
@@ -94,6 +98,7 @@ export class ManifestStore implements OnModuleDestroy {
   private readonly deleteStmt: Statement<[string]>;
   private readonly stageStmt: Statement<[string, string]>;
   private readonly goneStmt: Statement<{ lo: string; hi: string | null; after: string; runId: string }, Row>;
+  private readonly goneCountStmt: Statement<{ lo: string; hi: string | null; runId: string }, { n: number }>;
   private readonly pageStmt: Statement<{ lo: string; hi: string | null; after: string; limit: number }, Row>;
   private readonly totalsStmt: Statement<[], { files: number; bytes: number | null }>;
 
@@ -110,12 +115,8 @@ export class ManifestStore implements OnModuleDestroy {
     );
     this.deleteStmt = db.prepare('DELETE FROM manifest WHERE key = ?');
     this.stageStmt = db.prepare('INSERT OR IGNORE INTO listing (run_id, key) VALUES (?, ?)');
-    this.goneStmt = db.prepare(
-      `SELECT m.* FROM manifest m
-       WHERE m.key >= @lo AND (@hi IS NULL OR m.key < @hi) AND m.key > @after
-         AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.run_id = @runId AND l.key = m.key)
-       ORDER BY m.key LIMIT 500`,
-    );
+    this.goneStmt = db.prepare(`SELECT m.* FROM manifest m WHERE ${NOT_LISTED} AND m.key > @after ORDER BY m.key LIMIT 500`);
+    this.goneCountStmt = db.prepare(`SELECT COUNT(*) AS n FROM manifest m WHERE ${NOT_LISTED}`);
     this.pageStmt = db.prepare(`SELECT * FROM manifest WHERE key >= @lo AND (@hi IS NULL OR key < @hi) AND key > @after ORDER BY key LIMIT @limit`);
     this.totalsStmt = db.prepare('SELECT COUNT(*) AS files, SUM(size) AS bytes FROM manifest');
   }
@@ -198,6 +199,12 @@ export class ManifestStore implements OnModuleDestroy {
   /** Drops every staged listing: at start-up, when no run can be going, this clears what a crash left. */
   clearAllListings(): void {
     this.sqlite.db.prepare('DELETE FROM listing').run();
+  }
+
+  /** How many entries `missingFromListing` would yield, counted in one query. */
+  countMissingFromListing(runId: string, prefix: string): number {
+    this.flush();
+    return this.goneCountStmt.get({ ...prefixRange(prefix), runId })?.n ?? 0;
   }
 
   clearListing(runId: string): void {

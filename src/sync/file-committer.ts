@@ -1,6 +1,7 @@
 import { Injectable, OnModuleDestroy } from '@nestjs/common';
 import { join } from 'node:path';
 import Piscina from 'piscina';
+import { IntegrityError } from '../common/errors';
 
 interface CommitFile {
   tmpPath: string;
@@ -12,6 +13,8 @@ interface CommitFile {
 }
 type CommitResult = { ok: true } | { ok: false; code: string | undefined; message: string };
 interface Pending {
+  /** The object key, for error messages (never the local path). */
+  key: string;
   file: CommitFile;
   resolve: () => void;
   reject: (err: Error) => void;
@@ -20,7 +23,7 @@ interface Pending {
 /** Objects up to this size are committed whole by a worker thread (see file-commit.worker.js). */
 export const SMALL_OBJECT_BYTES = 1024 * 1024;
 /** The error code the worker reports for an MD5 mismatch. */
-export const INTEGRITY_CODE = 'EINTEGRITY';
+const INTEGRITY_CODE = 'EINTEGRITY';
 /** Files sent to a worker in one message at most. */
 const BATCH_FILES = 16;
 
@@ -48,10 +51,10 @@ export class FileCommitter implements OnModuleDestroy {
    * own, which is transferred to the worker as it is (no copy; unusable here afterwards); a chunk
    * that shares its buffer is copied first, since structured clone would copy the whole buffer.
    */
-  commit(tmpPath: string, target: string, chunks: readonly Uint8Array[], mtime: Date, md5?: string): Promise<void> {
+  commit(key: string, tmpPath: string, target: string, chunks: readonly Uint8Array[], mtime: Date, md5?: string): Promise<void> {
     const owned = chunks.map((c) => (c.byteOffset === 0 && c.byteLength === c.buffer.byteLength ? c : new Uint8Array(c)));
     return new Promise<void>((resolve, reject) => {
-      this.queue.push({ file: { tmpPath, target, chunks: owned, mtimeMs: mtime.getTime(), md5 }, resolve, reject });
+      this.queue.push({ key, file: { tmpPath, target, chunks: owned, mtimeMs: mtime.getTime(), md5 }, resolve, reject });
       if (this.queue.length >= BATCH_FILES) this.send();
       else if (!this.scheduled) {
         this.scheduled = true;
@@ -71,7 +74,7 @@ export class FileCommitter implements OnModuleDestroy {
       (results) =>
         results.forEach((result, i) => {
           if (result.ok) batch[i].resolve();
-          else batch[i].reject(Object.assign(new Error(result.message), { code: result.code }));
+          else batch[i].reject(failure(batch[i].key, result));
         }),
       (err: unknown) => batch.forEach((p) => p.reject(err instanceof Error ? err : new Error(String(err)))),
     );
@@ -81,4 +84,10 @@ export class FileCommitter implements OnModuleDestroy {
     this.send();
     await this.pool.destroy();
   }
+}
+
+/** The error a failed commit stands for: a bad MD5 is an IntegrityError; anything else keeps its errno code. */
+function failure(key: string, result: Extract<CommitResult, { ok: false }>): Error {
+  if (result.code === INTEGRITY_CODE) return new IntegrityError(`${key}: ${result.message}`, { method: 'md5' });
+  return Object.assign(new Error(result.message), { code: result.code });
 }

@@ -7,12 +7,12 @@ import { createHash } from 'node:crypto';
 import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
 import { isTransient } from '../aws/s3-errors';
 import { Clock } from '../common/clock';
-import { AppError, ConflictError, IntegrityError, NotFoundError, UnsafeKeyError } from '../common/errors';
+import { AppError, ConflictError, IntegrityError, isErrno, NotFoundError, UnsafeKeyError } from '../common/errors';
 import { KeyedLock } from '../common/keyed-lock';
 import { isStrictlyInside, KeyMapping, mapKey, TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry, ManifestStore, VerificationMethod } from '../state/manifest.store';
-import { FileCommitter, INTEGRITY_CODE, SMALL_OBJECT_BYTES } from './file-committer';
+import { FileCommitter, SMALL_OBJECT_BYTES } from './file-committer';
 import { TempFile, tempPathIn } from './temp-file';
 import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
 import type { LocalFile, RemoteObject } from './sync-planner';
@@ -193,11 +193,8 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
     const dir = dirname(mapping.absPath);
     await this.ensureDir(dir, mapping.key);
     try {
-      await this.committer.commit(tempPathIn(dir), mapping.absPath, chunks, head.lastModified, verification.method === 'md5' ? verification.expected : undefined);
+      await this.committer.commit(mapping.key, tempPathIn(dir), mapping.absPath, chunks, head.lastModified, verification.method === 'md5' ? verification.expected : undefined);
     } catch (err) {
-      if (err instanceof Error && (err as NodeJS.ErrnoException).code === INTEGRITY_CODE) {
-        throw new IntegrityError(`${object.key}: ${err.message}`, { method: 'md5' });
-      }
       throw asClash(err, mapping.key);
     }
     return this.record(this.commitRecord(mapping, head, verification, options));
@@ -419,9 +416,6 @@ function asClash(err: unknown, key: string): unknown {
   return err;
 }
 
-export function isErrno(err: unknown, code: string): boolean {
-  return typeof err === 'object' && err !== null && 'code' in err && err.code === code;
-}
 
 /** Worth another attempt: what is transient for any S3 call, a corrupted body, or an object that changed under a ranged read. */
 export function isRetryable(err: Error): boolean {

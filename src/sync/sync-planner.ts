@@ -2,12 +2,10 @@
  * Pure decisions of a sync: what to do with each listed object, and whether the deletions a run
  * found may go ahead. No I/O here; the service feeds it what it read.
  */
-export interface RemoteObject {
-  key: string;
-  size: number;
-  etag: string;
-  lastModified: Date;
-}
+import type { ListedObject } from '../aws/list-parser';
+
+/** An object as the listing reports it (a plain shape: the planner stays free of I/O). */
+export type RemoteObject = ListedObject;
 
 export interface CommittedFile {
   etag: string;

@@ -284,8 +284,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
   private async deleteRemoved(run: ActiveRun, allowDeleteAll: boolean): Promise<string | undefined> {
     const { record } = run;
     const c = record.counts;
-    let toDelete = 0;
-    for (const _ of this.manifest.missingFromListing(record.id, record.prefix)) toDelete++;
+    const toDelete = this.manifest.countMissingFromListing(record.id, record.prefix);
     if (toDelete === 0) return undefined;
     const blocked = deleteGuard({
       toDelete,
