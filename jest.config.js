@@ -20,6 +20,8 @@ const common = {
 };
 
 module.exports = {
+  // Per-project testTimeout is not applied by Jest 30; e2e specs boot apps and processes.
+  testTimeout: 60000,
   projects: [
     { ...common, displayName: 'unit', testMatch: ['<rootDir>/src/**/*.spec.ts', '<rootDir>/lambda/**/*.spec.ts'] },
     {

@@ -9,10 +9,16 @@ import { AppExceptionFilter } from './common/app-exception.filter';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { SERVICE_NAME, SERVICE_VERSION } from './service-info';
+import { WEBHOOK_PATH } from './sync/s3-notification.controller';
+import type { IncomingMessage } from 'node:http';
 
 /** Builds the fully configured application; main.ts and the e2e tests both boot it through here. */
 export async function createApp(config: AppConfig, options: { clock?: Clock } = {}): Promise<INestApplication> {
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), { bufferLogs: true });
+  // Body parsers are registered here, in order: the webhook needs its raw bytes to check the signature.
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), { bufferLogs: true, bodyParser: false });
+  app.useBodyParser('raw', { type: (req: IncomingMessage) => (req.url ?? '').startsWith(WEBHOOK_PATH), limit: config.events.webhookMaxBodyBytes });
+  app.useBodyParser('json');
+  app.useBodyParser('urlencoded', { extended: true });
   app.useLogger(app.get(Logger));
   app.set('trust proxy', false);
   app.disable('x-powered-by');

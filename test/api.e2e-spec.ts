@@ -1,8 +1,8 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { spawn } from 'node:child_process';
+import { freePort } from './support/process';
 import { existsSync } from 'node:fs';
 import { writeFile } from 'node:fs/promises';
-import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { bootApp, TestApp, tempDir } from './support/app';
 import { contentFor, emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
@@ -313,13 +313,3 @@ describe('the service process (dist/main.js)', () => {
     expect(stdout).not.toContain(API_KEY);
   });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address() as { port: number };
-      srv.close(() => resolve(port));
-    });
-  });
-}

@@ -1,6 +1,6 @@
 import { HeadBucketCommand, HeadObjectCommand, NotFound, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
-import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import http, { IncomingMessage } from 'node:http';
 import https from 'node:https';
 import { AppConfig } from '../config/app-config';
@@ -55,7 +55,7 @@ export function encodeKeyPath(key: string): string {
  * key, which dominate a sync of many small objects and a no-op re-sync.
  */
 @Injectable()
-export class S3Repository implements OnModuleDestroy {
+export class S3Repository implements OnApplicationShutdown {
   readonly bucket: string;
   private readonly client: S3Client;
   private readonly signer: GetRequestSigner;
@@ -97,7 +97,8 @@ export class S3Repository implements OnModuleDestroy {
     this.request = isHttps ? https.request : http.request;
   }
 
-  onModuleDestroy(): void {
+  /** Last shutdown phase: services stop their work in beforeApplicationShutdown. */
+  onApplicationShutdown(): void {
     this.agent.destroy();
     this.client.destroy();
   }

@@ -35,6 +35,17 @@ export class AppConfig {
     /** Finished runs kept (with their per-object items). */
     runHistory: number;
   };
+  readonly events: {
+    webhookSecret?: string;
+    webhookToleranceSeconds: number;
+    webhookMaxBodyBytes: number;
+    queueUrl?: string;
+    queueBatchSize: number;
+    queueWaitSeconds: number;
+    queueVisibilitySeconds: number;
+    dlqUrl?: string;
+    sqsEndpoint?: string;
+  };
   readonly state: { dir: string };
   readonly api: { host: string; port: number; apiKey?: string };
   readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT'] };
@@ -68,6 +79,17 @@ export class AppConfig {
       minFreeDiskBytes: Math.round(env.MIN_FREE_DISK_MB * MiB),
       runHistory: env.RUN_HISTORY_LIMIT,
     };
+    this.events = {
+      webhookSecret: env.WEBHOOK_SECRET,
+      webhookToleranceSeconds: env.WEBHOOK_TOLERANCE_SECONDS,
+      webhookMaxBodyBytes: env.WEBHOOK_MAX_BODY_KB * 1024,
+      queueUrl: env.EVENT_QUEUE_URL,
+      queueBatchSize: env.EVENT_QUEUE_BATCH_SIZE,
+      queueWaitSeconds: env.EVENT_QUEUE_WAIT_SECONDS,
+      queueVisibilitySeconds: env.EVENT_QUEUE_VISIBILITY_SECONDS,
+      dlqUrl: env.DLQ_URL,
+      sqsEndpoint: env.SQS_ENDPOINT,
+    };
     this.state = { dir: resolve(env.STATE_DIR) };
     this.api = { host: env.API_HOST, port: env.API_PORT, apiKey: env.API_KEY };
     this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT };
@@ -78,6 +100,7 @@ export class AppConfig {
     return {
       s3: { ...this.s3 },
       sync: { ...this.sync },
+      events: { ...this.events, webhookSecret: this.events.webhookSecret ? '[redacted]' : null },
       state: { ...this.state },
       api: { host: this.api.host, port: this.api.port, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },

@@ -137,6 +137,39 @@ export class EnvironmentVariables {
 
   @IsOptional() @IsString() @MinLength(16, { message: 'must be at least 16 characters' })
   API_KEY?: string;
+
+  /** Shared with the Lambda forwarder: the webhook accepts only bodies signed with it. */
+  @IsOptional() @IsString() @MinLength(16, { message: 'must be at least 16 characters' })
+  WEBHOOK_SECRET?: string;
+
+  @Transform(toNumber) @IsInt() @Min(30) @Max(3600)
+  WEBHOOK_TOLERANCE_SECONDS = 300;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(10_240)
+  WEBHOOK_MAX_BODY_KB = 1024;
+
+  @IsOptional() @Transform(trimmed)
+  @Matches(/^https?:\/\/[^\s/]+\/\S+$/, { message: 'must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)' })
+  EVENT_QUEUE_URL?: string;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(10)
+  EVENT_QUEUE_BATCH_SIZE = 10;
+
+  @Transform(toNumber) @IsInt() @Min(0) @Max(20)
+  EVENT_QUEUE_WAIT_SECONDS = 20;
+
+  @Transform(toNumber) @IsInt() @Min(2) @Max(43_200)
+  EVENT_QUEUE_VISIBILITY_SECONDS = 60;
+
+  /** Where unparseable queue messages go; without it the source queue's redrive policy decides. */
+  @IsOptional() @Transform(trimmed)
+  @Matches(/^https?:\/\/[^\s/]+\/\S+$/, { message: 'must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)' })
+  DLQ_URL?: string;
+
+  /** SQS endpoint for S3-compatible set-ups (defaults to the queue URL's own host). */
+  @IsOptional() @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  SQS_ENDPOINT?: string;
 }
 
 export type Env = EnvironmentVariables;

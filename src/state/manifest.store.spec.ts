@@ -27,8 +27,7 @@ describe('ManifestStore', () => {
     manifest = new ManifestStore(db);
   });
   afterEach(() => {
-    manifest.onModuleDestroy();
-    db.onModuleDestroy();
+    db.onApplicationShutdown();
     rmSync(dir, { recursive: true, force: true });
   });
 
@@ -87,5 +86,15 @@ describe('ManifestStore', () => {
     manifest.put(entry('x', { size: 10 }));
     manifest.put(entry('y', { size: 32 }));
     expect(manifest.totals()).toEqual({ files: 2, bytes: 42 });
+  });
+
+  it('keeps the last applied sequencer per key, beyond the removal of the file', () => {
+    expect(manifest.lastSequencer('k')).toBeUndefined();
+    manifest.put(entry('k'));
+    manifest.recordSequencer('k', '00A1', new Date());
+    manifest.recordSequencer('k', '00A2', new Date());
+    manifest.remove('k');
+    expect(manifest.lastSequencer('k')).toBe('00A2');
+    expect(manifest.lastSequencer('other')).toBeUndefined();
   });
 });

@@ -1,4 +1,4 @@
-import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Injectable } from '@nestjs/common';
 import type { Statement } from 'better-sqlite3';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 
@@ -84,7 +84,7 @@ const NOT_LISTED = `m.key >= @lo AND (@hi IS NULL OR m.key < @hi)
   AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.run_id = @runId AND l.key = m.key)`;
 
 @Injectable()
-export class ManifestStore implements OnModuleDestroy {
+export class ManifestStore {
   /**
    * Committed entries not yet written: one transaction per event-loop turn instead of one per file
    * (an autocommit cost ~40 us a row). A crash can lose only entries whose files are already in
@@ -101,9 +101,12 @@ export class ManifestStore implements OnModuleDestroy {
   private readonly goneCountStmt: Statement<{ lo: string; hi: string | null; runId: string }, { n: number }>;
   private readonly pageStmt: Statement<{ lo: string; hi: string | null; after: string; limit: number }, Row>;
   private readonly totalsStmt: Statement<[], { files: number; bytes: number | null }>;
+  private readonly sequencerStmt: Statement<[string], { sequencer: string }>;
+  private readonly recordSequencerStmt: Statement<[string, string, number]>;
 
   constructor(private readonly sqlite: SqliteDatabase) {
     const db = sqlite.db;
+    sqlite.onClose(() => this.flush());
     this.getStmt = db.prepare('SELECT * FROM manifest WHERE key = ?');
     this.committedStmt = db.prepare('SELECT etag, size FROM manifest WHERE key = ?');
     this.upsertStmt = db.prepare(
@@ -119,10 +122,11 @@ export class ManifestStore implements OnModuleDestroy {
     this.goneCountStmt = db.prepare(`SELECT COUNT(*) AS n FROM manifest m WHERE ${NOT_LISTED}`);
     this.pageStmt = db.prepare(`SELECT * FROM manifest WHERE key >= @lo AND (@hi IS NULL OR key < @hi) AND key > @after ORDER BY key LIMIT @limit`);
     this.totalsStmt = db.prepare('SELECT COUNT(*) AS files, SUM(size) AS bytes FROM manifest');
-  }
-
-  onModuleDestroy(): void {
-    this.flush();
+    this.sequencerStmt = db.prepare('SELECT sequencer FROM key_sequencers WHERE key = ?');
+    this.recordSequencerStmt = db.prepare(
+      `INSERT INTO key_sequencers (key, sequencer, applied_at) VALUES (?, ?, ?)
+       ON CONFLICT (key) DO UPDATE SET sequencer = excluded.sequencer, applied_at = excluded.applied_at`,
+    );
   }
 
   /** Just what a sync compares (etag, size): one small row read per listed key. */
@@ -230,5 +234,17 @@ export class ManifestStore implements OnModuleDestroy {
     this.flush();
     const t = this.totalsStmt.get();
     return { files: t?.files ?? 0, bytes: t?.bytes ?? 0 };
+  }
+
+  /**
+   * The sequencer of the last S3 event applied to `key`. Kept apart from the manifest row because
+   * it must outlive a delete: a late ObjectCreated older than the delete must still be refused.
+   */
+  lastSequencer(key: string): string | undefined {
+    return this.sequencerStmt.get(key)?.sequencer;
+  }
+
+  recordSequencer(key: string, sequencer: string, at: Date): void {
+    this.recordSequencerStmt.run(key, sequencer, at.getTime());
   }
 }

@@ -2,7 +2,8 @@ import { randomUUID } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
 import { SqliteDatabase } from './sqlite/sqlite.database';
-import { emptyCounts, RunRecord, StateStore } from './state-store';
+import type { ObjectChange } from '../sync/s3-event';
+import { emptyCounts, NewInboxEntry, RunRecord, StateStore } from './state-store';
 
 /** Test helpers for the state module (excluded from the build). */
 export function sqliteAt(dir: string): SqliteDatabase {
@@ -113,6 +114,45 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       await expect(store.getRun(stale.id)).resolves.toMatchObject({ status: 'interrupted', message: 'process died', finishedAt: expect.any(Date) });
       await expect(store.getRun(done.id)).resolves.toMatchObject({ status: 'completed' });
       await expect(store.interruptStaleRuns('again')).resolves.toBe(0);
+    });
+
+    const inboxEntry = (key: string, over: Partial<ObjectChange> = {}): NewInboxEntry => ({
+      id: randomUUID(),
+      source: 'webhook',
+      change: { bucket: 'b', key, op: 'put', eventName: 'ObjectCreated:Put', etag: 'e', size: 3, sequencer: '00AB', ...over },
+      receivedAt: new Date('2026-11-23T10:00:00.000Z'),
+    });
+
+    it('keeps inbox entries in arrival order and reads them back exactly', async () => {
+      const a = inboxEntry('a/1 é+%.json');
+      const b = inboxEntry('b', { op: 'delete', etag: undefined, size: undefined });
+      const c = inboxEntry('c');
+      await store.inboxAdd([a, b]);
+      await store.inboxAdd([c]);
+      const listed = await store.inboxList('pending', 10);
+      expect(listed).toEqual([a, b, c].map((e) => ({ ...e, attempts: 0, status: 'pending', lastError: undefined })));
+      expect((await store.inboxList('pending', 2)).map((e) => e.id)).toEqual([a.id, b.id]);
+      expect((await store.inboxList('pending', 10, b.id)).map((e) => e.id)).toEqual([c.id]);
+      await expect(store.inboxCounts()).resolves.toEqual({ pending: 3, failed: 0 });
+    });
+
+    it('forgets removed inbox entries', async () => {
+      const [a, b] = [inboxEntry('a'), inboxEntry('b')];
+      await store.inboxAdd([a, b]);
+      await store.inboxRemove([a.id, randomUUID()]);
+      expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
+    });
+
+    it('counts failed attempts, parks an entry and retries parked ones', async () => {
+      const [a, b] = [inboxEntry('a'), inboxEntry('b')];
+      await store.inboxAdd([a, b]);
+      await store.inboxRecordFailure(a.id, 'timeout', false);
+      await store.inboxRecordFailure(a.id, 'still failing', true);
+      expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
+      expect(await store.inboxList('failed', 10)).toEqual([expect.objectContaining({ id: a.id, attempts: 2, status: 'failed', lastError: 'still failing' })]);
+      await expect(store.inboxCounts()).resolves.toEqual({ pending: 1, failed: 1 });
+      await expect(store.inboxRetryFailed()).resolves.toBe(1);
+      expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([a.id, b.id]);
     });
   });
 }

@@ -1,3 +1,5 @@
+import type { ObjectChange } from '../sync/s3-event';
+
 /**
  * The shared-state port. One implementation per backend (SQLite now, DynamoDB for several
  * replicas); the same contract tests run against each. Modules inject this abstract class.
@@ -58,6 +60,22 @@ export interface RunTotals {
   failedRuns: number;
 }
 
+export type EventSource = 'webhook' | 'sqs';
+export type InboxStatus = 'pending' | 'failed';
+
+/** An accepted S3 change not yet applied to the mirror. */
+export interface InboxEntry {
+  id: string;
+  source: EventSource;
+  change: ObjectChange;
+  receivedAt: Date;
+  attempts: number;
+  status: InboxStatus;
+  lastError?: string;
+}
+
+export type NewInboxEntry = Pick<InboxEntry, 'id' | 'source' | 'change' | 'receivedAt'>;
+
 export abstract class StateStore {
   abstract createRun(run: RunRecord): Promise<void>;
   abstract updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void>;
@@ -71,4 +89,16 @@ export abstract class StateStore {
   abstract pruneRuns(keep: number): Promise<number>;
   /** Marks runs left `running` by a previous process as `interrupted`; returns how many. */
   abstract interruptStaleRuns(message: string): Promise<number>;
+
+  /** Records accepted events durably, all or none; when it resolves they survive a crash. */
+  abstract inboxAdd(entries: readonly NewInboxEntry[]): Promise<void>;
+  /** Entries with this status in the order they were added, after the entry `afterId` when given. */
+  abstract inboxList(status: InboxStatus, limit: number, afterId?: string): Promise<InboxEntry[]>;
+  /** Forgets applied (or deliberately dropped) entries. */
+  abstract inboxRemove(ids: readonly string[]): Promise<void>;
+  /** Counts a failed attempt; `park` moves the entry to `failed`, out of the way of pending work. */
+  abstract inboxRecordFailure(id: string, error: string, park: boolean): Promise<void>;
+  /** Puts every parked entry back to `pending` (at start-up, or when an operator asks); returns how many. */
+  abstract inboxRetryFailed(): Promise<number>;
+  abstract inboxCounts(): Promise<Record<InboxStatus, number>>;
 }

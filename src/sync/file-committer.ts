@@ -1,4 +1,4 @@
-import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { join } from 'node:path';
 import Piscina from 'piscina';
 import { IntegrityError } from '../common/errors';
@@ -33,7 +33,7 @@ const BATCH_FILES = 16;
  * the wake-up of a worker cost about 60 us, more than writing a small file on a fast disk.
  */
 @Injectable()
-export class FileCommitter implements OnModuleDestroy {
+export class FileCommitter implements OnApplicationShutdown {
   private readonly pool = new Piscina<{ files: CommitFile[] }, CommitResult[]>({
     filename: join(__dirname, 'file-commit.worker.js'),
     // One thread is started with the service, so the first sync does not wait for it.
@@ -80,7 +80,7 @@ export class FileCommitter implements OnModuleDestroy {
     );
   }
 
-  async onModuleDestroy(): Promise<void> {
+  async onApplicationShutdown(): Promise<void> {
     this.send();
     await this.pool.destroy();
   }

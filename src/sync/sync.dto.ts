@@ -3,6 +3,7 @@ import { Transform, Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
 import type { RunCounts, RunItem, RunRecord } from '../state/state-store';
 import type { RunProgress } from './sync.service';
+import { EventStatsDto } from './s3-notification.dto';
 
 /** Query booleans arrive as strings; anything but true/false is left as is so validation names it. */
 const queryBoolean = ({ value }: { value: unknown }): unknown => (value === 'true' ? true : value === 'false' ? false : value);
@@ -145,6 +146,7 @@ export class StatsResponseDto {
   @ApiProperty({ type: StatsTotalsDto }) totals!: StatsTotalsDto;
   @ApiProperty({ type: RunSummaryDto, nullable: true }) lastRun!: RunSummaryDto | null;
   @ApiProperty({ type: [RunProgressDto] }) running!: RunProgress[];
+  @ApiProperty({ type: EventStatsDto, description: 'Real-time sync from S3 events (webhook and queue)' }) events!: EventStatsDto;
 }
 
 export class RunItemsResponseDto {

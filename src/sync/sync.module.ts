@@ -4,7 +4,10 @@ import { StateModule } from '../state/state.module';
 import { FilesController } from './files.controller';
 import { FileCommitter } from './file-committer';
 import { FilesService } from './files.service';
+import { EventQueueConsumer } from './event-queue.consumer';
 import { Mirror } from './mirror';
+import { S3EventsService } from './s3-events.service';
+import { S3NotificationController } from './s3-notification.controller';
 import { StatsController } from './stats.controller';
 import { SyncController } from './sync.controller';
 import { SyncScheduler } from './sync.scheduler';
@@ -12,8 +15,8 @@ import { SyncService } from './sync.service';
 
 @Module({
   imports: [AwsModule, StateModule],
-  controllers: [SyncController, StatsController, FilesController],
-  providers: [Mirror, FileCommitter, SyncService, SyncScheduler, FilesService],
-  exports: [SyncService, Mirror],
+  controllers: [SyncController, StatsController, FilesController, S3NotificationController],
+  providers: [Mirror, FileCommitter, SyncService, SyncScheduler, FilesService, S3EventsService, EventQueueConsumer],
+  exports: [SyncService, Mirror, S3EventsService],
 })
 export class SyncModule {}

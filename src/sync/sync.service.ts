@@ -1,4 +1,4 @@
-import { Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import PQueue from 'p-queue';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
@@ -49,7 +49,7 @@ const PROGRESS_PERSIST_MS = 1000;
  * only once the listing is complete, so a key that arrives late is never deleted.
  */
 @Injectable()
-export class SyncService implements OnApplicationBootstrap, OnApplicationShutdown {
+export class SyncService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(SyncService.name);
   private readonly active = new Map<string, ActiveRun>();
 
@@ -68,7 +68,7 @@ export class SyncService implements OnApplicationBootstrap, OnApplicationShutdow
     this.manifest.clearAllListings();
   }
 
-  async onApplicationShutdown(signal?: string): Promise<void> {
+  async beforeApplicationShutdown(signal?: string): Promise<void> {
     for (const run of this.active.values()) run.abort.abort(new Error('service is shutting down'));
     await Promise.allSettled([...this.active.values()].map((r) => r.done));
     this.logger.log({ signal }, 'stopped: running syncs aborted and recorded');

@@ -44,4 +44,23 @@ export const MIGRATIONS: readonly string[] = [
     PRIMARY KEY (run_id, seq)
   ) WITHOUT ROWID;
   `,
+  `
+  CREATE TABLE inbox (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    source      TEXT NOT NULL,
+    change      TEXT NOT NULL,
+    received_at INTEGER NOT NULL,
+    attempts    INTEGER NOT NULL DEFAULT 0,
+    status      TEXT NOT NULL DEFAULT 'pending',
+    last_error  TEXT
+  );
+  CREATE INDEX inbox_status ON inbox (status, seq);
+
+  CREATE TABLE key_sequencers (
+    key        TEXT PRIMARY KEY,
+    sequencer  TEXT NOT NULL,
+    applied_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

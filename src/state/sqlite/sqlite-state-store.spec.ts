@@ -10,7 +10,7 @@ describeStateStoreContract('sqlite', async () => {
   return {
     store: new SqliteStateStore(db),
     close: async () => {
-      db.onModuleDestroy();
+      db.onApplicationShutdown();
       rmSync(dir, { recursive: true, force: true });
     },
   };
@@ -23,10 +23,10 @@ describe('SqliteDatabase', () => {
     const version = first.db.pragma('user_version', { simple: true });
     expect(version).toBeGreaterThan(0);
     expect(first.db.pragma('journal_mode', { simple: true })).toBe('wal');
-    first.onModuleDestroy();
+    first.onApplicationShutdown();
     const second = sqliteAt(dir);
     expect(second.db.pragma('user_version', { simple: true })).toBe(version);
-    second.onModuleDestroy();
+    second.onApplicationShutdown();
     rmSync(dir, { recursive: true, force: true });
   });
 });

@@ -1,6 +1,6 @@
 import { Injectable } from '@nestjs/common';
 import type { Statement } from 'better-sqlite3';
-import { RunItem, RunRecord, RunTotals, StateStore } from '../state-store';
+import { InboxEntry, InboxStatus, NewInboxEntry, RunItem, RunRecord, RunTotals, StateStore } from '../state-store';
 import { SqliteDatabase } from './sqlite.database';
 
 interface RunRow {
@@ -30,12 +30,38 @@ function toRun(r: RunRow): RunRecord {
   };
 }
 
+interface InboxRow {
+  id: string;
+  source: InboxEntry['source'];
+  change: string;
+  received_at: number;
+  attempts: number;
+  status: InboxStatus;
+  last_error: string | null;
+}
+
+function toInboxEntry(r: InboxRow): InboxEntry {
+  return {
+    id: r.id,
+    source: r.source,
+    change: JSON.parse(r.change) as InboxEntry['change'],
+    receivedAt: new Date(r.received_at),
+    attempts: r.attempts,
+    status: r.status,
+    lastError: r.last_error ?? undefined,
+  };
+}
+
 /** The embedded StateStore: one process, one SQLite file. */
 @Injectable()
 export class SqliteStateStore extends StateStore {
   private readonly getRunStmt: Statement<[string], RunRow>;
   private readonly nextSeqStmt: Statement<[string], { next: number }>;
   private readonly insertItemStmt: Statement<[string, number, string, string, string, string | null]>;
+  private readonly inboxInsertStmt: Statement<[string, string, string, number]>;
+  private readonly inboxSeqStmt: Statement<[string], { seq: number }>;
+  private readonly inboxListStmt: Statement<[InboxStatus, number, number], InboxRow>;
+  private readonly inboxDeleteStmt: Statement<[string]>;
 
   constructor(private readonly sqlite: SqliteDatabase) {
     super();
@@ -44,6 +70,12 @@ export class SqliteStateStore extends StateStore {
     this.insertItemStmt = sqlite.db.prepare(
       'INSERT INTO run_items (run_id, seq, operation, key, status, message) VALUES (?, ?, ?, ?, ?, ?)',
     );
+    this.inboxInsertStmt = sqlite.db.prepare('INSERT INTO inbox (id, source, change, received_at) VALUES (?, ?, ?, ?)');
+    this.inboxSeqStmt = sqlite.db.prepare('SELECT seq FROM inbox WHERE id = ?');
+    this.inboxListStmt = sqlite.db.prepare(
+      'SELECT id, source, change, received_at, attempts, status, last_error FROM inbox WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?',
+    );
+    this.inboxDeleteStmt = sqlite.db.prepare('DELETE FROM inbox WHERE id = ?');
   }
 
   createRun(run: RunRecord): Promise<void> {
@@ -122,5 +154,42 @@ export class SqliteStateStore extends StateStore {
       .prepare(`UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? WHERE status = 'running'`)
       .run(message, Date.now());
     return Promise.resolve(info.changes);
+  }
+
+  inboxAdd(entries: readonly NewInboxEntry[]): Promise<void> {
+    this.sqlite.db.transaction(() => {
+      for (const e of entries) this.inboxInsertStmt.run(e.id, e.source, JSON.stringify(e.change), e.receivedAt.getTime());
+    })();
+    return Promise.resolve();
+  }
+
+  inboxList(status: InboxStatus, limit: number, afterId?: string): Promise<InboxEntry[]> {
+    const after = afterId === undefined ? 0 : (this.inboxSeqStmt.get(afterId)?.seq ?? 0);
+    return Promise.resolve(this.inboxListStmt.all(status, after, limit).map(toInboxEntry));
+  }
+
+  inboxRemove(ids: readonly string[]): Promise<void> {
+    this.sqlite.db.transaction(() => {
+      for (const id of ids) this.inboxDeleteStmt.run(id);
+    })();
+    return Promise.resolve();
+  }
+
+  inboxRecordFailure(id: string, error: string, park: boolean): Promise<void> {
+    this.sqlite.db
+      .prepare(`UPDATE inbox SET attempts = attempts + 1, last_error = ?, status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?`)
+      .run(error, park ? 1 : 0, id);
+    return Promise.resolve();
+  }
+
+  inboxRetryFailed(): Promise<number> {
+    return Promise.resolve(this.sqlite.db.prepare(`UPDATE inbox SET status = 'pending' WHERE status = 'failed'`).run().changes);
+  }
+
+  inboxCounts(): Promise<Record<InboxStatus, number>> {
+    const rows = this.sqlite.db.prepare('SELECT status, COUNT(*) AS n FROM inbox GROUP BY status').all() as Array<{ status: InboxStatus; n: number }>;
+    const counts: Record<InboxStatus, number> = { pending: 0, failed: 0 };
+    for (const r of rows) counts[r.status] = r.n;
+    return Promise.resolve(counts);
   }
 }

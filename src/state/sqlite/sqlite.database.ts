@@ -1,4 +1,4 @@
-import { Injectable, OnModuleDestroy } from '@nestjs/common';
+import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import Database from 'better-sqlite3';
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
@@ -7,8 +7,9 @@ import { MIGRATIONS } from './migrations';
 
 /** The embedded database under STATE_DIR: WAL mode, migrated on open. */
 @Injectable()
-export class SqliteDatabase implements OnModuleDestroy {
+export class SqliteDatabase implements OnApplicationShutdown {
   readonly db: Database.Database;
+  private readonly beforeClose: Array<() => void> = [];
 
   constructor(config: AppConfig) {
     mkdirSync(config.state.dir, { recursive: true });
@@ -31,7 +32,18 @@ export class SqliteDatabase implements OnModuleDestroy {
     }
   }
 
-  onModuleDestroy(): void {
-    if (this.db.open) this.db.close();
+  /** Runs `hook` (write what is buffered) just before the database closes. */
+  onClose(hook: () => void): void {
+    this.beforeClose.push(hook);
+  }
+
+  /**
+   * Closed in the last shutdown phase: services stop their work (and write their final state) in
+   * beforeApplicationShutdown, which Nest runs for every module before any onApplicationShutdown.
+   */
+  onApplicationShutdown(): void {
+    if (!this.db.open) return;
+    for (const hook of this.beforeClose) hook();
+    this.db.close();
   }
 }

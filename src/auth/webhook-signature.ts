@@ -1,0 +1,52 @@
+/**
+ * The webhook's request signature, shared by the service (verify) and the Lambda forwarder (sign):
+ * HMAC-SHA256 over `v1:<unix seconds>:<raw body>` with WEBHOOK_SECRET, hex-encoded. The timestamp
+ * is signed with the body, so a captured request cannot be replayed outside the tolerance window.
+ * Pure: node:crypto only, so that the Lambda bundle stays free of Nest.
+ */
+import { createHmac, timingSafeEqual } from 'node:crypto';
+
+export const SIGNATURE_HEADER = 'x-s3sync-signature';
+export const TIMESTAMP_HEADER = 'x-s3sync-timestamp';
+const VERSION = 'v1';
+
+export function computeSignature(secret: string, timestampSeconds: number, body: Buffer | string): string {
+  return createHmac('sha256', secret).update(`${VERSION}:${timestampSeconds}:`).update(body).digest('hex');
+}
+
+/** The headers a signed request carries. */
+export function signWebhook(secret: string, body: Buffer | string, nowMs: number): Record<string, string> {
+  const timestamp = Math.floor(nowMs / 1000);
+  return { [TIMESTAMP_HEADER]: String(timestamp), [SIGNATURE_HEADER]: `${VERSION}=${computeSignature(secret, timestamp, body)}` };
+}
+
+export type SignatureCheck = { ok: true } | { ok: false; reason: string };
+
+/**
+ * Checks a request's signature headers against its raw body. Several `v1=` values may be given,
+ * comma-separated, so that a sender can sign with an old and a new secret while they rotate.
+ */
+export function verifyWebhook(
+  secret: string,
+  headers: { signature?: string; timestamp?: string },
+  body: Buffer,
+  nowMs: number,
+  toleranceSeconds: number,
+): SignatureCheck {
+  if (!headers.signature || !headers.timestamp) {
+    return { ok: false, reason: `missing ${SIGNATURE_HEADER} or ${TIMESTAMP_HEADER} header` };
+  }
+  if (!/^\d{1,12}$/.test(headers.timestamp)) return { ok: false, reason: `${TIMESTAMP_HEADER} must be Unix seconds` };
+  const timestamp = Number(headers.timestamp);
+  if (Math.abs(nowMs / 1000 - timestamp) > toleranceSeconds) {
+    return { ok: false, reason: `${TIMESTAMP_HEADER} is outside the ${toleranceSeconds} s window (check the sender's clock)` };
+  }
+  const expected = Buffer.from(computeSignature(secret, timestamp, body), 'hex');
+  const given = headers.signature
+    .split(',')
+    .map((part) => part.trim())
+    .filter((part) => part.startsWith(`${VERSION}=`))
+    .map((part) => Buffer.from(part.slice(VERSION.length + 1), 'hex'));
+  const match = given.some((sig) => sig.length === expected.length && timingSafeEqual(sig, expected));
+  return match ? { ok: true } : { ok: false, reason: 'signature does not match the body' };
+}

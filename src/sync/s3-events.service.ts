@@ -1,0 +1,291 @@
+import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
+import PQueue from 'p-queue';
+import { randomUUID } from 'node:crypto';
+import { S3RequestError } from '../aws/s3-errors';
+import { Clock } from '../common/clock';
+import { ConflictError, errorMessage, UnsafeKeyError } from '../common/errors';
+import { KeyedLock } from '../common/keyed-lock';
+import { AppConfig } from '../config/app-config';
+import { ManifestStore } from '../state/manifest.store';
+import { EventSource, InboxEntry, StateStore } from '../state/state-store';
+import { Mirror } from './mirror';
+import { ChangeOp, compareSequencers, ObjectChange, parseNotification } from './s3-event';
+
+export interface RecordOutcome {
+  index: number;
+  status: 'accepted' | 'ignored' | 'rejected';
+  key?: string;
+  op?: ChangeOp;
+  reason?: string;
+}
+
+export interface EventsReport {
+  accepted: number;
+  ignored: number;
+  rejected: number;
+  records: RecordOutcome[];
+}
+
+/** What applying one change did to the mirror. */
+export type ApplyResult = 'downloaded' | 'deleted' | 'unchanged' | 'stale' | 'gone' | 'skipped';
+
+export interface EventStats {
+  accepted: number;
+  ignored: number;
+  rejected: number;
+  applied: Record<ApplyResult, number>;
+  failed: number;
+  inFlight: number;
+  /** Accepted and not yet applied (the durable inbox). */
+  pending: number;
+  /** Failed after the download's retries; tried again at the next start. */
+  parked: number;
+  /** Milliseconds from acceptance to applied, over the last applied events. */
+  latencyMs: { p50: number | null; p99: number | null; samples: number };
+}
+
+const RECOVERY_PAGE = 500;
+const LATENCY_WINDOW = 2048;
+
+/**
+ * Real-time sync: turns S3 notifications into mirror changes. Webhook events are recorded in the
+ * durable inbox before they are acknowledged and applied from there (so a crash resumes them);
+ * queue events are applied directly and acknowledged to SQS only once committed. Either way each
+ * change goes through `apply`: one change per key at a time, and a change whose sequencer is not
+ * newer than the last one applied to its key is dropped, so duplicates and reordering are harmless.
+ */
+@Injectable()
+export class S3EventsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
+  private readonly logger = new Logger(S3EventsService.name);
+  private readonly queue: PQueue;
+  private readonly keys = new KeyedLock();
+  /** Inbox entries already handed to the queue (start-up recovery must not schedule them twice). */
+  private readonly scheduled = new Set<string>();
+  private readonly latencies: number[] = [];
+  private latencyNext = 0;
+  private stopping = false;
+  private readonly shutdown = new AbortController();
+  private readonly counts = {
+    accepted: 0,
+    ignored: 0,
+    rejected: 0,
+    failed: 0,
+    applied: { downloaded: 0, deleted: 0, unchanged: 0, stale: 0, gone: 0, skipped: 0 } as Record<ApplyResult, number>,
+  };
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly mirror: Mirror,
+    private readonly manifest: ManifestStore,
+    private readonly store: StateStore,
+    private readonly clock: Clock,
+  ) {
+    this.queue = new PQueue({ concurrency: config.sync.concurrency });
+  }
+
+  async onApplicationBootstrap(): Promise<void> {
+    const retried = await this.store.inboxRetryFailed();
+    if (retried > 0) this.logger.warn({ events: retried }, 'retrying events that failed before the last stop');
+    void this.recover().catch((err: unknown) => this.logger.error({ err }, 'inbox recovery failed'));
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    // What has not finished stays in the inbox (or on the queue) and is resumed at the next start.
+    this.stopping = true;
+    this.queue.clear();
+    this.shutdown.abort(new Error('service is shutting down'));
+    await this.queue.onIdle();
+  }
+
+  /**
+   * Webhook path: sorts the records, stores the accepted changes durably, schedules them and
+   * returns at once. Throws EventShapeError when the body is not a notification at all.
+   */
+  async accept(body: unknown, source: EventSource): Promise<EventsReport> {
+    const { report, changes } = this.triage(body);
+    if (changes.length > 0) {
+      const receivedAt = this.clock.now();
+      const entries = changes.map((change) => ({ id: randomUUID(), source, change, receivedAt }));
+      await this.store.inboxAdd(entries);
+      for (const e of entries) this.schedule({ ...e, attempts: 0, status: 'pending' });
+    }
+    return report;
+  }
+
+  /**
+   * Queue path: applies every accepted change now and resolves once all are committed; rejects with
+   * the first failure (the message then stays on the queue). Throws EventShapeError for a body that
+   * is not a notification (a poison message).
+   */
+  async applyNow(body: unknown): Promise<EventsReport> {
+    const { report, changes } = this.triage(body);
+    const started = this.clock.nowMs();
+    const results = await Promise.allSettled(changes.map((c) => this.queue.add(() => this.applyCounted(c, started))));
+    const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (failure) throw failure.reason;
+    return report;
+  }
+
+  async stats(): Promise<EventStats> {
+    const inbox = await this.store.inboxCounts();
+    const sorted = [...this.latencies].sort((a, b) => a - b);
+    const pick = (q: number): number | null => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+    return {
+      accepted: this.counts.accepted,
+      ignored: this.counts.ignored,
+      rejected: this.counts.rejected,
+      applied: { ...this.counts.applied },
+      failed: this.counts.failed,
+      inFlight: this.queue.pending + this.queue.size,
+      pending: inbox.pending,
+      parked: inbox.failed,
+      latencyMs: { p50: pick(0.5), p99: pick(0.99), samples: sorted.length },
+    };
+  }
+
+  /** Applies one change to the mirror, serialised per key and ordered by sequencer. */
+  apply(change: ObjectChange): Promise<ApplyResult> {
+    return this.keys.run(change.key, async () => {
+      const last = this.manifest.lastSequencer(change.key);
+      if (change.sequencer && last && compareSequencers(change.sequencer, last) <= 0) return 'stale';
+      const result = await this.applyToMirror(change);
+      if (change.sequencer) this.manifest.recordSequencer(change.key, change.sequencer, this.clock.now());
+      return result;
+    });
+  }
+
+  private async applyToMirror(change: ObjectChange): Promise<ApplyResult> {
+    if (change.op === 'delete') {
+      if (!this.config.sync.deleteRemoved) return 'skipped';
+      await this.mirror.remove(change.key);
+      return 'deleted';
+    }
+    const committed = this.manifest.committed(change.key);
+    const mapping = this.mirror.map(change.key);
+    if (
+      committed &&
+      change.etag !== undefined &&
+      committed.etag === change.etag &&
+      committed.size === change.size &&
+      mapping.kind === 'file' &&
+      this.mirror.localFile(mapping)?.size === committed.size
+    ) {
+      return 'unchanged';
+    }
+    const maxBytes = this.config.sync.maxFileBytes;
+    if (maxBytes > 0 && change.size !== undefined && change.size > maxBytes) {
+      this.logger.warn({ key: change.key, size: change.size }, 'object larger than MAX_FILE_SIZE_MB not mirrored');
+      return 'skipped';
+    }
+    try {
+      await this.mirror.download(
+        { key: change.key, etag: change.etag ?? '', size: change.size ?? 0, lastModified: new Date(change.eventTime ?? this.clock.nowMs()) },
+        { sequencer: change.sequencer, signal: this.shutdown.signal },
+      );
+      return 'downloaded';
+    } catch (err) {
+      // Deleted again since the event: its ObjectRemoved event brings the mirror up to date.
+      if (err instanceof S3RequestError && err.statusCode === 404) return 'gone';
+      throw err;
+    }
+  }
+
+  private triage(body: unknown): { report: EventsReport; changes: ObjectChange[] } {
+    const records: RecordOutcome[] = [];
+    const changes: ObjectChange[] = [];
+    parseNotification(body).forEach((result, index) => {
+      if (result.status !== 'change') {
+        records.push({ index, status: result.status, key: result.key, reason: result.reason });
+        return;
+      }
+      const { change } = result;
+      const outcome = { index, key: change.key, op: change.op };
+      const why = this.whyIgnored(change);
+      if (why) {
+        records.push({ ...outcome, status: 'ignored', reason: why });
+        return;
+      }
+      const mapping = this.mirror.map(change.key);
+      if (mapping.kind === 'refused') {
+        records.push({ ...outcome, status: 'rejected', reason: new UnsafeKeyError(change.key, mapping.reason).message });
+        return;
+      }
+      if (mapping.kind === 'folder-marker') {
+        records.push({ ...outcome, status: 'ignored', reason: 'folder marker (key ends with "/"): nothing to mirror' });
+        return;
+      }
+      records.push({ ...outcome, status: 'accepted' });
+      changes.push(change);
+    });
+    const count = (status: RecordOutcome['status']): number => records.filter((r) => r.status === status).length;
+    const report = { accepted: count('accepted'), ignored: count('ignored'), rejected: count('rejected'), records };
+    this.counts.accepted += report.accepted;
+    this.counts.ignored += report.ignored;
+    this.counts.rejected += report.rejected;
+    return { report, changes };
+  }
+
+  private whyIgnored(change: ObjectChange): string | undefined {
+    const { bucket, prefix } = this.config.s3;
+    if (change.bucket !== bucket) return `event for bucket "${change.bucket}"; this service mirrors "${bucket}"`;
+    if (!change.key.startsWith(prefix)) return `key is outside S3_PREFIX "${prefix}"`;
+    return undefined;
+  }
+
+  private schedule(entry: InboxEntry): void {
+    if (this.stopping || this.scheduled.has(entry.id)) return;
+    this.scheduled.add(entry.id);
+    void this.queue
+      .add(() => this.process(entry))
+      .finally(() => this.scheduled.delete(entry.id));
+  }
+
+  private async process(entry: InboxEntry): Promise<void> {
+    try {
+      await this.applyCounted(entry.change, entry.receivedAt.getTime());
+      // The manifest row must be on disk before the inbox forgets the event.
+      this.manifest.flush();
+      await this.store.inboxRemove([entry.id]);
+    } catch (err) {
+      // Interrupted by the shutdown: not a failure, the entry stays pending for the next start.
+      if (this.stopping) return;
+      await this.store.inboxRecordFailure(entry.id, errorMessage(err), true);
+    }
+  }
+
+  private async applyCounted(change: ObjectChange, acceptedAtMs: number): Promise<ApplyResult> {
+    try {
+      const result = await this.apply(change);
+      this.counts.applied[result]++;
+      if (result === 'downloaded' || result === 'deleted') this.recordLatency(this.clock.nowMs() - acceptedAtMs);
+      this.logger.debug({ key: change.key, op: change.op, sequencer: change.sequencer, result }, 'event applied');
+      return result;
+    } catch (err) {
+      this.counts.failed++;
+      const permanent = err instanceof ConflictError || err instanceof UnsafeKeyError;
+      this.logger.error({ key: change.key, op: change.op, err: errorMessage(err), permanent }, 'event could not be applied');
+      throw err;
+    }
+  }
+
+  private recordLatency(ms: number): void {
+    if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms);
+    else this.latencies[this.latencyNext] = ms;
+    this.latencyNext = (this.latencyNext + 1) % LATENCY_WINDOW;
+  }
+
+  /** Schedules what the inbox holds from before this start, a page at a time. */
+  private async recover(): Promise<void> {
+    let after: string | undefined;
+    let total = 0;
+    for (;;) {
+      const page = await this.store.inboxList('pending', RECOVERY_PAGE, after);
+      if (page.length === 0 || this.stopping) break;
+      for (const entry of page) this.schedule(entry);
+      total += page.length;
+      after = page[page.length - 1].id;
+      await this.queue.onSizeLessThan(RECOVERY_PAGE);
+    }
+    if (total > 0) this.logger.log({ events: total }, 'resumed events accepted before the last stop');
+  }
+}

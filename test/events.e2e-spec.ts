@@ -1,0 +1,329 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import {
+  CreateQueueCommand,
+  GetQueueAttributesCommand,
+  ReceiveMessageCommand,
+  SendMessageCommand,
+  SQSClient,
+} from '@aws-sdk/client-sqs';
+import { createHash, randomBytes } from 'node:crypto';
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { createHandler } from '../lambda/src/handler';
+import { signWebhook } from '../src/auth/webhook-signature';
+import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
+import { startService } from './support/process';
+import { EventSpec, notification, sequencers, testEvent } from './support/s3-events';
+import { S3Proxy } from './support/s3-proxy';
+import { contentFor, emulatorEndpoint, newBucket, put, remove, testS3 } from './support/s3';
+
+const SECRET = 'events-e2e-webhook-secret';
+const API_KEY = 'an-api-key-for-these-tests';
+const md5 = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
+
+function signed(t: TestApp, body: unknown, secret = SECRET, nowMs = Date.now()) {
+  const raw = typeof body === 'string' ? body : JSON.stringify(body);
+  return t
+    .http()
+    .post('/api/v1/s3-notification')
+    .set('content-type', 'application/json')
+    .set(signWebhook(secret, raw, nowMs))
+    .send(raw);
+}
+
+async function stats(t: TestApp): Promise<{ events: { pending: number; parked: number; inFlight: number; applied: Record<string, number> } }> {
+  return (await t.http().get('/api/v1/stats').set('x-api-key', API_KEY).expect(200)).body;
+}
+
+const settled = (t: TestApp) => eventually(() => stats(t), (s) => s.events.pending === 0 && s.events.inFlight === 0, 15_000, 'events applied');
+
+describe('real-time sync through the webhook', () => {
+  let s3: S3Client;
+  let bucket: string;
+  let t: TestApp;
+
+  beforeEach(async () => {
+    s3 = testS3();
+    bucket = await newBucket(s3);
+    t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_SECRET: SECRET, API_KEY });
+  });
+  afterEach(async () => {
+    await t.close();
+    s3.destroy();
+  });
+
+  const putEvent = async (key: string, body: Buffer | string, sequencer?: string): Promise<EventSpec> => {
+    await put(s3, bucket, key, body);
+    return { bucket, key, op: 'put', size: Buffer.byteLength(body), etag: md5(body), sequencer };
+  };
+
+  it('the Lambda forwarder delivers S3 events and the mirror follows, for keys with spaces, +, % and non-ASCII', async () => {
+    await t.app.listen(0, '127.0.0.1');
+    const url = await t.app.getUrl();
+    const forward = createHandler({ apiEndpoint: url.replace('[::1]', '127.0.0.1'), webhookSecret: SECRET, timeoutMs: 5000, retryAttempts: 2 }, { log: () => undefined });
+    const keys = ['in/plain.jsonl', 'in/with space.txt', 'in/c++ a+b.txt', 'in/100% sure.txt', 'in/données/été.jsonl'];
+    const seq = sequencers(keys.length);
+    const events = await Promise.all(keys.map((k, i) => putEvent(k, contentFor(k, 100 + i), seq[i])));
+    const context = { getRemainingTimeInMillis: () => 30_000, awsRequestId: 'e2e' };
+    await expect(forward(notification(...events), context)).resolves.toEqual({ forwarded: true });
+    await settled(t);
+    expect(await filesUnder(t.mirrorDir)).toEqual([...keys].sort());
+    for (const [i, k] of keys.entries()) expect(await readFile(join(t.mirrorDir, k))).toEqual(contentFor(k, 100 + i));
+
+    // An SQS-triggered invocation: each message forwarded on its own; a delete propagates.
+    await remove(s3, bucket, keys[0]);
+    const deleteEvent = notification({ bucket, key: keys[0], op: 'delete', sequencer: sequencers(1, BigInt(`0x${seq[seq.length - 1]}`) + 1n)[0] });
+    const sqsEvent = { Records: [{ eventSource: 'aws:sqs', messageId: 'm-1', body: JSON.stringify(deleteEvent) }] };
+    await expect(forward(sqsEvent, context)).resolves.toEqual({ batchItemFailures: [] });
+    await settled(t);
+    expect(await filesUnder(t.mirrorDir)).not.toContain(keys[0]);
+  });
+
+  it('applies reordered and duplicated events once, ending in the state of the newest', async () => {
+    const [s1, s2, s3q] = sequencers(3);
+    // overwritten: v1 then v2; events arrive v2, v1, v2 again.
+    const v1 = await putEvent('o/overwritten.txt', 'version one', s1);
+    const v2 = await putEvent('o/overwritten.txt', 'version two!', s2);
+    // created then deleted: the delete arrives first.
+    const born = await putEvent('o/deleted.txt', 'short-lived', s1);
+    await remove(s3, bucket, 'o/deleted.txt');
+    const died: EventSpec = { bucket, key: 'o/deleted.txt', op: 'delete', sequencer: s2 };
+    // deleted then created again: events arrive newest first.
+    await put(s3, bucket, 'o/reborn.txt', 'first');
+    const first: EventSpec = { bucket, key: 'o/reborn.txt', op: 'put', size: 5, etag: md5('first'), sequencer: s1 };
+    const gone: EventSpec = { bucket, key: 'o/reborn.txt', op: 'delete', sequencer: s2 };
+    const again = await putEvent('o/reborn.txt', 'second life', s3q);
+
+    const res = await signed(t, notification(v2, died, again, v1, born, gone, first, v2)).expect(202);
+    expect(res.body).toMatchObject({ accepted: 8, ignored: 0, rejected: 0 });
+    await settled(t);
+    expect(await filesUnder(t.mirrorDir)).toEqual(['o/overwritten.txt', 'o/reborn.txt']);
+    expect(await readFile(join(t.mirrorDir, 'o/overwritten.txt'), 'utf8')).toBe('version two!');
+    expect(await readFile(join(t.mirrorDir, 'o/reborn.txt'), 'utf8')).toBe('second life');
+    const { events } = await stats(t);
+    expect(events.applied).toMatchObject({ downloaded: 2, deleted: 1, stale: 5 });
+
+    // A duplicate sent again later is recognised too.
+    await signed(t, notification(v2)).expect(202);
+    await settled(t);
+    expect((await stats(t)).events.applied.stale).toBe(6);
+  });
+
+  it('refuses forged, stale or unsigned requests with 401 and changes nothing', async () => {
+    const ev = await putEvent('f/forged.txt', 'should never appear', sequencers(1)[0]);
+    const body = notification(ev);
+    await signed(t, body, 'not-the-right-secret-at-all').expect(401);
+    await signed(t, body, SECRET, Date.now() - 6 * 60_000).expect(401);
+    const raw = JSON.stringify(body);
+    const headers = signWebhook(SECRET, raw, Date.now());
+    await t.http().post('/api/v1/s3-notification').set('content-type', 'application/json').send(raw).expect(401);
+    const tampered = await t.http().post('/api/v1/s3-notification').set('content-type', 'application/json').set(headers).send(raw.replace('forged', 'forgeD')).expect(401);
+    expect(tampered.body.message).toContain('signature does not match');
+    // The API key is no substitute for the signature.
+    await t.http().post('/api/v1/s3-notification').set('x-api-key', API_KEY).send(raw).expect(401);
+    await new Promise((r) => setTimeout(r, 200));
+    expect(await filesUnder(t.mirrorDir)).toEqual([]);
+    expect((await stats(t)).events).toMatchObject({ pending: 0, inFlight: 0 });
+  });
+
+  it('answers 400 for bad JSON or a wrong shape, 413 for a body over the limit, and reports each record', async () => {
+    expect((await signed(t, '{"Records": [').expect(400)).body.message).toContain('not valid JSON');
+    expect((await signed(t, { hello: 'world' }).expect(400)).body.message).toContain('not an S3 event notification');
+    const huge = JSON.stringify({ Records: [], padding: 'x'.repeat(1024 * 1024 + 10) });
+    await signed(t, huge).expect(413);
+
+    await signed(t, testEvent(bucket)).expect(202, { accepted: 0, ignored: 1, rejected: 0, records: [{ index: 0, status: 'ignored', reason: 's3:TestEvent (sent when notifications are configured)' }] });
+    const res = await signed(t, notification(
+      { bucket: 'someone-elses-bucket', key: 'k', op: 'put' },
+      { bucket, key: '../escape.txt', op: 'put' },
+      { bucket, key: 'folder/', op: 'put' },
+      { bucket, key: 'r/restored.txt', op: 'put', eventName: 'ObjectRestore:Completed' },
+    )).expect(202);
+    expect(res.body.records).toEqual([
+      expect.objectContaining({ index: 0, status: 'ignored', reason: expect.stringContaining('someone-elses-bucket') }),
+      expect.objectContaining({ index: 1, status: 'rejected', key: '../escape.txt', reason: expect.stringContaining('refused key') }),
+      expect.objectContaining({ index: 2, status: 'ignored', reason: expect.stringContaining('folder marker') }),
+      expect.objectContaining({ index: 3, status: 'ignored', reason: expect.stringContaining('does not change') }),
+    ]);
+    await settled(t);
+    expect(await filesUnder(join(t.mirrorDir, '..'))).not.toContain('escape.txt');
+  });
+
+  it('ignores events outside S3_PREFIX', async () => {
+    const scoped = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_SECRET: SECRET, S3_PREFIX: 'mirrored/' });
+    try {
+      const inside = await putEvent('mirrored/a.txt', 'inside');
+      const outside = await putEvent('elsewhere/b.txt', 'outside');
+      const res = await signed(scoped, notification(inside, outside)).expect(202);
+      expect(res.body.records[1]).toMatchObject({ status: 'ignored', reason: 'key is outside S3_PREFIX "mirrored/"' });
+      await settled(scoped);
+      expect(await filesUnder(scoped.mirrorDir)).toEqual(['mirrored/a.txt']);
+    } finally {
+      await scoped.close();
+    }
+  });
+
+  it('keeps the webhook closed without WEBHOOK_SECRET', async () => {
+    const open = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint() });
+    try {
+      const res = await signed(open, testEvent(bucket)).expect(503);
+      expect(res.body.message).toContain('WEBHOOK_SECRET');
+    } finally {
+      await open.close();
+    }
+  });
+});
+
+describe('real-time sync from SQS', () => {
+  let s3: S3Client;
+  let sqs: SQSClient;
+  let bucket: string;
+  let proxy: S3Proxy;
+  let t: TestApp;
+  let queueUrl: string;
+  let dlqUrl: string;
+
+  beforeEach(async () => {
+    s3 = testS3();
+    bucket = await newBucket(s3);
+    sqs = new SQSClient({ endpoint: emulatorEndpoint(), region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const suffix = randomBytes(4).toString('hex');
+    queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `events-${suffix}` }))).QueueUrl!;
+    dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `events-dlq-${suffix}` }))).QueueUrl!;
+    proxy = new S3Proxy(emulatorEndpoint());
+    const endpoint = await proxy.start();
+    t = await bootApp({
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: endpoint,
+      SQS_ENDPOINT: emulatorEndpoint(),
+      EVENT_QUEUE_URL: queueUrl,
+      DLQ_URL: dlqUrl,
+      EVENT_QUEUE_WAIT_SECONDS: '1',
+      EVENT_QUEUE_VISIBILITY_SECONDS: '2',
+      RETRY_ATTEMPTS: '0',
+    });
+  });
+  afterEach(async () => {
+    await t.close();
+    await proxy.stop();
+    s3.destroy();
+    sqs.destroy();
+  });
+
+  const enqueue = (body: unknown) =>
+    sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: typeof body === 'string' ? body : JSON.stringify(body) }));
+  const queueDepth = async (url: string): Promise<number> => {
+    const { Attributes } = await sqs.send(
+      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+    );
+    return Number(Attributes?.ApproximateNumberOfMessages ?? 0) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
+  };
+
+  it('applies queued events, redelivers a failed message while deleting the rest, and dead-letters a poison message', async () => {
+    const keys = ['q/one.jsonl', 'q/two words.txt', 'q/flaky.txt'];
+    const [s1] = sequencers(1);
+    for (const k of keys) await put(s3, bucket, k, contentFor(k, 300));
+    // The first delivery of flaky.txt fails (S3 answers 500); the message must come back.
+    proxy.fail.set('q/flaky.txt', 1);
+    await enqueue(notification({ bucket, key: keys[0], op: 'put', size: 300, sequencer: s1 }));
+    await enqueue(notification({ bucket, key: keys[1], op: 'put', size: 300, sequencer: s1 }));
+    await enqueue(notification({ bucket, key: keys[2], op: 'put', size: 300, sequencer: s1 }));
+    await enqueue('this is not JSON at all');
+    await enqueue({ Records: 'nope' });
+
+    // Temporary files may show while a commit is under way: wait for exactly the three files.
+    await eventually(() => filesUnder(t.mirrorDir), (f) => f.join() === [...keys].sort().join(), 20_000, 'all three files');
+    expect(proxy.objectGets('q/flaky.txt')).toBe(2);
+    for (const k of keys) expect(await readFile(join(t.mirrorDir, k))).toEqual(contentFor(k, 300));
+    await eventually(() => queueDepth(queueUrl), (n) => n === 0, 15_000, 'source queue drained');
+
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: dlqUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ['All'], WaitTimeSeconds: 1 }),
+    );
+    const dead = Messages.map((m) => ({ body: m.Body, reason: m.MessageAttributes?.reason?.StringValue }));
+    expect(dead).toEqual(
+      expect.arrayContaining([
+        { body: 'this is not JSON at all', reason: 'the message body is not JSON' },
+        { body: '{"Records":"nope"}', reason: expect.stringContaining('not an S3 event notification') },
+      ]),
+    );
+    expect(dead).toHaveLength(2);
+  });
+
+  it('extends the visibility of a message while its download is slow, so no second consumer gets it', async () => {
+    await put(s3, bucket, 'q/slow.bin', contentFor('q/slow.bin', 1000));
+    proxy.stall.set('q/slow.bin', 1);
+    proxy.stallMs = 6000; // three times the 2 s visibility timeout
+    await enqueue(notification({ bucket, key: 'q/slow.bin', op: 'put', size: 1000, sequencer: sequencers(1)[0] }));
+    await eventually(() => proxy.objectGets('q/slow.bin'), (n) => n === 1, 10_000, 'download started');
+    // Another consumer polling the queue after the original timeout has passed must find nothing.
+    await new Promise((r) => setTimeout(r, 3500));
+    const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0, MaxNumberOfMessages: 10 }));
+    expect(Messages).toEqual([]);
+    await eventually(() => filesUnder(t.mirrorDir), (f) => f.includes('q/slow.bin'), 20_000, 'slow file');
+    await eventually(() => queueDepth(queueUrl), (n) => n === 0, 10_000, 'queue drained');
+    expect(proxy.objectGets('q/slow.bin')).toBe(1);
+  });
+
+  it('orders a key’s events by sequencer across messages', async () => {
+    const [s1, s2] = sequencers(2);
+    await put(s3, bucket, 'q/k.txt', 'final');
+    await enqueue(notification({ bucket, key: 'q/k.txt', op: 'put', size: 5, sequencer: s2 }));
+    await eventually(() => filesUnder(t.mirrorDir), (f) => f.includes('q/k.txt'), 15_000, 'q/k.txt');
+    await enqueue(notification({ bucket, key: 'q/k.txt', op: 'delete', sequencer: s1 }));
+    await eventually(() => queueDepth(queueUrl), (n) => n === 0, 15_000, 'queue drained');
+    expect(await readFile(join(t.mirrorDir, 'q/k.txt'), 'utf8')).toBe('final');
+  });
+});
+
+describe('acknowledged events survive a crash', () => {
+  it('resumes events accepted before a kill -9 and the mirror converges', async () => {
+    const s3 = testS3();
+    const bucket = await newBucket(s3);
+    const proxy = new S3Proxy(emulatorEndpoint());
+    const endpoint = await proxy.start();
+    const keys = Array.from({ length: 20 }, (_, i) => `crash/file-${i}.txt`);
+    for (const k of keys) await put(s3, bucket, k, contentFor(k, 200));
+    // Every GET hangs, so nothing can be applied before the process dies.
+    for (const k of keys) proxy.stall.set(k, 1);
+    proxy.stallMs = 60_000;
+    const env = {
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: endpoint,
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      WEBHOOK_SECRET: SECRET,
+      ENABLE_PERIODIC_SYNC: 'false',
+      LOCAL_DOWNLOAD_DIR: join(tempDir('crash'), 'mirror'),
+      STATE_DIR: tempDir('crash-state'),
+      MIN_FREE_DISK_MB: '1',
+    };
+    const first = await startService(env);
+    const body = JSON.stringify(notification(...keys.map((key): EventSpec => ({ bucket, key, op: 'put', size: 200 }))));
+    const res = await fetch(`${first.url}/api/v1/s3-notification`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', ...signWebhook(SECRET, body, Date.now()) },
+      body,
+    });
+    expect(res.status).toBe(202);
+    expect(await res.json()).toMatchObject({ accepted: keys.length });
+    await eventually(() => proxy.objectGets(), (n) => n > 0, 10_000, 'downloads started');
+    first.child.kill('SIGKILL');
+    await first.exited;
+    expect(await filesUnder(env.LOCAL_DOWNLOAD_DIR)).toEqual([]);
+
+    proxy.stall.clear();
+    const second = await startService(env);
+    try {
+      await eventually(() => filesUnder(env.LOCAL_DOWNLOAD_DIR), (f) => f.length === keys.length, 20_000, 'mirror converged');
+      for (const k of keys) expect(await readFile(join(env.LOCAL_DOWNLOAD_DIR, k))).toEqual(contentFor(k, 200));
+      const stats = (await (await fetch(`${second.url}/api/v1/stats`)).json()) as { events: { pending: number } };
+      await eventually(async () => ((await (await fetch(`${second.url}/api/v1/stats`)).json()) as typeof stats).events.pending, (n) => n === 0, 10_000, 'inbox empty');
+    } finally {
+      second.child.kill('SIGTERM');
+      await second.exited;
+      await proxy.stop();
+      s3.destroy();
+    }
+  });
+});

@@ -1,0 +1,53 @@
+import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join } from 'node:path';
+import { tempDir } from './app';
+
+export const MAIN = join(__dirname, '..', '..', 'dist', 'main.js');
+
+export function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const srv = createServer();
+    srv.listen(0, '127.0.0.1', () => {
+      const { port } = srv.address() as { port: number };
+      srv.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ServiceProcess {
+  child: ChildProcessWithoutNullStreams;
+  url: string;
+  output: () => string;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+}
+
+/** Starts dist/main.js (the built service) on a free loopback port and resolves once it listens. */
+export async function startService(env: Record<string, string>, timeoutMs = 20_000): Promise<ServiceProcess> {
+  if (!existsSync(MAIN)) throw new Error('dist/main.js is missing: `npm test` builds it first (npm run build)');
+  const port = await freePort();
+  const child = spawn(process.execPath, [MAIN], {
+    env: { PATH: process.env.PATH ?? '', HOME: tempDir('home'), API_HOST: '127.0.0.1', API_PORT: String(port), ...env },
+    cwd: tempDir('cwd'),
+  });
+  let out = '';
+  child.stdout.on('data', (d: Buffer) => (out += d.toString()));
+  child.stderr.on('data', (d: Buffer) => (out += d.toString()));
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.on('exit', (code, signal) => resolve({ code, signal })));
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`service did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const onData = (): void => {
+      if (!out.includes('listening on')) return;
+      clearTimeout(timer);
+      child.stdout.off('data', onData);
+      resolve();
+    };
+    child.stdout.on('data', onData);
+    void exited.then(() => {
+      clearTimeout(timer);
+      reject(new Error(`service exited during start:\n${out}`));
+    });
+  });
+  return { child, url: `http://127.0.0.1:${port}`, output: () => out, exited };
+}
