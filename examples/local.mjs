@@ -26,6 +26,8 @@ const env = {
   SYNC_ON_START: 'true',
   API_HOST: '127.0.0.1',
   LOG_FORMAT: 'pretty',
+  // A local-only secret so that the event webhook can be tried (see the README's real-time section).
+  WEBHOOK_SECRET: 'local-webhook-secret-not-for-production',
   ...process.env,
 };
 const port = env.API_PORT ?? '3000';
@@ -39,6 +41,7 @@ process.stdout.write(
     `  API          http://127.0.0.1:${port}/api/v1   e.g. curl -X POST http://127.0.0.1:${port}/api/v1/sync`,
     `  Swagger      http://127.0.0.1:${port}/docs`,
     `  Mirror       ${env.LOCAL_DOWNLOAD_DIR}  (synced every 30 s)`,
+    `  Webhook      POST http://127.0.0.1:${port}/api/v1/s3-notification  (WEBHOOK_SECRET=${env.WEBHOOK_SECRET})`,
     '  Ctrl-C stops everything.',
     '',
   ].join('\n') + '\n',

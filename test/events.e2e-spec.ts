@@ -317,8 +317,8 @@ describe('acknowledged events survive a crash', () => {
     try {
       await eventually(() => filesUnder(env.LOCAL_DOWNLOAD_DIR), (f) => f.length === keys.length, 20_000, 'mirror converged');
       for (const k of keys) expect(await readFile(join(env.LOCAL_DOWNLOAD_DIR, k))).toEqual(contentFor(k, 200));
-      const stats = (await (await fetch(`${second.url}/api/v1/stats`)).json()) as { events: { pending: number } };
-      await eventually(async () => ((await (await fetch(`${second.url}/api/v1/stats`)).json()) as typeof stats).events.pending, (n) => n === 0, 10_000, 'inbox empty');
+      const pending = async (): Promise<number> => ((await (await fetch(`${second.url}/api/v1/stats`)).json()) as { events: { pending: number } }).events.pending;
+      await eventually(pending, (n) => n === 0, 10_000, 'inbox empty');
     } finally {
       second.child.kill('SIGTERM');
       await second.exited;

@@ -66,7 +66,7 @@ export class S3Proxy {
     this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range });
 
     if (kind === 'list' && this.listing) return this.serveHostileListing(bucket, url, res);
-    if (req.method === 'GET' && key && this.take(this.stall, key)) await new Promise((r) => setTimeout(r, this.stallMs));
+    if (req.method === 'GET' && key && this.take(this.stall, key)) await new Promise((r) => setTimeout(r, this.stallMs).unref());
     const partNumber = url.searchParams.get('partNumber');
     if (req.method === 'HEAD' && key && partNumber && this.partSizes.has(key)) return this.servePartHead(req, res, key, Number(partNumber));
     if (req.method === 'GET' && key && this.take(this.fail, key)) {
