@@ -5,10 +5,13 @@ import { LoggerModule } from 'nestjs-pino';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
 import { AppController } from './app.controller';
+import { BreakerModule } from './breaker/breaker.module';
+import { StatsController } from './stats.controller';
 import { ApiKeyGuard } from './auth/api-key.guard';
 import { Clock, SystemClock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { AppConfigModule } from './config/config.module';
+import { DeliveryModule } from './delivery/delivery.module';
 import { HealthModule } from './health/health.module';
 import { SyncModule } from './sync/sync.module';
 
@@ -40,9 +43,11 @@ export class AppModule {
         }),
         ScheduleModule.forRoot(),
         SyncModule,
+        DeliveryModule,
+        BreakerModule,
         HealthModule,
       ],
-      controllers: [AppController],
+      controllers: [AppController, StatsController],
       providers: [
         { provide: Clock, useValue: options.clock ?? new SystemClock() },
         { provide: APP_GUARD, useClass: ApiKeyGuard },

@@ -46,6 +46,24 @@ export class AppConfig {
     dlqUrl?: string;
     sqsEndpoint?: string;
   };
+  readonly delivery: {
+    url?: string;
+    authUrl?: string;
+    accessKey?: string;
+    secretKey?: string;
+    patterns: string[];
+    maxRecordsPerBatch: number;
+    maxBatchBytes: number;
+    concurrency: number;
+    timeoutMs: number;
+    maxRetries: number;
+    retryBaseMs: number;
+    retryMaxMs: number;
+    breakerThreshold: number;
+    breakerCooldownMs: number;
+    idempotencyTtlMs: number;
+    dlqUrl?: string;
+  };
   readonly state: { dir: string };
   readonly api: { host: string; port: number; apiKey?: string };
   readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT'] };
@@ -90,6 +108,24 @@ export class AppConfig {
       dlqUrl: env.DLQ_URL,
       sqsEndpoint: env.SQS_ENDPOINT,
     };
+    this.delivery = {
+      url: env.CALL_DETAILS_URL,
+      authUrl: env.AUTH_URL,
+      accessKey: env.ACCESS_KEY,
+      secretKey: env.SECRET_KEY,
+      patterns: env.DELIVERY_PATTERNS.split(',').map((p) => p.trim()).filter(Boolean),
+      maxRecordsPerBatch: env.MAX_RECORDS_PER_BATCH,
+      maxBatchBytes: env.MAX_BATCH_BYTES,
+      concurrency: env.DELIVERY_CONCURRENCY,
+      timeoutMs: env.DELIVERY_TIMEOUT_SECONDS * 1000,
+      maxRetries: env.MAX_RETRIES,
+      retryBaseMs: env.RETRY_BASE_MS,
+      retryMaxMs: env.RETRY_MAX_MS,
+      breakerThreshold: env.BREAKER_FAILURE_THRESHOLD,
+      breakerCooldownMs: Math.round(env.BREAKER_COOLDOWN_SECONDS * 1000),
+      idempotencyTtlMs: Math.round(env.IDEMPOTENCY_TTL_DAYS * 86_400_000),
+      dlqUrl: env.DLQ_URL,
+    };
     this.state = { dir: resolve(env.STATE_DIR) };
     this.api = { host: env.API_HOST, port: env.API_PORT, apiKey: env.API_KEY };
     this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT };
@@ -101,6 +137,11 @@ export class AppConfig {
       s3: { ...this.s3 },
       sync: { ...this.sync },
       events: { ...this.events, webhookSecret: this.events.webhookSecret ? '[redacted]' : null },
+      delivery: {
+        ...this.delivery,
+        accessKey: this.delivery.accessKey ? '[redacted]' : null,
+        secretKey: this.delivery.secretKey ? '[redacted]' : null,
+      },
       state: { ...this.state },
       api: { host: this.api.host, port: this.api.port, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },

@@ -166,6 +166,56 @@ export class EnvironmentVariables {
   @Matches(/^https?:\/\/[^\s/]+\/\S+$/, { message: 'must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)' })
   DLQ_URL?: string;
 
+  /** Downstream records API; without it the service is a pure mirror. */
+  @IsOptional() @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  CALL_DETAILS_URL?: string;
+
+  /** Login endpoint that exchanges ACCESS_KEY / SECRET_KEY for a JWT; without it requests carry no token. */
+  @IsOptional() @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  AUTH_URL?: string;
+
+  @IsOptional() @IsString() @IsNotEmpty()
+  ACCESS_KEY?: string;
+
+  @IsOptional() @IsString() @IsNotEmpty()
+  SECRET_KEY?: string;
+
+  /** Comma-separated glob patterns of keys to deliver (`*` within a folder, `**` across folders). */
+  @IsString() @Transform(trimmed)
+  DELIVERY_PATTERNS = '**';
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(100_000)
+  MAX_RECORDS_PER_BATCH = 500;
+
+  @Transform(toNumber) @IsInt() @Min(1024) @Max(64 * 1024 * 1024)
+  MAX_BATCH_BYTES = 4 * 1024 * 1024;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(1000)
+  DELIVERY_CONCURRENCY = 50;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(600)
+  DELIVERY_TIMEOUT_SECONDS = 30;
+
+  @Transform(toNumber) @IsInt() @Min(0) @Max(20)
+  MAX_RETRIES = 3;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(60_000)
+  RETRY_BASE_MS = 200;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(600_000)
+  RETRY_MAX_MS = 30_000;
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(1000)
+  BREAKER_FAILURE_THRESHOLD = 5;
+
+  @Transform(toNumber) @Min(0.1) @Max(86_400)
+  BREAKER_COOLDOWN_SECONDS = 300;
+
+  @Transform(toNumber) @Min(0) @Max(3650)
+  IDEMPOTENCY_TTL_DAYS = 7;
+
   /** SQS endpoint for S3-compatible set-ups (defaults to the queue URL's own host). */
   @IsOptional() @Transform(trimmed)
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })

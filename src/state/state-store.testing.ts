@@ -3,7 +3,7 @@ import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 import type { ObjectChange } from '../sync/s3-event';
-import { emptyCounts, NewInboxEntry, RunRecord, StateStore } from './state-store';
+import { BreakerState, emptyCounts, LedgerEntry, NewInboxEntry, RunRecord, StateStore } from './state-store';
 
 /** Test helpers for the state module (excluded from the build). */
 export function sqliteAt(dir: string): SqliteDatabase {
@@ -153,6 +153,61 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       await expect(store.inboxCounts()).resolves.toEqual({ pending: 1, failed: 1 });
       await expect(store.inboxRetryFailed()).resolves.toBe(1);
       expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([a.id, b.id]);
+    });
+
+    const ledger = (fileId: string, over: Partial<LedgerEntry> = {}): LedgerEntry => ({
+      fileId,
+      key: fileId.split('@')[0],
+      status: 'synced',
+      recordsParsed: 0,
+      recordsSent: 0,
+      recordsFailed: 0,
+      batchesAcked: 0,
+      attempts: 0,
+      createdAt: new Date('2026-11-23T10:00:00.000Z'),
+      updatedAt: new Date('2026-11-23T10:00:00.000Z'),
+      ...over,
+    });
+
+    it('keeps ledger entries per file version, finds them by status and by key', async () => {
+      const a1 = ledger('b/a.jsonl@e1', { key: 'b/a.jsonl' });
+      const a2 = ledger('b/a.jsonl@e2', { key: 'b/a.jsonl', status: 'delivering', updatedAt: new Date('2026-11-23T11:00:00.000Z') });
+      const c = ledger('b/c.jsonl@e1', { key: 'b/c.jsonl', status: 'delivered', deliveredAt: new Date('2026-11-23T10:00:01.000Z'), lastError: 'x' });
+      for (const e of [a1, a2, c]) await store.ledgerPut(e);
+      await expect(store.ledgerGet(c.fileId)).resolves.toEqual(c);
+      await expect(store.ledgerLatestForKey('b/a.jsonl')).resolves.toEqual(a2);
+      expect((await store.ledgerByStatus(['synced', 'delivering'], 10)).map((e) => e.fileId)).toEqual([a1.fileId, a2.fileId]);
+      const updated = { ...a1, status: 'delivered' as const, recordsSent: 1000, batchesAcked: 2, updatedAt: new Date('2026-11-23T12:00:00.000Z') };
+      await store.ledgerPut(updated);
+      await expect(store.ledgerGet(a1.fileId)).resolves.toEqual(updated);
+      await expect(store.ledgerCounts()).resolves.toEqual({ delivering: 1, delivered: 2 });
+    });
+
+    it('grants claims conditionally: free, expired, own, forced; refuses held and completed ones', async () => {
+      await expect(store.claim('f', 'r1', 1000, 500, false)).resolves.toBe('claimed');
+      await expect(store.claim('f', 'r2', 1200, 500, false)).resolves.toBe('held');
+      await expect(store.claim('f', 'r1', 1200, 500, false)).resolves.toBe('claimed');
+      await expect(store.claim('f', 'r2', 1800, 500, false)).resolves.toBe('claimed'); // r1's lease ran out at 1700
+      await expect(store.completeClaim('f', 'r1', 10_000)).resolves.toBe(false);
+      await expect(store.completeClaim('f', 'r2', 10_000)).resolves.toBe(true);
+      await expect(store.claim('f', 'r2', 2000, 500, false)).resolves.toBe('completed');
+      await expect(store.claim('f', 'r3', 2000, 500, true)).resolves.toBe('claimed');
+      await store.releaseClaim('f', 'r3');
+      await expect(store.claim('f', 'r4', 2000, 500, false)).resolves.toBe('claimed');
+      await expect(store.claim('g', 'r1', 2000, 500, false)).resolves.toBe('claimed');
+      await store.completeClaim('g', 'r1', 3000);
+      await expect(store.claim('g', 'r2', 3001, 500, false)).resolves.toBe('claimed');
+    });
+
+    it('writes breaker state only when the version it read is still current', async () => {
+      const closed: BreakerState = { name: 'downstream', state: 'closed', failures: 0, openedAt: 0, probeUntil: 0, version: 1 };
+      await expect(store.breakerGet('downstream')).resolves.toBeUndefined();
+      await expect(store.breakerCompareAndSet(closed, 0)).resolves.toBe(true);
+      await expect(store.breakerCompareAndSet({ ...closed, failures: 9 }, 0)).resolves.toBe(false);
+      const open = { ...closed, state: 'open' as const, openedAt: 5000, version: 2 };
+      await expect(store.breakerCompareAndSet(open, 1)).resolves.toBe(true);
+      await expect(store.breakerCompareAndSet({ ...closed, version: 2 }, 1)).resolves.toBe(false);
+      await expect(store.breakerGet('downstream')).resolves.toEqual(open);
     });
   });
 }

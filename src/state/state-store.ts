@@ -76,6 +76,41 @@ export interface InboxEntry {
 
 export type NewInboxEntry = Pick<InboxEntry, 'id' | 'source' | 'change' | 'receivedAt'>;
 
+export type LedgerStatus = 'pending' | 'synced' | 'delivering' | 'delivered' | 'failed' | 'dead';
+
+/** Delivery of one file version (fileId = bucket/key@etag). */
+export interface LedgerEntry {
+  fileId: string;
+  key: string;
+  status: LedgerStatus;
+  recordsParsed: number;
+  recordsSent: number;
+  recordsFailed: number;
+  /** Batches 0..batchesAcked-1 are acknowledged (or dead-lettered): the checkpoint to resume from. */
+  batchesAcked: number;
+  attempts: number;
+  lastError?: string;
+  createdAt: Date;
+  updatedAt: Date;
+  deliveredAt?: Date;
+}
+
+export type ClaimResult = 'claimed' | 'completed' | 'held';
+
+export type BreakerPhase = 'closed' | 'open' | 'half-open';
+
+export interface BreakerState {
+  name: string;
+  state: BreakerPhase;
+  /** Consecutive failures while closed. */
+  failures: number;
+  openedAt: number;
+  /** While half-open: until when the probe's owner holds it. */
+  probeUntil: number;
+  /** Bumped on every write; writes are conditional on it (compare-and-set). */
+  version: number;
+}
+
 export abstract class StateStore {
   abstract createRun(run: RunRecord): Promise<void>;
   abstract updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void>;
@@ -101,4 +136,27 @@ export abstract class StateStore {
   /** Puts every parked entry back to `pending` (at start-up, or when an operator asks); returns how many. */
   abstract inboxRetryFailed(): Promise<number>;
   abstract inboxCounts(): Promise<Record<InboxStatus, number>>;
+
+  abstract ledgerGet(fileId: string): Promise<LedgerEntry | undefined>;
+  /** The newest entry for a key (any version). */
+  abstract ledgerLatestForKey(key: string): Promise<LedgerEntry | undefined>;
+  abstract ledgerPut(entry: LedgerEntry): Promise<void>;
+  /** Entries with one of these statuses, oldest update first. */
+  abstract ledgerByStatus(statuses: readonly LedgerStatus[], limit: number): Promise<LedgerEntry[]>;
+  abstract ledgerCounts(): Promise<Partial<Record<LedgerStatus, number>>>;
+
+  /**
+   * Claims `id` for `owner` until `nowMs + leaseMs`, conditionally: granted when there is no claim,
+   * when the claim expired, when `owner` already holds it, or when `force` is set; a COMPLETED claim
+   * that has not expired answers 'completed', an unexpired claim of another owner 'held'.
+   */
+  abstract claim(id: string, owner: string, nowMs: number, leaseMs: number, force: boolean): Promise<ClaimResult>;
+  /** Marks the claim COMPLETED until `expiresAtMs` (the idempotency window), if `owner` holds it. */
+  abstract completeClaim(id: string, owner: string, expiresAtMs: number): Promise<boolean>;
+  /** Drops `owner`'s claim so that another attempt may take it at once. */
+  abstract releaseClaim(id: string, owner: string): Promise<void>;
+
+  abstract breakerGet(name: string): Promise<BreakerState | undefined>;
+  /** Writes `next` only if the stored version is still `expectedVersion` (0 = no row yet). */
+  abstract breakerCompareAndSet(next: BreakerState, expectedVersion: number): Promise<boolean>;
 }

@@ -31,6 +31,9 @@ export interface Committed {
   verifiedBy: VerificationMethod;
 }
 
+/** Told of every object version the mirror commits (downloads, not adoptions or deletions). */
+export type CommitListener = (committed: Committed) => void;
+
 type FileMapping = Extract<KeyMapping, { kind: 'file' }>;
 
 const DIR_CHECK_TTL_MS = 5000;
@@ -53,6 +56,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
    * one folder. Entries expire quickly so that a symlink planted later is still caught.
    */
   private readonly checkedDirs = new Map<string, { at: number; ready: Promise<void> }>();
+  private readonly commitListeners: CommitListener[] = [];
 
   constructor(
     private readonly config: AppConfig,
@@ -77,6 +81,10 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
   onApplicationBootstrap(): void {
     // Partial files are only left by a crash; nothing downloads yet, so all of them are stale.
     void this.removeStaleTempFiles().catch((err: unknown) => this.logger.warn({ err }, 'temp file cleanup failed'));
+  }
+
+  onCommitted(listener: CommitListener): void {
+    this.commitListeners.push(listener);
   }
 
   map(key: string): KeyMapping {
@@ -288,7 +296,9 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
 
   private record(entry: ManifestEntry): Committed {
     this.manifest.put(entry);
-    return { key: entry.key, bytes: entry.size, etag: entry.etag, verifiedBy: entry.verifiedBy };
+    const committed = { key: entry.key, bytes: entry.size, etag: entry.etag, verifiedBy: entry.verifiedBy };
+    for (const listener of this.commitListeners) listener(committed);
+    return committed;
   }
 
   private commitRecord(mapping: FileMapping, head: ObjectHead, verification: Verification, options: DownloadOptions): ManifestEntry {

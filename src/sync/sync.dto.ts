@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
-import type { RunCounts, RunItem, RunRecord } from '../state/state-store';
+import type { BreakerState, LedgerStatus, RunCounts, RunItem, RunRecord } from '../state/state-store';
 import type { RunProgress } from './sync.service';
 import { EventStatsDto } from './s3-notification.dto';
 
@@ -142,11 +142,27 @@ export class StatsTotalsDto {
   @ApiProperty({ example: 1, description: 'Runs that failed, were interrupted or had failed objects' }) failedRuns!: number;
 }
 
+export class BreakerStateDto implements BreakerState {
+  @ApiProperty({ example: 'https://api.example.com/calls' }) name!: string;
+  @ApiProperty({ enum: ['closed', 'open', 'half-open'] }) state!: BreakerState['state'];
+  @ApiProperty({ example: 0, description: 'Consecutive failures counted while closed' }) failures!: number;
+  @ApiProperty({ example: 0, description: 'When it last opened (ms since the epoch)' }) openedAt!: number;
+  @ApiProperty({ example: 0 }) probeUntil!: number;
+  @ApiProperty({ example: 4 }) version!: number;
+}
+
+export class DeliveryStatsDto {
+  @ApiProperty({ description: 'Whether CALL_DETAILS_URL is set' }) enabled!: boolean;
+  @ApiProperty({ example: { delivered: 120, delivering: 2 }, description: 'Files per ledger status' }) files!: Partial<Record<LedgerStatus, number>>;
+  @ApiProperty({ type: [BreakerStateDto] }) breakers!: BreakerStateDto[];
+}
+
 export class StatsResponseDto {
   @ApiProperty({ type: StatsTotalsDto }) totals!: StatsTotalsDto;
   @ApiProperty({ type: RunSummaryDto, nullable: true }) lastRun!: RunSummaryDto | null;
   @ApiProperty({ type: [RunProgressDto] }) running!: RunProgress[];
   @ApiProperty({ type: EventStatsDto, description: 'Real-time sync from S3 events (webhook and queue)' }) events!: EventStatsDto;
+  @ApiProperty({ type: DeliveryStatsDto, description: 'Delivery downstream: files per ledger status and the circuit breakers' }) delivery!: DeliveryStatsDto;
 }
 
 export class RunItemsResponseDto {

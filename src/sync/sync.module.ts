@@ -8,14 +8,13 @@ import { EventQueueConsumer } from './event-queue.consumer';
 import { Mirror } from './mirror';
 import { S3EventsService } from './s3-events.service';
 import { S3NotificationController } from './s3-notification.controller';
-import { StatsController } from './stats.controller';
 import { SyncController } from './sync.controller';
 import { SyncScheduler } from './sync.scheduler';
 import { SyncService } from './sync.service';
 
 @Module({
   imports: [AwsModule, StateModule],
-  controllers: [SyncController, StatsController, FilesController, S3NotificationController],
+  controllers: [SyncController, FilesController, S3NotificationController],
   providers: [Mirror, FileCommitter, SyncService, SyncScheduler, FilesService, S3EventsService, EventQueueConsumer],
   exports: [SyncService, Mirror, S3EventsService],
 })

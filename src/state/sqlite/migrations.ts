@@ -63,4 +63,38 @@ export const MIGRATIONS: readonly string[] = [
     applied_at INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  `
+  CREATE TABLE ledger (
+    file_id         TEXT PRIMARY KEY,
+    key             TEXT NOT NULL,
+    status          TEXT NOT NULL,
+    records_parsed  INTEGER NOT NULL DEFAULT 0,
+    records_sent    INTEGER NOT NULL DEFAULT 0,
+    records_failed  INTEGER NOT NULL DEFAULT 0,
+    batches_acked   INTEGER NOT NULL DEFAULT 0,
+    attempts        INTEGER NOT NULL DEFAULT 0,
+    last_error      TEXT,
+    created_at      INTEGER NOT NULL,
+    updated_at      INTEGER NOT NULL,
+    delivered_at    INTEGER
+  ) WITHOUT ROWID;
+  CREATE INDEX ledger_key ON ledger (key, updated_at DESC);
+  CREATE INDEX ledger_status ON ledger (status);
+
+  CREATE TABLE idempotency (
+    id         TEXT PRIMARY KEY,
+    status     TEXT NOT NULL,
+    owner      TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+
+  CREATE TABLE breakers (
+    name       TEXT PRIMARY KEY,
+    state      TEXT NOT NULL,
+    failures   INTEGER NOT NULL,
+    opened_at  INTEGER NOT NULL,
+    probe_until INTEGER NOT NULL,
+    version    INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

@@ -1,6 +1,18 @@
 import { Injectable } from '@nestjs/common';
 import type { Statement } from 'better-sqlite3';
-import { InboxEntry, InboxStatus, NewInboxEntry, RunItem, RunRecord, RunTotals, StateStore } from '../state-store';
+import {
+  BreakerState,
+  ClaimResult,
+  InboxEntry,
+  InboxStatus,
+  LedgerEntry,
+  LedgerStatus,
+  NewInboxEntry,
+  RunItem,
+  RunRecord,
+  RunTotals,
+  StateStore,
+} from '../state-store';
 import { SqliteDatabase } from './sqlite.database';
 
 interface RunRow {
@@ -52,6 +64,38 @@ function toInboxEntry(r: InboxRow): InboxEntry {
   };
 }
 
+interface LedgerRow {
+  file_id: string;
+  key: string;
+  status: LedgerStatus;
+  records_parsed: number;
+  records_sent: number;
+  records_failed: number;
+  batches_acked: number;
+  attempts: number;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+  delivered_at: number | null;
+}
+
+function toLedger(r: LedgerRow): LedgerEntry {
+  return {
+    fileId: r.file_id,
+    key: r.key,
+    status: r.status,
+    recordsParsed: r.records_parsed,
+    recordsSent: r.records_sent,
+    recordsFailed: r.records_failed,
+    batchesAcked: r.batches_acked,
+    attempts: r.attempts,
+    lastError: r.last_error ?? undefined,
+    createdAt: new Date(r.created_at),
+    updatedAt: new Date(r.updated_at),
+    deliveredAt: r.delivered_at === null ? undefined : new Date(r.delivered_at),
+  };
+}
+
 /** The embedded StateStore: one process, one SQLite file. */
 @Injectable()
 export class SqliteStateStore extends StateStore {
@@ -62,6 +106,7 @@ export class SqliteStateStore extends StateStore {
   private readonly inboxSeqStmt: Statement<[string], { seq: number }>;
   private readonly inboxListStmt: Statement<[InboxStatus, number, number], InboxRow>;
   private readonly inboxDeleteStmt: Statement<[string]>;
+  private readonly ledgerPutStmt: Statement<LedgerRow>;
 
   constructor(private readonly sqlite: SqliteDatabase) {
     super();
@@ -76,6 +121,16 @@ export class SqliteStateStore extends StateStore {
       'SELECT id, source, change, received_at, attempts, status, last_error FROM inbox WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?',
     );
     this.inboxDeleteStmt = sqlite.db.prepare('DELETE FROM inbox WHERE id = ?');
+    this.ledgerPutStmt = sqlite.db.prepare(
+      `INSERT INTO ledger (file_id, key, status, records_parsed, records_sent, records_failed, batches_acked, attempts, last_error,
+         created_at, updated_at, delivered_at)
+       VALUES (@file_id, @key, @status, @records_parsed, @records_sent, @records_failed, @batches_acked, @attempts, @last_error,
+         @created_at, @updated_at, @delivered_at)
+       ON CONFLICT (file_id) DO UPDATE SET key = excluded.key, status = excluded.status, records_parsed = excluded.records_parsed,
+         records_sent = excluded.records_sent, records_failed = excluded.records_failed, batches_acked = excluded.batches_acked,
+         attempts = excluded.attempts, last_error = excluded.last_error, updated_at = excluded.updated_at,
+         delivered_at = excluded.delivered_at`,
+    );
   }
 
   createRun(run: RunRecord): Promise<void> {
@@ -191,5 +246,100 @@ export class SqliteStateStore extends StateStore {
     const counts: Record<InboxStatus, number> = { pending: 0, failed: 0 };
     for (const r of rows) counts[r.status] = r.n;
     return Promise.resolve(counts);
+  }
+
+  ledgerGet(fileId: string): Promise<LedgerEntry | undefined> {
+    const row = this.sqlite.db.prepare('SELECT * FROM ledger WHERE file_id = ?').get(fileId) as LedgerRow | undefined;
+    return Promise.resolve(row ? toLedger(row) : undefined);
+  }
+
+  ledgerLatestForKey(key: string): Promise<LedgerEntry | undefined> {
+    const row = this.sqlite.db.prepare('SELECT * FROM ledger WHERE key = ? ORDER BY updated_at DESC LIMIT 1').get(key) as LedgerRow | undefined;
+    return Promise.resolve(row ? toLedger(row) : undefined);
+  }
+
+  ledgerPut(e: LedgerEntry): Promise<void> {
+    this.ledgerPutStmt.run({
+      file_id: e.fileId,
+      key: e.key,
+      status: e.status,
+      records_parsed: e.recordsParsed,
+      records_sent: e.recordsSent,
+      records_failed: e.recordsFailed,
+      batches_acked: e.batchesAcked,
+      attempts: e.attempts,
+      last_error: e.lastError ?? null,
+      created_at: e.createdAt.getTime(),
+      updated_at: e.updatedAt.getTime(),
+      delivered_at: e.deliveredAt?.getTime() ?? null,
+    });
+    return Promise.resolve();
+  }
+
+  ledgerByStatus(statuses: readonly LedgerStatus[], limit: number): Promise<LedgerEntry[]> {
+    if (statuses.length === 0) return Promise.resolve([]);
+    const rows = this.sqlite.db
+      .prepare(`SELECT * FROM ledger WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY updated_at LIMIT ?`)
+      .all(...statuses, limit) as LedgerRow[];
+    return Promise.resolve(rows.map(toLedger));
+  }
+
+  ledgerCounts(): Promise<Partial<Record<LedgerStatus, number>>> {
+    const rows = this.sqlite.db.prepare('SELECT status, COUNT(*) AS n FROM ledger GROUP BY status').all() as Array<{ status: LedgerStatus; n: number }>;
+    return Promise.resolve(Object.fromEntries(rows.map((r) => [r.status, r.n])));
+  }
+
+  claim(id: string, owner: string, nowMs: number, leaseMs: number, force: boolean): Promise<ClaimResult> {
+    const db = this.sqlite.db;
+    // One transaction: the read and the conditional write cannot interleave with another writer.
+    const result = db.transaction((): ClaimResult => {
+      const row = db.prepare('SELECT status, owner, expires_at FROM idempotency WHERE id = ?').get(id) as
+        | { status: 'IN_PROGRESS' | 'COMPLETED'; owner: string; expires_at: number }
+        | undefined;
+      if (row && !force && row.expires_at > nowMs) {
+        if (row.status === 'COMPLETED') return 'completed';
+        if (row.owner !== owner) return 'held';
+      }
+      db.prepare(
+        `INSERT INTO idempotency (id, status, owner, expires_at) VALUES (?, 'IN_PROGRESS', ?, ?)
+         ON CONFLICT (id) DO UPDATE SET status = 'IN_PROGRESS', owner = excluded.owner, expires_at = excluded.expires_at`,
+      ).run(id, owner, nowMs + leaseMs);
+      return 'claimed';
+    }).immediate();
+    return Promise.resolve(result);
+  }
+
+  completeClaim(id: string, owner: string, expiresAtMs: number): Promise<boolean> {
+    const info = this.sqlite.db
+      .prepare(`UPDATE idempotency SET status = 'COMPLETED', expires_at = ? WHERE id = ? AND owner = ?`)
+      .run(expiresAtMs, id, owner);
+    return Promise.resolve(info.changes === 1);
+  }
+
+  releaseClaim(id: string, owner: string): Promise<void> {
+    this.sqlite.db.prepare(`DELETE FROM idempotency WHERE id = ? AND owner = ? AND status = 'IN_PROGRESS'`).run(id, owner);
+    return Promise.resolve();
+  }
+
+  breakerGet(name: string): Promise<BreakerState | undefined> {
+    const row = this.sqlite.db.prepare('SELECT * FROM breakers WHERE name = ?').get(name) as
+      | { name: string; state: BreakerState['state']; failures: number; opened_at: number; probe_until: number; version: number }
+      | undefined;
+    return Promise.resolve(
+      row && { name: row.name, state: row.state, failures: row.failures, openedAt: row.opened_at, probeUntil: row.probe_until, version: row.version },
+    );
+  }
+
+  breakerCompareAndSet(next: BreakerState, expectedVersion: number): Promise<boolean> {
+    const params = [next.state, next.failures, next.openedAt, next.probeUntil, next.version, next.name] as const;
+    const info =
+      expectedVersion === 0
+        ? this.sqlite.db
+            .prepare('INSERT OR IGNORE INTO breakers (state, failures, opened_at, probe_until, version, name) VALUES (?, ?, ?, ?, ?, ?)')
+            .run(...params)
+        : this.sqlite.db
+            .prepare('UPDATE breakers SET state = ?, failures = ?, opened_at = ?, probe_until = ?, version = ? WHERE name = ? AND version = ?')
+            .run(...params, expectedVersion);
+    return Promise.resolve(info.changes === 1);
   }
 }

@@ -1,0 +1,98 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
+
+/** Tokens without an `exp` are kept this long. */
+const DEFAULT_LIFETIME_MS = 50 * 60_000;
+/** A token is renewed this long before its `exp`, so that no request leaves with one about to die. */
+const EXPIRY_MARGIN_MS = 60_000;
+
+/** The login failed; delivery treats it like an unreachable downstream (retried, counted by the breaker). */
+export class LoginError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+  ) {
+    super(message);
+    this.name = 'LoginError';
+  }
+}
+
+/**
+ * The downstream's JWT: one login (POST ACCESS_KEY and SECRET_KEY to AUTH_URL) shared by every
+ * concurrent request (single flight), cached until its `exp` less a margin, dropped on a 401 so that
+ * the next caller logs in again. Credentials and tokens never reach a log line or an error message.
+ */
+@Injectable()
+export class TokenProvider {
+  private readonly logger = new Logger(TokenProvider.name);
+  private cached?: { token: string; expiresAt: number };
+  private inflight?: Promise<string>;
+  private logins = 0;
+
+  constructor(
+    private readonly config: AppConfig,
+    private readonly clock: Clock,
+  ) {}
+
+  get enabled(): boolean {
+    return Boolean(this.config.delivery.authUrl);
+  }
+
+  get loginCount(): number {
+    return this.logins;
+  }
+
+  /** A valid token, logging in when there is none; undefined when no AUTH_URL is configured. */
+  async token(signal?: AbortSignal): Promise<string | undefined> {
+    if (!this.enabled) return undefined;
+    if (this.cached && this.clock.nowMs() < this.cached.expiresAt) return this.cached.token;
+    this.inflight ??= this.login(signal).finally(() => (this.inflight = undefined));
+    return this.inflight;
+  }
+
+  /** Forgets `token` after the downstream refused it; a newer token obtained meanwhile is kept. */
+  invalidate(token: string): void {
+    if (this.cached?.token === token) this.cached = undefined;
+  }
+
+  private async login(signal?: AbortSignal): Promise<string> {
+    const { authUrl, accessKey, secretKey, timeoutMs } = this.config.delivery;
+    this.logins++;
+    let res: Response;
+    try {
+      res = await fetch(authUrl!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ accessKey, secretKey }),
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new LoginError(`login failed: ${(err as Error).message}`);
+    }
+    if (!res.ok) {
+      await res.body?.cancel();
+      throw new LoginError(`login refused with HTTP ${res.status}`, res.status);
+    }
+    const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
+    const token = [body?.token, body?.access_token, body?.accessToken, body?.jwt].find((t): t is string => typeof t === 'string' && t !== '');
+    if (!token) throw new LoginError('login answer carries no token (expected token, access_token, accessToken or jwt)');
+    const exp = jwtExpiry(token);
+    const now = this.clock.nowMs();
+    this.cached = { token, expiresAt: exp !== undefined ? Math.max(now, exp - EXPIRY_MARGIN_MS) : now + DEFAULT_LIFETIME_MS };
+    this.logger.log({ expiresAt: new Date(this.cached.expiresAt).toISOString() }, 'logged in to the downstream');
+    return token;
+  }
+}
+
+/** The `exp` claim of a JWT in milliseconds, without verifying it (the downstream does that). */
+export function jwtExpiry(token: string): number | undefined {
+  const payload = token.split('.')[1];
+  if (!payload) return undefined;
+  try {
+    const claims = JSON.parse(Buffer.from(payload, 'base64url').toString('utf8')) as { exp?: unknown };
+    return typeof claims.exp === 'number' ? claims.exp * 1000 : undefined;
+  } catch {
+    return undefined;
+  }
+}

@@ -1,0 +1,27 @@
+import { Controller, Get } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { StatsResponseDto } from './sync/sync.dto';
+import { BreakerService } from './breaker/breaker.service';
+import { DeliveryService } from './delivery/delivery.service';
+import { S3EventsService } from './sync/s3-events.service';
+import { SyncService } from './sync/sync.service';
+
+@ApiTags('status')
+@ApiSecurity('api-key')
+@Controller('api/v1')
+export class StatsController {
+  constructor(
+    private readonly sync: SyncService,
+    private readonly events: S3EventsService,
+    private readonly delivery: DeliveryService,
+    private readonly breakers: BreakerService,
+  ) {}
+
+  @Get('stats')
+  @ApiOperation({ summary: 'Totals, the last run and the progress of running runs' })
+  @ApiOkResponse({ type: StatsResponseDto })
+  async stats(): Promise<StatsResponseDto> {
+    const [sync, events, files, breakers] = await Promise.all([this.sync.stats(), this.events.stats(), this.delivery.counts(), this.breakers.states()]);
+    return { ...sync, events, delivery: { enabled: this.delivery.enabled, files, breakers } };
+  }
+}

@@ -1,0 +1,254 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { gzipSync } from 'node:zlib';
+import { join } from 'node:path';
+import { bootApp, eventually, TestApp, tempDir } from './support/app';
+import { FakeDownstream } from './support/fake-downstream';
+import { startService } from './support/process';
+import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
+
+const jsonl = (from: number, to: number, tag = 'r'): string =>
+  Array.from({ length: to - from }, (_, i) => JSON.stringify({ id: `${tag}-${from + i}`, n: from + i })).join('\n') + '\n';
+
+interface FileStatus {
+  fileId: string;
+  status: string;
+  recordsSent: number;
+  recordsFailed: number;
+  recordsParsed: number;
+  batchesAcknowledged: number;
+}
+
+describe('delivery of records downstream', () => {
+  let s3: S3Client;
+  let bucket: string;
+  let down: FakeDownstream;
+  let t: TestApp;
+
+  const boot = async (env: Record<string, string> = {}) => {
+    t = await bootApp({
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: emulatorEndpoint(),
+      CALL_DETAILS_URL: down.recordsUrl,
+      AUTH_URL: down.authUrl,
+      ACCESS_KEY: down.accessKey,
+      SECRET_KEY: down.secretKey,
+      RETRY_BASE_MS: '10',
+      RETRY_MAX_MS: '200',
+      DELIVERY_PATTERNS: '**/*.jsonl,**/*.jsonl.gz,**/*.txt',
+      ...env,
+    });
+  };
+  const sync = async () => (await t.http().post('/api/v1/sync').expect(200)).body as { status: string };
+  const statusOf = async (key: string): Promise<FileStatus | undefined> => {
+    const res = await t.http().get(`/api/v1/files/${key.split('/').map(encodeURIComponent).join('/')}/status`);
+    return res.status === 200 ? (res.body as FileStatus) : undefined;
+  };
+  const finished = async (key: string, timeoutMs = 20_000): Promise<FileStatus> =>
+    (await eventually(() => statusOf(key), (s) => s !== undefined && ['delivered', 'dead', 'failed'].includes(s.status), timeoutMs, `${key} delivered`))!;
+
+  beforeEach(async () => {
+    s3 = testS3();
+    bucket = await newBucket(s3);
+    down = await new FakeDownstream().start();
+  });
+  afterEach(async () => {
+    await t?.close();
+    await down.stop();
+    s3.destroy();
+  });
+
+  it('delivers every record in batches of 500 with one login, stable Idempotency-Keys and the ledger', async () => {
+    await boot();
+    await put(s3, bucket, 'logs/a.jsonl', jsonl(0, 2600, 'a'));
+    await put(s3, bucket, 'logs/b.jsonl', jsonl(0, 1200, 'b'));
+    await put(s3, bucket, 'images/c.png', 'not records');
+    await sync();
+    const a = await finished('logs/a.jsonl');
+    const b = await finished('logs/b.jsonl');
+    expect(a).toMatchObject({ status: 'delivered', recordsParsed: 2600, recordsSent: 2600, recordsFailed: 0, batchesAcknowledged: 6 });
+    expect(b).toMatchObject({ status: 'delivered', recordsSent: 1200, batchesAcknowledged: 3 });
+    expect(down.logins).toBe(1);
+    const keysA = [...down.batches.keys()].filter((k) => k.startsWith(a.fileId)).sort();
+    expect(keysA).toEqual([0, 1, 2, 3, 4, 5].map((n) => `${a.fileId}#${n}`).sort());
+    const first = down.batches.get(`${a.fileId}#0`)!;
+    expect(first.batchSize).toBe(500);
+    expect(first.records[0]).toEqual({ id: 'a-0', n: 0 });
+    expect(new Date(first.timestamp).toISOString()).toBe(first.timestamp);
+    expect(down.delivered()).toHaveLength(3800);
+    expect(await statusOf('images/c.png')).toBeUndefined();
+    const byId = await t.http().get('/api/v1/status').query({ fileId: a.fileId }).expect(200);
+    expect(byId.body).toMatchObject({ fileId: a.fileId, status: 'delivered', timestamp: expect.any(String) });
+    await t.http().get('/api/v1/status').query({ fileId: `${bucket}/nope@x` }).expect(404);
+  });
+
+  it('logs in once more after a 401 and retries the batch with the new token', async () => {
+    await boot();
+    await put(s3, bucket, 'one.jsonl', jsonl(0, 10));
+    await sync();
+    await finished('one.jsonl');
+    down.revokedBefore = Date.now() + 1;
+    await new Promise((r) => setTimeout(r, 5));
+    await put(s3, bucket, 'two.jsonl', jsonl(10, 1500));
+    await sync();
+    expect(await finished('two.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 1490 });
+    expect(down.logins).toBe(2);
+    expect(down.requests.filter((r) => r.status === 401).length).toBeGreaterThanOrEqual(1);
+  });
+
+  it('retries 5xx and 429 (Retry-After), dead-letters a 400 batch, and redrives it', async () => {
+    await boot({ MAX_RECORDS_PER_BATCH: '100', DELIVERY_CONCURRENCY: '1', RETRY_MAX_MS: '5000' });
+    down.faults.push({ status: 500 }, { status: 429, retryAfter: '1' }, { status: 400 });
+    await put(s3, bucket, 'f.jsonl', jsonl(0, 300));
+    const started = Date.now();
+    await sync();
+    const s = await finished('f.jsonl');
+    expect(s).toMatchObject({ status: 'dead', recordsSent: 200, recordsFailed: 100, batchesAcknowledged: 3 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(1000); // the Retry-After was honoured
+    const dead = (await t.http().get('/api/v1/dead-letters').expect(200)).body as { total: number; letters: Array<Record<string, unknown>> };
+    expect(dead.total).toBe(1);
+    expect(dead.letters[0]).toMatchObject({ kind: 'batch', fileId: s.fileId, batchNo: 0, reason: expect.stringContaining('400'), firstLine: 1, lastLine: 100 });
+    expect(down.delivered()).toHaveLength(200);
+
+    const redrive = await t.http().post('/api/v1/dead-letters/redrive').expect(200);
+    expect(redrive.body).toEqual({ redriven: 1, failed: 0 });
+    expect(down.delivered()).toHaveLength(300);
+    expect(down.batches.get(`${s.fileId}#0`)?.records[0]).toEqual({ id: 'r-0', n: 0 });
+    expect((await t.http().get('/api/v1/dead-letters').expect(200)).body.letters[0].redrivenAt).toEqual(expect.any(String));
+    await t.http().post('/api/v1/dead-letters/redrive').expect(200, { redriven: 0, failed: 0 });
+  });
+
+  it('turns invalid JSON lines into dead letters with their line numbers and delivers the rest', async () => {
+    await boot();
+    const lines = jsonl(0, 5).trim().split('\n');
+    lines.splice(2, 0, '{"broken": ');
+    lines.push('not json at all');
+    await put(s3, bucket, 'mixed.jsonl', lines.join('\n'));
+    await sync();
+    expect(await finished('mixed.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 5, recordsFailed: 2 });
+    const dead = (await t.http().get('/api/v1/dead-letters').expect(200)).body as { letters: Array<{ kind: string; line: number; payload: string }> };
+    expect(dead.letters.map((l) => [l.kind, l.line, l.payload])).toEqual([
+      ['record', 3, '{"broken":'],
+      ['record', 7, 'not json at all'],
+    ]);
+    expect(down.delivered()).toEqual(jsonl(0, 5).trim().split('\n').map((l) => JSON.parse(l)));
+  });
+
+  it('reads gzip-compressed JSON Lines and plain text', async () => {
+    await boot();
+    await put(s3, bucket, 'z/data.jsonl.gz', gzipSync(jsonl(0, 700)));
+    await put(s3, bucket, 'z/notes.txt', 'first line\n\nsecond "quoted" line\nété\n');
+    await sync();
+    expect(await finished('z/data.jsonl.gz')).toMatchObject({ status: 'delivered', recordsSent: 700 });
+    expect(await finished('z/notes.txt')).toMatchObject({ status: 'delivered', recordsSent: 3 });
+    expect(down.delivered()).toEqual(expect.arrayContaining(['first line', 'second "quoted" line', 'été', { id: 'r-699', n: 699 }]));
+  });
+
+  it('opens the breaker in an outage, sends nothing during the cooldown, probes once, then delivers everything', async () => {
+    await boot({
+      MAX_RECORDS_PER_BATCH: '50',
+      DELIVERY_CONCURRENCY: '4',
+      MAX_RETRIES: '20',
+      BREAKER_FAILURE_THRESHOLD: '2',
+      BREAKER_COOLDOWN_SECONDS: '2',
+    });
+    await put(s3, bucket, 'out.jsonl', jsonl(0, 1000));
+    down.outageUntil = Date.now() + 1000;
+    await sync();
+    const s = await finished('out.jsonl', 30_000);
+    expect(s).toMatchObject({ status: 'delivered', recordsSent: 1000, recordsFailed: 0 });
+    expect(down.delivered()).toHaveLength(1000);
+    expect(down.duplicates()).toBe(0);
+
+    const reqs = [...down.requests].sort((x, y) => x.at - y.at);
+    const failures = reqs.filter((r) => r.status === 503);
+    // At most the requests already in flight when it opened: never retries during the outage.
+    expect(failures.length).toBeLessThanOrEqual(4);
+    const lastFailure = failures[failures.length - 1].at;
+    const after = reqs.filter((r) => r.at > lastFailure);
+    expect(after[0].at - failures[0].at).toBeGreaterThanOrEqual(1900); // the cooldown
+    expect(after[0].status).toBe(200); // the single probe, answered before anything else was sent
+    const stats = (await t.http().get('/api/v1/stats').expect(200)).body as { delivery: { breakers: Array<{ state: string }> } };
+    expect(stats.delivery.breakers).toEqual([expect.objectContaining({ state: 'closed' })]);
+  });
+
+  it('reprocesses a file from the start on request', async () => {
+    await boot();
+    await put(s3, bucket, 'again.jsonl', jsonl(0, 20));
+    await sync();
+    const s = await finished('again.jsonl');
+    await t.http().post('/api/v1/files/again.jsonl/reprocess').expect(202);
+    await eventually(() => down.batches.get(`${s.fileId}#0`)?.deliveries ?? 0, (n) => n === 2, 10_000, 'second delivery');
+    expect(await finished('again.jsonl')).toMatchObject({ status: 'delivered', attempts: 2 });
+    await t.http().post('/api/v1/files/no-such.jsonl/reprocess').expect(404);
+  });
+
+  it('is a pure mirror when no downstream is configured', async () => {
+    t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint() });
+    await put(s3, bucket, 'quiet.jsonl', jsonl(0, 5));
+    await sync();
+    await new Promise((r) => setTimeout(r, 200));
+    expect(down.requests).toHaveLength(0);
+    await t.http().get('/api/v1/files/quiet.jsonl/status').expect(404);
+  });
+});
+
+describe('delivery survives a crash', () => {
+  it('resumes a file at its checkpoint after kill -9, losing nothing', async () => {
+    const s3 = testS3();
+    const bucket = await newBucket(s3);
+    const down = await new FakeDownstream().start();
+    down.latencyMs = 25;
+    await put(s3, bucket, 'big.jsonl', jsonl(0, 6000));
+    const env = {
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: emulatorEndpoint(),
+      AWS_ACCESS_KEY_ID: 'test',
+      AWS_SECRET_ACCESS_KEY: 'test',
+      ENABLE_PERIODIC_SYNC: 'false',
+      SYNC_ON_START: 'true',
+      LOCAL_DOWNLOAD_DIR: join(tempDir('dcrash'), 'mirror'),
+      STATE_DIR: tempDir('dcrash-state'),
+      MIN_FREE_DISK_MB: '1',
+      CALL_DETAILS_URL: down.recordsUrl,
+      AUTH_URL: down.authUrl,
+      ACCESS_KEY: down.accessKey,
+      SECRET_KEY: down.secretKey,
+      MAX_RECORDS_PER_BATCH: '100',
+      DELIVERY_CONCURRENCY: '2',
+    };
+    const first = await startService(env);
+    try {
+      await eventually(() => down.batches.size, (n) => n >= 15, 20_000, 'some batches acknowledged').catch((err: Error) => {
+        throw new Error(`${err.message}\n${first.output().slice(-3000)}`);
+      });
+      first.child.kill('SIGKILL');
+      await first.exited;
+      const acknowledgedBefore = down.batches.size;
+      expect(acknowledgedBefore).toBeLessThan(60);
+
+      down.latencyMs = 0;
+      const second = await startService({ ...env, SYNC_ON_START: 'false' });
+      try {
+        await eventually(() => down.batches.size, (n) => n === 60, 20_000, 'every batch delivered');
+        expect(down.delivered()).toHaveLength(6000);
+        // Resumed at the checkpoint: the first batches were not sent again.
+        expect(down.batches.get([...down.batches.keys()].find((k) => k.endsWith('#0'))!)!.deliveries).toBe(1);
+        expect(down.duplicates()).toBeLessThanOrEqual(2); // at most the requests in flight at the kill
+        const fileId = [...down.batches.keys()][0].split('#')[0];
+        await eventually(
+          async () => ((await (await fetch(`${second.url}/api/v1/status?fileId=${encodeURIComponent(fileId)}`)).json()) as { status: string }).status,
+          (st) => st === 'delivered',
+          10_000,
+          'ledger says delivered',
+        );
+      } finally {
+        second.child.kill('SIGTERM');
+        await second.exited;
+      }
+    } finally {
+      if (first.child.exitCode === null) first.child.kill('SIGKILL');
+      await down.stop();
+      s3.destroy();
+    }
+  });
+});
