@@ -154,6 +154,14 @@ describe('delivery of records downstream', () => {
     await put(s3, bucket, 'out.jsonl', jsonl(0, 1000));
     down.outageUntil = Date.now() + 1000;
     await sync();
+    // While the breaker is open the service is degraded, not down: readiness still answers 200.
+    const health = await eventually(
+      async () => (await t.http().get('/api/v1/health')).body as { status: string; info: { downstream: { condition: string } } },
+      (h) => h.info?.downstream?.condition === 'degraded',
+      10_000,
+      'degraded health',
+    );
+    expect(health.status).toBe('ok');
     const s = await finished('out.jsonl', 30_000);
     expect(s).toMatchObject({ status: 'delivered', recordsSent: 1000, recordsFailed: 0 });
     expect(down.delivered()).toHaveLength(1000);
@@ -180,6 +188,27 @@ describe('delivery of records downstream', () => {
     await eventually(() => down.batches.get(`${s.fileId}#0`)?.deliveries ?? 0, (n) => n === 2, 10_000, 'second delivery');
     expect(await finished('again.jsonl')).toMatchObject({ status: 'delivered', attempts: 2 });
     await t.http().post('/api/v1/files/no-such.jsonl/reprocess').expect(404);
+  });
+
+  it('delivers at start-up files committed without a delivery record (a crash between commit and ledger)', async () => {
+    const stateDir = tempDir('reconcile-state');
+    const mirrorDir = join(tempDir('reconcile'), 'mirror');
+    await put(s3, bucket, 'before.jsonl', jsonl(0, 3));
+    // Delivery enabled once: files already mirrored before that moment are not delivered.
+    t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), STATE_DIR: stateDir, LOCAL_DOWNLOAD_DIR: mirrorDir });
+    await sync();
+    await t.close();
+    await boot({ STATE_DIR: stateDir, LOCAL_DOWNLOAD_DIR: mirrorDir });
+    await t.close();
+    // Committed by a process that never wrote the ledger entry.
+    await put(s3, bucket, 'orphan.jsonl', jsonl(0, 7));
+    t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), STATE_DIR: stateDir, LOCAL_DOWNLOAD_DIR: mirrorDir });
+    await sync();
+    await t.close();
+    await boot({ STATE_DIR: stateDir, LOCAL_DOWNLOAD_DIR: mirrorDir });
+    expect(await finished('orphan.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 7 });
+    expect(await statusOf('before.jsonl')).toBeUndefined();
+    expect(down.delivered()).toHaveLength(7);
   });
 
   it('is a pure mirror when no downstream is configured', async () => {

@@ -44,6 +44,8 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
   private readonly requests: PQueue;
   private readonly matches: (key: string) => boolean;
   private readonly replicaId: string;
+  /** When delivery was first enabled on this mirror: files committed before it are not delivered. */
+  private readonly deliverySince: number;
   private readonly shutdown = new AbortController();
   /** fileIds queued or being delivered by this process. */
   private readonly active = new Set<string>();
@@ -62,7 +64,9 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     this.requests = new PQueue({ concurrency });
     const matchers = patterns.map((p) => picomatch(p, { dot: true }));
     this.matches = (key) => matchers.some((m) => m(key));
-    this.replicaId = replicaIdIn(config.state.dir);
+    // Kept with the local state, so that a restarted replica takes over its own claims at once.
+    this.replicaId = persistentValue(config.state.dir, 'replica-id', () => randomUUID());
+    this.deliverySince = this.enabled ? Number(persistentValue(config.state.dir, 'delivery-since', () => String(clock.nowMs()))) : 0;
   }
 
   get enabled(): boolean {
@@ -81,6 +85,23 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     const unfinished = await this.store.ledgerByStatus(['synced', 'delivering'], RESUME_PAGE);
     for (const entry of unfinished) this.schedule(entry, false);
     if (unfinished.length > 0) this.logger.log({ files: unfinished.length }, 'resuming deliveries');
+    void this.reconcile().catch((err: unknown) => this.logger.error({ err: errorMessage(err) }, 'delivery reconciliation failed'));
+  }
+
+  /**
+   * A crash between a file's commit and its ledger entry would leave it undelivered: files committed
+   * since delivery was first enabled that have no ledger entry are queued at start-up.
+   */
+  private async reconcile(): Promise<void> {
+    let queued = 0;
+    for (const entry of this.manifest.committedSince(this.deliverySince)) {
+      if (this.shutdown.signal.aborted) return;
+      if (!this.matches(entry.key) || entry.verifiedBy === 'adopted') continue;
+      if (await this.store.ledgerGet(fileIdOf(this.config.s3.bucket, entry.key, entry.etag))) continue;
+      await this.enqueue(entry.key, entry.etag, false);
+      queued++;
+    }
+    if (queued > 0) this.logger.warn({ files: queued }, 'queued committed files that had no delivery record');
   }
 
   async beforeApplicationShutdown(): Promise<void> {
@@ -292,16 +313,16 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
   }
 }
 
-/** This replica's identity, kept with its local state so that a restart takes over its own claims at once. */
-function replicaIdIn(stateDir: string): string {
-  const file = join(stateDir, 'replica-id');
+/** A value kept in a small file under STATE_DIR: written the first time, read ever after. */
+function persistentValue(stateDir: string, name: string, initial: () => string): string {
+  const file = join(stateDir, name);
   try {
     return readFileSync(file, 'utf8').trim();
   } catch (err) {
     if (!isErrno(err, 'ENOENT')) throw err;
     mkdirSync(stateDir, { recursive: true });
-    const id = randomUUID();
-    writeFileSync(file, id);
-    return id;
+    const value = initial();
+    writeFileSync(file, value);
+    return value;
   }
 }

@@ -15,13 +15,14 @@ export class HealthController {
 
   @Get()
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: bucket reachable, download directory writable, disk space, state store (503 when not ready)' })
+  @ApiOperation({ summary: 'Readiness: bucket reachable, download directory writable, disk space, state store (503 when not ready); an open downstream circuit breaker shows as degraded' })
   ready(): Promise<HealthCheckResult> {
     return this.health.check([
       () => this.indicators.bucket(),
       () => this.indicators.downloadDir(),
       () => this.indicators.disk(),
       () => this.indicators.stateStore(),
+      () => this.indicators.downstream(),
     ]);
   }
 

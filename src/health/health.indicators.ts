@@ -4,6 +4,7 @@ import { randomBytes } from 'node:crypto';
 import { statfs, unlink, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { S3Repository } from '../aws/s3.repository';
+import { BreakerService } from '../breaker/breaker.service';
 import { isErrno } from '../common/errors';
 import { TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
@@ -19,6 +20,7 @@ export class HealthIndicators {
     private readonly config: AppConfig,
     private readonly s3: S3Repository,
     private readonly sqlite: SqliteDatabase,
+    private readonly breakers: BreakerService,
   ) {}
 
   bucket(): PromiseLike<HealthIndicatorResult<'bucket'>> {
@@ -64,5 +66,21 @@ export class HealthIndicators {
         return { backend: 'sqlite' };
       })
       .withTimeout(TIMEOUT_MS);
+  }
+
+  /**
+   * The downstream's circuit breakers. An open breaker makes the service degraded, not down: the
+   * mirror still works and delivery waits, so readiness must not take the replica out of service.
+   */
+  async downstream(): Promise<HealthIndicatorResult<'downstream'>> {
+    const indicator = this.health.check('downstream');
+    if (!this.config.delivery.url) return indicator.up({ configured: false });
+    const breakers = await this.breakers.states();
+    const open = breakers.filter((b) => b.state !== 'closed');
+    return indicator.up({
+      configured: true,
+      condition: open.length > 0 ? 'degraded' : 'ok',
+      breakers: breakers.map((b) => ({ endpoint: b.name, state: b.state, openedAt: b.openedAt ? new Date(b.openedAt).toISOString() : null })),
+    });
   }
 }

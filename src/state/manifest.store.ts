@@ -247,4 +247,17 @@ export class ManifestStore {
   recordSequencer(key: string, sequencer: string, at: Date): void {
     this.recordSequencerStmt.run(key, sequencer, at.getTime());
   }
+
+  /** Entries committed at or after `sinceMs`, in key order, a page at a time. */
+  *committedSince(sinceMs: number): Generator<ManifestEntry> {
+    this.flush();
+    const stmt = this.sqlite.db.prepare('SELECT * FROM manifest WHERE key > ? AND synced_at >= ? ORDER BY key LIMIT 500');
+    let after = '';
+    for (;;) {
+      const rows = stmt.all(after, sinceMs) as Row[];
+      for (const r of rows) yield toEntry(r);
+      if (rows.length < 500) return;
+      after = rows[rows.length - 1].key;
+    }
+  }
 }
