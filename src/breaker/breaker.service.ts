@@ -10,6 +10,7 @@ import { BreakerClock, SharedCircuitBreaker } from './shared-breaker';
 export class BreakerService {
   private readonly logger = new Logger('CircuitBreaker');
   private readonly breakers = new Map<string, SharedCircuitBreaker>();
+  private readonly byUrl = new Map<string, SharedCircuitBreaker>();
   private readonly clock: BreakerClock;
 
   constructor(
@@ -25,6 +26,8 @@ export class BreakerService {
 
   /** The breaker of an endpoint, named by its origin and path (never its query or credentials). */
   for(url: string): SharedCircuitBreaker {
+    const known = this.byUrl.get(url);
+    if (known) return known;
     const u = new URL(url);
     const name = `${u.protocol}//${u.host}${u.pathname}`;
     let breaker = this.breakers.get(name);
@@ -39,6 +42,7 @@ export class BreakerService {
       );
       this.breakers.set(name, breaker);
     }
+    this.byUrl.set(url, breaker);
     return breaker;
   }
 

@@ -278,20 +278,22 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
       await this.deadLetters.add({ kind: 'record', fileId, key, line, reason, attempts: 1, payload: raw });
     };
 
-    for await (const parsed of readRecords(createReadStream(absPath), formatOf(key))) {
-      progress.recordsParsed++;
-      // Lines before the checkpoint were handled (sent or dead-lettered) before the restart.
-      const beforeCheckpoint = batcher.pendingBatchNo < resumeAt;
-      if ('error' in parsed) {
-        if (!beforeCheckpoint) await deadRecord(parsed.line, parsed.error, parsed.raw);
-        continue;
+    for await (const chunk of readRecords(createReadStream(absPath, { highWaterMark: 256 * 1024 }), formatOf(key))) {
+      for (const parsed of chunk) {
+        progress.recordsParsed++;
+        // Lines before the checkpoint were handled (sent or dead-lettered) before the restart.
+        const beforeCheckpoint = batcher.pendingBatchNo < resumeAt;
+        if ('error' in parsed) {
+          if (!beforeCheckpoint) await deadRecord(parsed.line, parsed.error, parsed.raw);
+          continue;
+        }
+        if (!batcher.fits(Buffer.byteLength(parsed.json))) {
+          if (!beforeCheckpoint) await deadRecord(parsed.line, `record larger than MAX_BATCH_BYTES (${this.config.delivery.maxBatchBytes})`, parsed.json.slice(0, 1024));
+          continue;
+        }
+        const full = batcher.add(parsed.json, parsed.line);
+        if (full) await dispatch(full);
       }
-      if (!batcher.fits(Buffer.byteLength(parsed.json))) {
-        if (!beforeCheckpoint) await deadRecord(parsed.line, `record larger than MAX_BATCH_BYTES (${this.config.delivery.maxBatchBytes})`, parsed.json.slice(0, 1024));
-        continue;
-      }
-      const full = batcher.add(parsed.json, parsed.line);
-      if (full) await dispatch(full);
     }
     const last = batcher.flush();
     if (last) await dispatch(last);

@@ -7,7 +7,7 @@ async function all(data: Buffer | string, format: 'jsonl' | 'text', chunk = 7): 
   const chunks: Buffer[] = [];
   for (let i = 0; i < buf.length; i += chunk) chunks.push(buf.subarray(i, i + chunk));
   const out: ParsedLine[] = [];
-  for await (const r of readRecords(Readable.from(chunks), format)) out.push(r);
+  for await (const batch of readRecords(Readable.from(chunks), format)) out.push(...batch);
   return out;
 }
 
@@ -40,6 +40,25 @@ describe('readRecords', () => {
     const out = await all(gzipSync(data), 'jsonl', 100);
     expect(out).toHaveLength(1000);
     expect(out[999]).toEqual({ line: 1000, json: '{"i":999}' });
+  });
+
+  it('splits lines across chunk boundaries, multi-byte characters included', async () => {
+    const text = 'ééé\n{"k":"日本語"}\n' + '"x"\n'.repeat(50);
+    for (const chunk of [1, 2, 3, 5]) {
+      const out = await all(text, 'jsonl', chunk);
+      expect(out.slice(0, 2)).toEqual([
+        { line: 1, error: expect.stringContaining('invalid JSON'), raw: 'ééé' },
+        { line: 2, json: '{"k":"日本語"}' },
+      ]);
+      expect(out).toHaveLength(52);
+    }
+  });
+
+  it('reports an overlong line and goes on with the next', async () => {
+    const out: ParsedLine[] = [];
+    const data = `${'"'.padEnd(100, 'a')}"\n{"ok":true}\n`;
+    for await (const batch of readRecords(Readable.from([Buffer.from(data)]), 'jsonl', 50)) out.push(...batch);
+    expect(out).toEqual([{ line: 1, error: 'line longer than 50 bytes', raw: expect.any(String) }, { line: 2, json: '{"ok":true}' }]);
   });
 
   it('reads an empty file as no records', async () => {

@@ -108,6 +108,18 @@ export class SqliteStateStore extends StateStore {
   private readonly inboxDeleteStmt: Statement<[string]>;
   private readonly ledgerPutStmt: Statement<LedgerRow>;
 
+  /** Prepared once, reused: preparing a statement costs more than running it. */
+  private readonly statements = new Map<string, Statement>();
+
+  private stmt(sql: string): Statement {
+    let statement = this.statements.get(sql);
+    if (!statement) {
+      statement = this.sqlite.db.prepare(sql);
+      this.statements.set(sql, statement);
+    }
+    return statement;
+  }
+
   constructor(private readonly sqlite: SqliteDatabase) {
     super();
     this.getRunStmt = sqlite.db.prepare('SELECT * FROM runs WHERE id = ?');
@@ -134,8 +146,7 @@ export class SqliteStateStore extends StateStore {
   }
 
   createRun(run: RunRecord): Promise<void> {
-    this.sqlite.db
-      .prepare(
+    this.stmt(
         `INSERT INTO runs (id, prefix, trigger, dry_run, status, message, started_at, finished_at, counts, progress)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')`,
       )
@@ -145,8 +156,7 @@ export class SqliteStateStore extends StateStore {
   }
 
   updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void> {
-    this.sqlite.db
-      .prepare(
+    this.stmt(
         `UPDATE runs SET status = COALESCE(@status, status), message = COALESCE(@message, message),
            finished_at = COALESCE(@finishedAt, finished_at), counts = COALESCE(@counts, counts) WHERE id = @id`,
       )
@@ -166,7 +176,7 @@ export class SqliteStateStore extends StateStore {
   }
 
   listRuns(limit: number): Promise<RunRecord[]> {
-    const rows = this.sqlite.db.prepare('SELECT * FROM runs ORDER BY started_at DESC LIMIT ?').all(limit) as RunRow[];
+    const rows = this.stmt('SELECT * FROM runs ORDER BY started_at DESC LIMIT ?').all(limit) as RunRow[];
     return Promise.resolve(rows.map(toRun));
   }
 
@@ -180,23 +190,20 @@ export class SqliteStateStore extends StateStore {
   }
 
   getRunItems(runId: string, offset: number, limit: number): Promise<RunItem[]> {
-    const rows = this.sqlite.db
-      .prepare('SELECT operation, key, status, message FROM run_items WHERE run_id = ? ORDER BY seq LIMIT ? OFFSET ?')
+    const rows = this.stmt('SELECT operation, key, status, message FROM run_items WHERE run_id = ? ORDER BY seq LIMIT ? OFFSET ?')
       .all(runId, limit, offset) as Array<RunItem & { message: string | null }>;
     return Promise.resolve(rows.map((r) => ({ ...r, message: r.message ?? undefined })));
   }
 
   runTotals(): Promise<RunTotals> {
-    const row = this.sqlite.db
-      .prepare(`SELECT COUNT(*) AS runs, SUM(status IN ('failed', 'completed_with_errors', 'interrupted')) AS failedRuns FROM runs`)
+    const row = this.stmt(`SELECT COUNT(*) AS runs, SUM(status IN ('failed', 'completed_with_errors', 'interrupted')) AS failedRuns FROM runs`)
       .get() as { runs: number; failedRuns: number | null };
     return Promise.resolve({ runs: row.runs, failedRuns: row.failedRuns ?? 0 });
   }
 
   pruneRuns(keep: number): Promise<number> {
     // run_items go with their run (ON DELETE CASCADE).
-    const info = this.sqlite.db
-      .prepare(
+    const info = this.stmt(
         `DELETE FROM runs WHERE status != 'running' AND id NOT IN (
            SELECT id FROM runs WHERE status != 'running' ORDER BY started_at DESC LIMIT ?)`,
       )
@@ -205,8 +212,7 @@ export class SqliteStateStore extends StateStore {
   }
 
   interruptStaleRuns(message: string): Promise<number> {
-    const info = this.sqlite.db
-      .prepare(`UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? WHERE status = 'running'`)
+    const info = this.stmt(`UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? WHERE status = 'running'`)
       .run(message, Date.now());
     return Promise.resolve(info.changes);
   }
@@ -231,30 +237,29 @@ export class SqliteStateStore extends StateStore {
   }
 
   inboxRecordFailure(id: string, error: string, park: boolean): Promise<void> {
-    this.sqlite.db
-      .prepare(`UPDATE inbox SET attempts = attempts + 1, last_error = ?, status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?`)
+    this.stmt(`UPDATE inbox SET attempts = attempts + 1, last_error = ?, status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?`)
       .run(error, park ? 1 : 0, id);
     return Promise.resolve();
   }
 
   inboxRetryFailed(): Promise<number> {
-    return Promise.resolve(this.sqlite.db.prepare(`UPDATE inbox SET status = 'pending' WHERE status = 'failed'`).run().changes);
+    return Promise.resolve(this.stmt(`UPDATE inbox SET status = 'pending' WHERE status = 'failed'`).run().changes);
   }
 
   inboxCounts(): Promise<Record<InboxStatus, number>> {
-    const rows = this.sqlite.db.prepare('SELECT status, COUNT(*) AS n FROM inbox GROUP BY status').all() as Array<{ status: InboxStatus; n: number }>;
+    const rows = this.stmt('SELECT status, COUNT(*) AS n FROM inbox GROUP BY status').all() as Array<{ status: InboxStatus; n: number }>;
     const counts: Record<InboxStatus, number> = { pending: 0, failed: 0 };
     for (const r of rows) counts[r.status] = r.n;
     return Promise.resolve(counts);
   }
 
   ledgerGet(fileId: string): Promise<LedgerEntry | undefined> {
-    const row = this.sqlite.db.prepare('SELECT * FROM ledger WHERE file_id = ?').get(fileId) as LedgerRow | undefined;
+    const row = this.stmt('SELECT * FROM ledger WHERE file_id = ?').get(fileId) as LedgerRow | undefined;
     return Promise.resolve(row ? toLedger(row) : undefined);
   }
 
   ledgerLatestForKey(key: string): Promise<LedgerEntry | undefined> {
-    const row = this.sqlite.db.prepare('SELECT * FROM ledger WHERE key = ? ORDER BY updated_at DESC LIMIT 1').get(key) as LedgerRow | undefined;
+    const row = this.stmt('SELECT * FROM ledger WHERE key = ? ORDER BY updated_at DESC LIMIT 1').get(key) as LedgerRow | undefined;
     return Promise.resolve(row ? toLedger(row) : undefined);
   }
 
@@ -278,14 +283,13 @@ export class SqliteStateStore extends StateStore {
 
   ledgerByStatus(statuses: readonly LedgerStatus[], limit: number): Promise<LedgerEntry[]> {
     if (statuses.length === 0) return Promise.resolve([]);
-    const rows = this.sqlite.db
-      .prepare(`SELECT * FROM ledger WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY updated_at LIMIT ?`)
+    const rows = this.stmt(`SELECT * FROM ledger WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY updated_at LIMIT ?`)
       .all(...statuses, limit) as LedgerRow[];
     return Promise.resolve(rows.map(toLedger));
   }
 
   ledgerCounts(): Promise<Partial<Record<LedgerStatus, number>>> {
-    const rows = this.sqlite.db.prepare('SELECT status, COUNT(*) AS n FROM ledger GROUP BY status').all() as Array<{ status: LedgerStatus; n: number }>;
+    const rows = this.stmt('SELECT status, COUNT(*) AS n FROM ledger GROUP BY status').all() as Array<{ status: LedgerStatus; n: number }>;
     return Promise.resolve(Object.fromEntries(rows.map((r) => [r.status, r.n])));
   }
 
@@ -293,14 +297,14 @@ export class SqliteStateStore extends StateStore {
     const db = this.sqlite.db;
     // One transaction: the read and the conditional write cannot interleave with another writer.
     const result = db.transaction((): ClaimResult => {
-      const row = db.prepare('SELECT status, owner, expires_at FROM idempotency WHERE id = ?').get(id) as
+      const row = this.stmt('SELECT status, owner, expires_at FROM idempotency WHERE id = ?').get(id) as
         | { status: 'IN_PROGRESS' | 'COMPLETED'; owner: string; expires_at: number }
         | undefined;
       if (row && !force && row.expires_at > nowMs) {
         if (row.status === 'COMPLETED') return 'completed';
         if (row.owner !== owner) return 'held';
       }
-      db.prepare(
+      this.stmt(
         `INSERT INTO idempotency (id, status, owner, expires_at) VALUES (?, 'IN_PROGRESS', ?, ?)
          ON CONFLICT (id) DO UPDATE SET status = 'IN_PROGRESS', owner = excluded.owner, expires_at = excluded.expires_at`,
       ).run(id, owner, nowMs + leaseMs);
@@ -310,19 +314,18 @@ export class SqliteStateStore extends StateStore {
   }
 
   completeClaim(id: string, owner: string, expiresAtMs: number): Promise<boolean> {
-    const info = this.sqlite.db
-      .prepare(`UPDATE idempotency SET status = 'COMPLETED', expires_at = ? WHERE id = ? AND owner = ?`)
+    const info = this.stmt(`UPDATE idempotency SET status = 'COMPLETED', expires_at = ? WHERE id = ? AND owner = ?`)
       .run(expiresAtMs, id, owner);
     return Promise.resolve(info.changes === 1);
   }
 
   releaseClaim(id: string, owner: string): Promise<void> {
-    this.sqlite.db.prepare(`DELETE FROM idempotency WHERE id = ? AND owner = ? AND status = 'IN_PROGRESS'`).run(id, owner);
+    this.stmt(`DELETE FROM idempotency WHERE id = ? AND owner = ? AND status = 'IN_PROGRESS'`).run(id, owner);
     return Promise.resolve();
   }
 
   breakerGet(name: string): Promise<BreakerState | undefined> {
-    const row = this.sqlite.db.prepare('SELECT * FROM breakers WHERE name = ?').get(name) as
+    const row = this.stmt('SELECT * FROM breakers WHERE name = ?').get(name) as
       | { name: string; state: BreakerState['state']; failures: number; opened_at: number; probe_until: number; version: number }
       | undefined;
     return Promise.resolve(
@@ -334,11 +337,9 @@ export class SqliteStateStore extends StateStore {
     const params = [next.state, next.failures, next.openedAt, next.probeUntil, next.version, next.name] as const;
     const info =
       expectedVersion === 0
-        ? this.sqlite.db
-            .prepare('INSERT OR IGNORE INTO breakers (state, failures, opened_at, probe_until, version, name) VALUES (?, ?, ?, ?, ?, ?)')
+        ? this.stmt('INSERT OR IGNORE INTO breakers (state, failures, opened_at, probe_until, version, name) VALUES (?, ?, ?, ?, ?, ?)')
             .run(...params)
-        : this.sqlite.db
-            .prepare('UPDATE breakers SET state = ?, failures = ?, opened_at = ?, probe_until = ?, version = ? WHERE name = ? AND version = ?')
+        : this.stmt('UPDATE breakers SET state = ?, failures = ?, opened_at = ?, probe_until = ?, version = ? WHERE name = ? AND version = ?')
             .run(...params, expectedVersion);
     return Promise.resolve(info.changes === 1);
   }
