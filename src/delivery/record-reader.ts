@@ -6,7 +6,6 @@
  * body is built by joining strings instead of parsing and stringifying twice.
  */
 import { PassThrough, Readable } from 'node:stream';
-import { StringDecoder } from 'node:string_decoder';
 import { createGunzip } from 'node:zlib';
 
 export type RecordFormat = 'jsonl' | 'text';
@@ -46,50 +45,69 @@ export async function decompressed(source: Readable): Promise<Readable> {
 
 /**
  * The records of a stream, a chunk's worth at a time: one array per chunk read, so that the cost of
- * async iteration is paid per 64 KiB, not per record (it dominated delivery with one yield a line).
+ * async iteration is paid per chunk, not per record (it dominated delivery with one yield a line).
+ * Lines are found on the bytes: a newline byte never occurs inside a multi-byte UTF-8 sequence, so
+ * each line is decoded once, on its own, and its length in bytes is known without measuring.
  */
 export async function* readRecords(source: Readable, format: RecordFormat, maxLineBytes = 16 * 1024 * 1024): AsyncGenerator<ParsedLine[]> {
-  const decoder = new StringDecoder('utf8');
-  let carry = '';
+  let carry: Buffer[] = [];
+  let carryBytes = 0;
+  let overlong = false;
   let line = 0;
-  const parse = (text: string, out: ParsedLine[]): void => {
+  const parse = (buf: Buffer, start: number, end: number, out: ParsedLine[]): void => {
     line++;
-    const trimmed = text.trim();
-    if (trimmed === '') return;
-    if (trimmed.length > maxLineBytes || Buffer.byteLength(trimmed) > maxLineBytes) {
-      out.push({ line, error: `line longer than ${maxLineBytes} bytes`, raw: trimmed.slice(0, 1024) });
-    } else if (format === 'text') {
-      out.push({ line, json: JSON.stringify(trimmed) });
-    } else {
-      try {
-        JSON.parse(trimmed);
-        out.push({ line, json: trimmed });
-      } catch (err) {
-        out.push({ line, error: `invalid JSON: ${(err as Error).message}`, raw: trimmed });
-      }
+    if (overlong || end - start > maxLineBytes) {
+      out.push({ line, error: `line longer than ${maxLineBytes} bytes`, raw: buf.toString('utf8', start, Math.min(end, start + 1024)).trim() });
+      overlong = false;
+      return;
+    }
+    const text = buf.toString('utf8', start, end).trim();
+    if (text === '') return;
+    if (format === 'text') {
+      out.push({ line, json: JSON.stringify(text) });
+      return;
+    }
+    try {
+      JSON.parse(text);
+      out.push({ line, json: text });
+    } catch (err) {
+      out.push({ line, error: `invalid JSON: ${(err as Error).message}`, raw: text });
     }
   };
   for await (const chunk of await decompressed(source)) {
-    const text = carry + decoder.write(chunk as Buffer);
+    const buf = chunk as Buffer;
     const out: ParsedLine[] = [];
     let start = 0;
-    for (let nl = text.indexOf('\n', start); nl !== -1; nl = text.indexOf('\n', start)) {
-      parse(text.slice(start, nl), out);
+    let nl = buf.indexOf(10);
+    if (nl !== -1 && carryBytes > 0) {
+      // The line that began in earlier chunks: the only bytes ever copied.
+      const joined = overlong ? Buffer.alloc(0) : Buffer.concat([...carry, buf.subarray(0, nl)]);
+      parse(joined, 0, joined.length, out);
+      carry = [];
+      carryBytes = 0;
+      start = nl + 1;
+      nl = buf.indexOf(10, start);
+    }
+    for (; nl !== -1; nl = buf.indexOf(10, start)) {
+      parse(buf, start, nl, out);
       start = nl + 1;
     }
-    carry = text.slice(start);
-    if (carry.length > maxLineBytes * 2) {
-      // A line with no end in sight: report it and skip to the next newline.
-      out.push({ line: ++line, error: `line longer than ${maxLineBytes} bytes`, raw: carry.slice(0, 1024) });
-      carry = '';
-      line--;
+    if (start < buf.length) {
+      carryBytes += buf.length - start;
+      // A line with no end in sight is not kept whole: it is reported when its end comes.
+      if (carryBytes > maxLineBytes) {
+        overlong = true;
+        carry = [];
+      } else {
+        carry.push(buf.subarray(start));
+      }
     }
     if (out.length > 0) yield out;
   }
-  const rest = carry + decoder.end();
-  if (rest !== '') {
+  if (carryBytes > 0) {
     const out: ParsedLine[] = [];
-    parse(rest, out);
+    const rest = overlong ? Buffer.alloc(0) : Buffer.concat(carry);
+    parse(rest, 0, rest.length, out);
     if (out.length > 0) yield out;
   }
 }
