@@ -205,7 +205,7 @@ describe('REST control plane', () => {
     it('is ready when the bucket, the directory, the disk and the store are fine', async () => {
       const res = await t.http().get('/api/v1/health').expect(200);
       expect(res.body.status).toBe('ok');
-      expect(Object.keys(res.body.info).sort()).toEqual(['bucket', 'disk', 'downloadDir', 'stateStore']);
+      expect(Object.keys(res.body.info).sort()).toEqual(['bucket', 'disk', 'downloadDir', 'downstream', 'stateStore']);
     });
 
     it('answers 503 naming the failed check when the bucket is unreachable', async () => {
