@@ -79,6 +79,10 @@ describe('delivery of records downstream', () => {
     const byId = await t.http().get('/api/v1/status').query({ fileId: a.fileId }).expect(200);
     expect(byId.body).toMatchObject({ fileId: a.fileId, status: 'delivered', timestamp: expect.any(String) });
     await t.http().get('/api/v1/status').query({ fileId: `${bucket}/nope@x` }).expect(404);
+    const config = await t.http().get('/api/v1/config').expect(200);
+    expect(config.body.delivery).toMatchObject({ url: down.recordsUrl, accessKey: '[redacted]', secretKey: '[redacted]' });
+    expect(config.text).not.toContain(down.secretKey);
+    expect(config.text).not.toContain(down.accessKey);
   });
 
   it('logs in once more after a 401 and retries the batch with the new token', async () => {
