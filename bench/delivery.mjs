@@ -5,40 +5,17 @@
 //   BENCH_DELIVERY_RECORDS=1000000,250000   record counts of the two files (about 120 bytes a record)
 //   BENCH_DIR=/dev/shm
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, UploadPartCommand } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
-import { createReadStream, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createReadStream, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { Agent, request } from 'node:http';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { createInterface } from 'node:readline';
-import { fileURLToPath } from 'node:url';
-import { s3Client, TEST_CREDENTIALS } from '../test/support/emulator.mjs';
+import { s3Client } from '../test/support/emulator.mjs';
+import { log, memoryKiB, root, startHelper, startService } from './lib.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const COUNTS = (process.env.BENCH_DELIVERY_RECORDS ?? '1000000,250000').split(',').map(Number);
 const WORK = join(process.env.BENCH_DIR ?? '/dev/shm', `s3sync-delivery-${process.pid}`);
 const BUCKET = 'bench-delivery';
 const BATCH = 500;
-const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
-
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
-
-async function child(script, env = {}) {
-  const proc = spawn(process.execPath, [join(root, 'bench', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
-  const info = await new Promise((resolve, reject) => {
-    proc.stdout.once('data', (d) => resolve(JSON.parse(String(d))));
-    proc.once('exit', (code) => reject(new Error(`${script} exited ${code}`)));
-  });
-  return { ...info, stop: () => proc.kill('SIGTERM') };
-}
 
 function recordLine(i) {
   return JSON.stringify({ callId: `call-${i}`, from: '+33123456789', to: '+442071234567', startedAt: '2026-11-23T10:00:00.000Z', durationSeconds: i % 3600, status: 'completed' });
@@ -69,40 +46,21 @@ async function uploadJsonl(s3, key, count) {
 const countAt = async (url) => (await (await fetch(`${url}/count`)).json()).records;
 
 async function serviceRun(endpoint, downstreamUrl, key, count) {
-  const port = await freePort();
   const dir = join(WORK, `svc-${count}`);
-  const proc = spawn(process.execPath, [...(process.env.BENCH_NODE_ARGS ?? '').split(' ').filter(Boolean), join(root, 'dist', 'main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
-      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-      S3_BUCKET_NAME: BUCKET,
-      S3_ENDPOINT: endpoint,
-      S3_PREFIX: key,
-      LOCAL_DOWNLOAD_DIR: join(dir, 'mirror'),
-      STATE_DIR: join(dir, 'state'),
-      API_HOST: '127.0.0.1',
-      API_PORT: String(port),
-      ENABLE_PERIODIC_SYNC: 'false',
-      CALL_DETAILS_URL: `${downstreamUrl}/calls`,
-      MAX_RECORDS_PER_BATCH: String(BATCH),
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
+  const service = await startService(endpoint, {
+    S3_BUCKET_NAME: BUCKET,
+    S3_PREFIX: key,
+    LOCAL_DOWNLOAD_DIR: join(dir, 'mirror'),
+    STATE_DIR: join(dir, 'state'),
+    CALL_DETAILS_URL: `${downstreamUrl}/calls`,
+    MAX_RECORDS_PER_BATCH: String(BATCH),
   });
-  const url = `http://127.0.0.1:${port}`;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/ping`)).ok) break;
-    } catch { /* starting */ }
-    await new Promise((r) => setTimeout(r, 50));
-  }
+  const { url, proc } = service;
   const before = await countAt(downstreamUrl);
   await fetch(`${url}/api/v1/sync`, { method: 'POST' });
   const status = async () => (await fetch(`${url}/api/v1/files/${key}/status`)).json();
   // Peak RSS while delivering (the process's high-water mark would include the download).
-  const rss = () => Number(/VmRSS:\s+(\d+)/.exec(readFileSync(`/proc/${proc.pid}/status`, 'utf8'))[1]);
+  const rss = () => memoryKiB(proc.pid);
   let ledger = await status();
   let rssKiB = 0;
   while (ledger.status !== 'delivered') {
@@ -113,7 +71,7 @@ async function serviceRun(endpoint, downstreamUrl, key, count) {
   // From the moment the committed file was queued for delivery to the last acknowledged batch.
   const seconds = (Date.parse(ledger.deliveredAt) - Date.parse(ledger.createdAt)) / 1000;
   const delivered = (await countAt(downstreamUrl)) - before;
-  proc.kill('SIGTERM');
+  await service.stop();
   if (delivered !== count) throw new Error(`service delivered ${delivered} of ${count} records`);
   return { seconds, rate: count / seconds, rssKiB, localFile: join(dir, 'mirror', key) };
 }
@@ -160,8 +118,8 @@ async function minimalPipeline(file, downstreamUrl, count) {
 async function main() {
   rmSync(WORK, { recursive: true, force: true });
   mkdirSync(WORK, { recursive: true });
-  const emulator = await child('emulator-server.mjs', { BUCKETS: BUCKET });
-  const downstream = await child('downstream-server.mjs');
+  const emulator = await startHelper('emulator-server.mjs', { BUCKETS: BUCKET });
+  const downstream = await startHelper('downstream-server.mjs');
   const s3 = s3Client(emulator.endpoint);
   const rows = [];
   try {

@@ -7,22 +7,18 @@
 // answers 202 (no storage, no Nest): the ceiling of any Node webhook on this machine.
 import autocannon from 'autocannon';
 import { PutObjectCommand } from '@aws-sdk/client-s3';
-import { spawn } from 'node:child_process';
 import { createHmac, timingSafeEqual } from 'node:crypto';
-import { mkdirSync, readFileSync, rmSync, watch, writeFileSync } from 'node:fs';
+import { mkdirSync, rmSync, watch, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
-import { createServer } from 'node:net';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
-import { s3Client, TEST_CREDENTIALS } from '../test/support/emulator.mjs';
+import { join } from 'node:path';
+import { s3Client } from '../test/support/emulator.mjs';
+import { log, memoryKiB, root, startHelper, startService } from './lib.mjs';
 
-const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const SECONDS = Number(process.env.BENCH_EVENTS_SECONDS ?? 10);
 const RATE = Number(process.env.BENCH_EVENTS_RATE ?? 200);
 const WORK = join(process.env.BENCH_DIR ?? '/dev/shm', `s3sync-events-${process.pid}`);
 const BUCKET = 'bench-events';
 const SECRET = 'bench-webhook-secret-0123456789';
-const log = (...a) => process.stderr.write(`${a.join(' ')}\n`);
 
 // The signature scheme of src/auth/webhook-signature.ts, restated so that the peer needs nothing built.
 const sign = (body, ts) => createHmac('sha256', SECRET).update(`v1:${ts}:`).update(body).digest('hex');
@@ -30,16 +26,6 @@ const signedHeaders = (body) => {
   const ts = Math.floor(Date.now() / 1000);
   return { 'content-type': 'application/json', 'x-s3sync-timestamp': String(ts), 'x-s3sync-signature': `v1=${sign(body, ts)}` };
 };
-
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
-}
 
 function record(key, size, sequencer) {
   return {
@@ -49,49 +35,6 @@ function record(key, size, sequencer) {
     eventName: 'ObjectCreated:Put',
     s3: { s3SchemaVersion: '1.0', bucket: { name: BUCKET }, object: { key: encodeURIComponent(key).replace(/%2F/g, '/'), size, sequencer } },
   };
-}
-
-async function startEmulator() {
-  const child = spawn(process.execPath, [join(root, 'bench', 'emulator-server.mjs')], {
-    env: { ...process.env, BUCKETS: BUCKET },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const endpoint = await new Promise((resolve, reject) => {
-    child.stdout.once('data', (d) => resolve(JSON.parse(String(d)).endpoint));
-    child.once('exit', (code) => reject(new Error(`emulator exited ${code}`)));
-  });
-  return { endpoint, stop: () => child.kill('SIGTERM') };
-}
-
-async function startService(endpoint, mirror, state) {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'dist', 'main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
-      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-      S3_BUCKET_NAME: BUCKET,
-      S3_ENDPOINT: endpoint,
-      LOCAL_DOWNLOAD_DIR: mirror,
-      STATE_DIR: state,
-      API_HOST: '127.0.0.1',
-      API_PORT: String(port),
-      ENABLE_PERIODIC_SYNC: 'false',
-      WEBHOOK_SECRET: SECRET,
-      LOG_LEVEL: 'warn',
-    },
-    stdio: ['ignore', 'ignore', 'inherit'],
-  });
-  const url = `http://127.0.0.1:${port}`;
-  for (;;) {
-    try {
-      if ((await fetch(`${url}/ping`)).ok) break;
-    } catch { /* starting */ }
-    if (child.exitCode !== null) throw new Error('service exited');
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  return { url, child, rssKiB: () => Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${child.pid}/status`, 'utf8'))[1]) };
 }
 
 /** The ceiling: verify, parse, answer. */
@@ -171,9 +114,14 @@ async function latency(url, s3, mirror) {
 
 async function main() {
   rmSync(WORK, { recursive: true, force: true });
-  const emulator = await startEmulator();
+  const emulator = await startHelper('emulator-server.mjs', { BUCKETS: BUCKET });
   const s3 = s3Client(emulator.endpoint);
-  const service = await startService(emulator.endpoint, join(WORK, 'mirror'), join(WORK, 'state'));
+  const service = await startService(emulator.endpoint, {
+    S3_BUCKET_NAME: BUCKET,
+    LOCAL_DOWNLOAD_DIR: join(WORK, 'mirror'),
+    STATE_DIR: join(WORK, 'state'),
+    WEBHOOK_SECRET: SECRET,
+  });
   const bare = await startBareWebhook();
   try {
     await s3.send(new PutObjectCommand({ Bucket: BUCKET, Key: 'hot/key.jsonl', Body: '{"a":1}\n' }));
@@ -184,7 +132,7 @@ async function main() {
     const ours = await acceptRate(service.url, hot);
     log(`latency: ${RATE} events/s for ${SECONDS} s`);
     const lat = await latency(service.url, s3, join(WORK, 'mirror'));
-    const rss = service.rssKiB();
+    const rss = memoryKiB(service.proc.pid, 'VmHWM');
     const fmt = (n, d = 1) => (n === undefined ? 'n/a' : n.toFixed(d));
     const table = [
       `Events benchmark (${new Date().toISOString().slice(0, 10)}, Node ${process.version}, ${SECONDS} s phases)`,
@@ -202,7 +150,7 @@ async function main() {
     writeFileSync(join(root, 'bench', 'results', 'events.md'), `${table}\n`);
   } finally {
     bare.close();
-    service.child.kill('SIGTERM');
+    await service.stop();
     emulator.stop();
     s3.destroy();
     rmSync(WORK, { recursive: true, force: true });

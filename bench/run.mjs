@@ -7,10 +7,10 @@
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { s3Client, TEST_CREDENTIALS } from '../test/support/emulator.mjs';
+import { freePort } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -116,16 +116,6 @@ function timedCapture(cmd, args, env = {}) {
   if (!m) throw new Error(`${cmd} did not run: ${r.error ?? r.stderr}`);
   const failed = r.status === 0 ? undefined : r.stderr.split('\n').slice(-6).join(' ');
   return { seconds: Number(m[1]), rssKiB: Number(m[2]), failed };
-}
-
-function freePort() {
-  return new Promise((resolve) => {
-    const srv = createServer();
-    srv.listen(0, '127.0.0.1', () => {
-      const { port } = srv.address();
-      srv.close(() => resolve(port));
-    });
-  });
 }
 
 /** Starts dist/main.js, runs one foreground sync, returns wall seconds, peak RSS and the report. */

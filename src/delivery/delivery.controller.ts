@@ -1,7 +1,8 @@
 import { Controller, Get, HttpCode, HttpStatus, Param, Post, Query } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import { OffsetPageQueryDto } from '../common/paging.dto';
 import { DeadLetters } from './dead-letters';
-import { DeadLettersQueryDto, DeadLettersResponseDto, FileStatusDto, RedriveResponseDto, StatusQueryDto } from './delivery.dto';
+import { DeadLettersResponseDto, FileStatusDto, RedriveResponseDto, StatusQueryDto } from './delivery.dto';
 import { DeliveryService } from './delivery.service';
 
 const keyOf = (segments: string | string[]): string => (Array.isArray(segments) ? segments.join('/') : segments);
@@ -43,7 +44,7 @@ export class DeliveryController {
   @Get('dead-letters')
   @ApiOperation({ summary: 'Records and batches that could not be delivered, oldest first' })
   @ApiOkResponse({ type: DeadLettersResponseDto })
-  deadLetterList(@Query() query: DeadLettersQueryDto): Promise<DeadLettersResponseDto> {
+  deadLetterList(@Query() query: OffsetPageQueryDto): Promise<DeadLettersResponseDto> {
     return this.deadLetters.list(query.offset ?? 0, query.limit ?? 100);
   }
 

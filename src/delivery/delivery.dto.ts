@@ -1,6 +1,5 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Type } from 'class-transformer';
-import { IsInt, IsNotEmpty, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
 import type { LedgerEntry, LedgerStatus } from '../state/state-store';
 import type { DeadLetter } from './dead-letters';
 
@@ -40,16 +39,6 @@ export class FileStatusDto {
       deliveredAt: e.deliveredAt?.toISOString(),
     };
   }
-}
-
-export class DeadLettersQueryDto {
-  @ApiPropertyOptional({ default: 0, minimum: 0 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(0)
-  offset?: number;
-
-  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000)
-  limit?: number;
 }
 
 export class DeadLetterDto implements DeadLetter {

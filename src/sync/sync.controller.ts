@@ -11,8 +11,8 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Clock } from '../common/clock';
+import { OffsetPageQueryDto } from '../common/paging.dto';
 import {
-  RunItemsQueryDto,
   RunItemsResponseDto,
   RunSummaryDto,
   SyncAcceptedDto,
@@ -77,7 +77,7 @@ export class SyncController {
   @ApiOperation({ summary: 'Per-object outcomes of a run, paged' })
   @ApiOkResponse({ type: RunItemsResponseDto })
   @ApiNotFoundResponse()
-  async runItems(@Param('id', new ParseUUIDPipe()) id: string, @Query() query: RunItemsQueryDto): Promise<RunItemsResponseDto> {
+  async runItems(@Param('id', new ParseUUIDPipe()) id: string, @Query() query: OffsetPageQueryDto): Promise<RunItemsResponseDto> {
     const offset = query.offset ?? 0;
     const items = await this.sync.items(id, offset, query.limit ?? 100);
     return { runId: id, offset, items: items.map(SyncDetailDto.from) };

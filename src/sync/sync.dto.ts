@@ -26,16 +26,6 @@ export class SyncRequestDto {
   allowDeleteAll?: boolean;
 }
 
-export class RunItemsQueryDto {
-  @ApiPropertyOptional({ default: 0, minimum: 0 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(0)
-  offset?: number;
-
-  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000)
-  limit?: number;
-}
-
 export class RunCountsDto implements RunCounts {
   @ApiProperty({ example: 5000, description: 'Objects listed' }) listed!: number;
   @ApiProperty({ example: 12, description: 'Objects planned for download' }) toDownload!: number;
