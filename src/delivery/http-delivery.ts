@@ -1,0 +1,124 @@
+/**
+ * What every HTTP sink shares: the POST itself (node:http with a keep-alive pool, measured at about
+ * half the CPU of fetch per request), how an answer or an error is classified, and the retry policy.
+ */
+import { handleWhen, retry, RetryPolicy } from 'cockatiel';
+import { Agent as HttpAgent, request as httpRequest } from 'node:http';
+import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { Readable } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { LoginError } from '../auth/token-provider';
+import { AppConfig } from '../config/app-config';
+import { FullJitterBackoff, parseRetryAfter } from './backoff';
+
+/** Worth another attempt: network errors, timeouts, 408, 429, 5xx. Counted by the circuit breaker. */
+export class TransientDeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly status?: number,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'TransientDeliveryError';
+  }
+}
+
+/** The endpoint refused the request itself (4xx): retrying cannot help; it becomes a dead letter. */
+export class PermanentDeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly status: number,
+  ) {
+    super(message);
+    this.name = 'PermanentDeliveryError';
+  }
+}
+
+const NETWORK_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
+
+export function isTransient(err: unknown): boolean {
+  if (err instanceof PermanentDeliveryError) return false;
+  if (err instanceof TransientDeliveryError || err instanceof LoginError) return true;
+  if (!(err instanceof Error)) return false;
+  // Per-attempt timeouts abort the request with the signal's TimeoutError as the cause.
+  if (err.name === 'TimeoutError' || (err.name === 'AbortError' && (err.cause as Error | undefined)?.name === 'TimeoutError')) return true;
+  const code = (err as NodeJS.ErrnoException).code;
+  return code !== undefined && NETWORK_ERRORS.has(code);
+}
+
+/** Retries of delivery requests: MAX_RETRIES with full-jitter backoff that honours Retry-After. */
+export function deliveryRetryPolicy(config: AppConfig): RetryPolicy {
+  const { maxRetries, retryBaseMs, retryMaxMs } = config.delivery;
+  return retry(handleWhen(isTransient), { maxAttempts: maxRetries, backoff: new FullJitterBackoff(retryBaseMs, retryMaxMs) });
+}
+
+export interface PostAnswer {
+  status: number;
+  /** The start of the answer's body (for error messages). */
+  text: string;
+  retryAfter?: string;
+}
+
+/** Throws the classified error for a non-2xx answer. */
+export function raiseForStatus(answer: PostAnswer, nowMs: number): void {
+  if (answer.status >= 200 && answer.status < 300) return;
+  const detail = answer.text.slice(0, 300);
+  const message = `endpoint answered ${answer.status}${detail ? `: ${detail}` : ''}`;
+  if (answer.status === 408 || answer.status === 429 || answer.status >= 500) {
+    throw new TransientDeliveryError(message, answer.status, parseRetryAfter(answer.retryAfter, nowMs));
+  }
+  throw new PermanentDeliveryError(message, answer.status);
+}
+
+export class HttpPoster {
+  private readonly httpAgent: HttpAgent;
+  private readonly httpsAgent: HttpsAgent;
+
+  constructor(
+    maxSockets: number,
+    private readonly timeoutMs: number,
+  ) {
+    const pool = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets };
+    this.httpAgent = new HttpAgent(pool);
+    this.httpsAgent = new HttpsAgent(pool);
+  }
+
+  /** One POST; `body` is a buffer or a stream of `length` bytes. Network errors reject. */
+  post(url: string, headers: Record<string, string>, body: Buffer | Readable, length: number, signal: AbortSignal): Promise<PostAnswer> {
+    const target = new URL(url);
+    const isHttps = target.protocol === 'https:';
+    const send = isHttps ? httpsRequest : httpRequest;
+    return new Promise((resolve, reject) => {
+      const req = send(
+        target,
+        {
+          method: 'POST',
+          headers: { ...headers, 'content-length': length },
+          agent: isHttps ? this.httpsAgent : this.httpAgent,
+          signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]),
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            if (size < 4096) chunks.push(c);
+            size += c.length;
+          });
+          res.on('end', () => {
+            const retryAfter = res.headers['retry-after'];
+            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
+          });
+          res.on('error', reject);
+        },
+      );
+      req.on('error', reject);
+      if (Buffer.isBuffer(body)) req.end(body);
+      else pipeline(body, req).catch(reject);
+    });
+  }
+
+  destroy(): void {
+    this.httpAgent.destroy();
+    this.httpsAgent.destroy();
+  }
+}
