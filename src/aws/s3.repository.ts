@@ -1,4 +1,6 @@
-import { HeadBucketCommand, HeadObjectCommand, NotFound, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, NotFound, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import { Upload } from '@aws-sdk/lib-storage';
+import { Readable } from 'node:stream';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import http, { IncomingMessage } from 'node:http';
@@ -124,6 +126,22 @@ export class S3Repository implements OnApplicationShutdown {
       yield page.objects;
       token = page.nextToken;
     } while (token);
+  }
+
+  /**
+   * Stores a body in another bucket (the bundle archive): one PutObject when it is small, a
+   * multipart upload in 8 MiB parts when it is not (lib-storage decides).
+   */
+  async upload(bucket: string, key: string, body: Buffer | Readable, contentType: string): Promise<{ etag?: string }> {
+    const upload = new Upload({ client: this.client, params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType }, partSize: 8 * 1024 * 1024, queueSize: 4 });
+    const out = await upload.done();
+    return { etag: out.ETag ? stripQuotes(out.ETag) : undefined };
+  }
+
+  /** An object of another bucket as a stream, with its length. */
+  async openObject(bucket: string, key: string): Promise<{ body: Readable; length: number }> {
+    const out = await this.client.send(new GetObjectCommand({ Bucket: bucket, Key: key }));
+    return { body: out.Body as Readable, length: out.ContentLength ?? 0 };
   }
 
   async headBucket(): Promise<void> {

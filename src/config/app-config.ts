@@ -64,6 +64,19 @@ export class AppConfig {
     idempotencyTtlMs: number;
     dlqUrl?: string;
   };
+  readonly bundles: {
+    url?: string;
+    username?: string;
+    password?: string;
+    archiveBucket?: string;
+    archivePrefix: string;
+    patterns: string[];
+    maxFiles: number;
+    maxBytes: number;
+    maxAgeMs: number;
+    format: 'tar' | 'concat';
+    spoolMemoryBytes: number;
+  };
   readonly state: { dir: string };
   readonly api: { host: string; port: number; apiKey?: string };
   readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT'] };
@@ -126,6 +139,19 @@ export class AppConfig {
       idempotencyTtlMs: Math.round(env.IDEMPOTENCY_TTL_DAYS * 86_400_000),
       dlqUrl: env.DLQ_URL,
     };
+    this.bundles = {
+      url: env.NIFI_ENDPOINT_URL,
+      username: env.NIFI_USERNAME,
+      password: env.NIFI_PASSWORD,
+      archiveBucket: env.ARCHIVE_BUCKET_NAME,
+      archivePrefix: env.ARCHIVE_PREFIX,
+      patterns: env.BUNDLE_PATTERNS.split(',').map((p) => p.trim()).filter(Boolean),
+      maxFiles: env.BUNDLE_MAX_FILES,
+      maxBytes: Math.round(env.BUNDLE_MAX_MB * MiB),
+      maxAgeMs: Math.round(env.BUNDLE_MAX_AGE_SECONDS * 1000),
+      format: env.BUNDLE_FORMAT,
+      spoolMemoryBytes: Math.round(env.BUNDLE_SPOOL_MEMORY_MB * MiB),
+    };
     this.state = { dir: resolve(env.STATE_DIR) };
     this.api = { host: env.API_HOST, port: env.API_PORT, apiKey: env.API_KEY };
     this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT };
@@ -142,6 +168,7 @@ export class AppConfig {
         accessKey: this.delivery.accessKey ? '[redacted]' : null,
         secretKey: this.delivery.secretKey ? '[redacted]' : null,
       },
+      bundles: { ...this.bundles, username: this.bundles.username ? '[redacted]' : null, password: this.bundles.password ? '[redacted]' : null },
       state: { ...this.state },
       api: { host: this.api.host, port: this.api.port, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },

@@ -216,6 +216,45 @@ export class EnvironmentVariables {
   @Transform(toNumber) @Min(0) @Max(3650)
   IDEMPOTENCY_TTL_DAYS = 7;
 
+  /** Ingest endpoint (NiFi ListenHTTP style) that receives bundles; bundling is off without it. */
+  @IsOptional() @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  NIFI_ENDPOINT_URL?: string;
+
+  @IsOptional() @IsString() @IsNotEmpty()
+  NIFI_USERNAME?: string;
+
+  @IsOptional() @IsString() @IsNotEmpty()
+  NIFI_PASSWORD?: string;
+
+  /** Where every bundle is archived before it is posted (required with NIFI_ENDPOINT_URL). */
+  @IsOptional() @IsString() @Transform(trimmed)
+  @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'must be a valid S3 bucket name' })
+  ARCHIVE_BUCKET_NAME?: string;
+
+  @IsString() @Transform(trimmed)
+  ARCHIVE_PREFIX = 'bundles/';
+
+  /** Comma-separated globs of keys that go into bundles. */
+  @IsString() @Transform(trimmed)
+  BUNDLE_PATTERNS = '**';
+
+  @Transform(toNumber) @IsInt() @Min(1) @Max(100_000)
+  BUNDLE_MAX_FILES = 100;
+
+  @Transform(toNumber) @Min(0.001) @Max(100_000)
+  BUNDLE_MAX_MB = 64;
+
+  @Transform(toNumber) @Min(0.1) @Max(86_400)
+  BUNDLE_MAX_AGE_SECONDS = 60;
+
+  @IsIn(['tar', 'concat']) @Transform(trimmed)
+  BUNDLE_FORMAT: 'tar' | 'concat' = 'tar';
+
+  /** Bundles up to this size are built in memory; larger ones are spooled to a file under STATE_DIR. */
+  @Transform(toNumber) @Min(0) @Max(4096)
+  BUNDLE_SPOOL_MEMORY_MB = 16;
+
   /** SQS endpoint for S3-compatible set-ups (defaults to the queue URL's own host). */
   @IsOptional() @Transform(trimmed)
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
@@ -252,6 +291,8 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   const present = Object.fromEntries(Object.entries(raw).filter(([, v]) => v !== undefined && v !== ''));
   const env = plainToInstance(EnvironmentVariables, present, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
-  if (errors.length > 0) throw new ConfigValidationError(describe(errors));
+  const problems = describe(errors);
+  if (env.NIFI_ENDPOINT_URL && !env.ARCHIVE_BUCKET_NAME) problems.push('ARCHIVE_BUCKET_NAME: is required when NIFI_ENDPOINT_URL is set (bundles are archived before they are posted)');
+  if (problems.length > 0) throw new ConfigValidationError(problems);
   return env;
 }

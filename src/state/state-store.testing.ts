@@ -3,7 +3,7 @@ import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 import type { ObjectChange } from '../sync/s3-event';
-import { BreakerState, emptyCounts, LedgerEntry, NewInboxEntry, RunRecord, StateStore } from './state-store';
+import { BreakerState, BundleRecord, emptyCounts, LedgerEntry, NewInboxEntry, RunRecord, StateStore } from './state-store';
 
 /** Test helpers for the state module (excluded from the build). */
 export function sqliteAt(dir: string): SqliteDatabase {
@@ -208,6 +208,24 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       await expect(store.breakerCompareAndSet(open, 1)).resolves.toBe(true);
       await expect(store.breakerCompareAndSet({ ...closed, version: 2 }, 1)).resolves.toBe(false);
       await expect(store.breakerGet('downstream')).resolves.toEqual(open);
+    });
+
+    it('bundles each file version once: members are sealed into a bundle conditionally', async () => {
+      const at = (s: number) => new Date(Date.UTC(2026, 10, 23, 10, 0, s));
+      await expect(store.bundleAddMember({ fileId: 'b/a@1', key: 'a', size: 10, addedAt: at(1) })).resolves.toBe(true);
+      await expect(store.bundleAddMember({ fileId: 'b/a@1', key: 'a', size: 10, addedAt: at(5) })).resolves.toBe(false);
+      await store.bundleAddMember({ fileId: 'b/c@1', key: 'c', size: 30, addedAt: at(2) });
+      expect((await store.bundlePendingMembers(10)).map((m) => m.fileId)).toEqual(['b/a@1', 'b/c@1']);
+      const bundle: BundleRecord = { id: 'bundle-1', status: 'sealed', files: 2, bytes: 40, attempts: 0, createdAt: at(3), updatedAt: at(3) };
+      await expect(store.bundleSeal(bundle, ['b/a@1', 'b/c@1'])).resolves.toBe(2);
+      await expect(store.bundleSeal({ ...bundle, id: 'bundle-2' }, ['b/a@1'])).resolves.toBe(0);
+      await expect(store.bundleGet('bundle-2')).resolves.toBeUndefined();
+      expect(await store.bundlePendingMembers(10)).toEqual([]);
+      expect((await store.bundleMembers('bundle-1')).map((m) => [m.key, m.bundleId])).toEqual([['a', 'bundle-1'], ['c', 'bundle-1']]);
+      const archived = { ...bundle, status: 'archived' as const, archiveKey: 'bundles/x.tar.gz', archiveBytes: 99, updatedAt: at(4) };
+      await store.bundlePut(archived);
+      await expect(store.bundleGet('bundle-1')).resolves.toEqual(archived);
+      expect((await store.bundlesByStatus(['archived', 'failed'], 10)).map((b) => b.id)).toEqual(['bundle-1']);
     });
   });
 }

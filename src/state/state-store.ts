@@ -111,6 +111,30 @@ export interface BreakerState {
   version: number;
 }
 
+/** A committed file version waiting for (or assigned to) a bundle. */
+export interface BundleMember {
+  fileId: string;
+  key: string;
+  size: number;
+  addedAt: Date;
+  bundleId?: string;
+}
+
+export type BundleStatus = 'sealed' | 'archived' | 'posted' | 'failed';
+
+export interface BundleRecord {
+  id: string;
+  status: BundleStatus;
+  files: number;
+  bytes: number;
+  archiveKey?: string;
+  archiveBytes?: number;
+  attempts: number;
+  lastError?: string;
+  createdAt: Date;
+  updatedAt: Date;
+}
+
 export abstract class StateStore {
   abstract createRun(run: RunRecord): Promise<void>;
   abstract updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void>;
@@ -155,6 +179,20 @@ export abstract class StateStore {
   abstract completeClaim(id: string, owner: string, expiresAtMs: number): Promise<boolean>;
   /** Drops `owner`'s claim so that another attempt may take it at once. */
   abstract releaseClaim(id: string, owner: string): Promise<void>;
+
+  /** Records a file version for bundling; false when it is already recorded (a version is bundled once). */
+  abstract bundleAddMember(member: Omit<BundleMember, 'bundleId'>): Promise<boolean>;
+  /** Members not yet in a bundle, oldest first. */
+  abstract bundlePendingMembers(limit: number): Promise<BundleMember[]>;
+  /**
+   * Creates `bundle` with those of `fileIds` that are still unassigned, conditionally, all or
+   * nothing; returns how many it took (0: another sealer took them first, and no bundle is created).
+   */
+  abstract bundleSeal(bundle: BundleRecord, fileIds: readonly string[]): Promise<number>;
+  abstract bundleMembers(bundleId: string): Promise<BundleMember[]>;
+  abstract bundleGet(id: string): Promise<BundleRecord | undefined>;
+  abstract bundlePut(bundle: BundleRecord): Promise<void>;
+  abstract bundlesByStatus(statuses: readonly BundleStatus[], limit: number): Promise<BundleRecord[]>;
 
   abstract breakerGet(name: string): Promise<BreakerState | undefined>;
   /** Writes `next` only if the stored version is still `expectedVersion` (0 = no row yet). */

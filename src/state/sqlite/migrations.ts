@@ -97,4 +97,28 @@ export const MIGRATIONS: readonly string[] = [
     version    INTEGER NOT NULL
   ) WITHOUT ROWID;
   `,
+  `
+  CREATE TABLE bundle_members (
+    file_id   TEXT PRIMARY KEY,
+    key       TEXT NOT NULL,
+    size      INTEGER NOT NULL,
+    added_at  INTEGER NOT NULL,
+    bundle_id TEXT
+  ) WITHOUT ROWID;
+  CREATE INDEX bundle_members_by_bundle ON bundle_members (bundle_id, added_at);
+
+  CREATE TABLE bundles (
+    id            TEXT PRIMARY KEY,
+    status        TEXT NOT NULL,
+    files         INTEGER NOT NULL,
+    bytes         INTEGER NOT NULL,
+    archive_key   TEXT,
+    archive_bytes INTEGER,
+    attempts      INTEGER NOT NULL,
+    last_error    TEXT,
+    created_at    INTEGER NOT NULL,
+    updated_at    INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX bundles_status ON bundles (status, created_at);
+  `,
 ];

@@ -2,6 +2,9 @@ import { Injectable } from '@nestjs/common';
 import type { Statement } from 'better-sqlite3';
 import {
   BreakerState,
+  BundleMember,
+  BundleRecord,
+  BundleStatus,
   ClaimResult,
   InboxEntry,
   InboxStatus,
@@ -95,6 +98,48 @@ function toLedger(r: LedgerRow): LedgerEntry {
     deliveredAt: r.delivered_at === null ? undefined : new Date(r.delivered_at),
   };
 }
+
+interface MemberRow {
+  file_id: string;
+  key: string;
+  size: number;
+  added_at: number;
+  bundle_id: string | null;
+}
+
+const toMember = (r: MemberRow): BundleMember => ({
+  fileId: r.file_id,
+  key: r.key,
+  size: r.size,
+  addedAt: new Date(r.added_at),
+  bundleId: r.bundle_id ?? undefined,
+});
+
+interface BundleRow {
+  id: string;
+  status: BundleStatus;
+  files: number;
+  bytes: number;
+  archive_key: string | null;
+  archive_bytes: number | null;
+  attempts: number;
+  last_error: string | null;
+  created_at: number;
+  updated_at: number;
+}
+
+const toBundle = (r: BundleRow): BundleRecord => ({
+  id: r.id,
+  status: r.status,
+  files: r.files,
+  bytes: r.bytes,
+  archiveKey: r.archive_key ?? undefined,
+  archiveBytes: r.archive_bytes ?? undefined,
+  attempts: r.attempts,
+  lastError: r.last_error ?? undefined,
+  createdAt: new Date(r.created_at),
+  updatedAt: new Date(r.updated_at),
+});
 
 /** The embedded StateStore: one process, one SQLite file. */
 @Injectable()
@@ -342,5 +387,61 @@ export class SqliteStateStore extends StateStore {
         : this.stmt('UPDATE breakers SET state = ?, failures = ?, opened_at = ?, probe_until = ?, version = ? WHERE name = ? AND version = ?')
             .run(...params, expectedVersion);
     return Promise.resolve(info.changes === 1);
+  }
+
+  bundleAddMember(m: Omit<BundleMember, 'bundleId'>): Promise<boolean> {
+    const info = this.stmt('INSERT OR IGNORE INTO bundle_members (file_id, key, size, added_at) VALUES (?, ?, ?, ?)').run(
+      m.fileId, m.key, m.size, m.addedAt.getTime(),
+    );
+    return Promise.resolve(info.changes === 1);
+  }
+
+  bundlePendingMembers(limit: number): Promise<BundleMember[]> {
+    const rows = this.stmt('SELECT * FROM bundle_members WHERE bundle_id IS NULL ORDER BY added_at LIMIT ?').all(limit) as MemberRow[];
+    return Promise.resolve(rows.map(toMember));
+  }
+
+  bundleSeal(bundle: BundleRecord, fileIds: readonly string[]): Promise<number> {
+    const taken = this.sqlite.db.transaction((): number => {
+      let n = 0;
+      for (const id of fileIds) n += this.stmt('UPDATE bundle_members SET bundle_id = ? WHERE file_id = ? AND bundle_id IS NULL').run(bundle.id, id).changes;
+      if (n > 0) this.writeBundle(bundle);
+      return n;
+    }).immediate();
+    return Promise.resolve(taken);
+  }
+
+  bundleMembers(bundleId: string): Promise<BundleMember[]> {
+    const rows = this.stmt('SELECT * FROM bundle_members WHERE bundle_id = ? ORDER BY added_at, file_id').all(bundleId) as MemberRow[];
+    return Promise.resolve(rows.map(toMember));
+  }
+
+  bundleGet(id: string): Promise<BundleRecord | undefined> {
+    const row = this.stmt('SELECT * FROM bundles WHERE id = ?').get(id) as BundleRow | undefined;
+    return Promise.resolve(row ? toBundle(row) : undefined);
+  }
+
+  bundlePut(bundle: BundleRecord): Promise<void> {
+    this.writeBundle(bundle);
+    return Promise.resolve();
+  }
+
+  bundlesByStatus(statuses: readonly BundleStatus[], limit: number): Promise<BundleRecord[]> {
+    if (statuses.length === 0) return Promise.resolve([]);
+    const rows = this.stmt(`SELECT * FROM bundles WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY created_at LIMIT ?`).all(
+      ...statuses, limit,
+    ) as BundleRow[];
+    return Promise.resolve(rows.map(toBundle));
+  }
+
+  private writeBundle(b: BundleRecord): void {
+    this.stmt(
+      `INSERT INTO bundles (id, status, files, bytes, archive_key, archive_bytes, attempts, last_error, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+       ON CONFLICT (id) DO UPDATE SET status = excluded.status, files = excluded.files, bytes = excluded.bytes,
+         archive_key = excluded.archive_key, archive_bytes = excluded.archive_bytes, attempts = excluded.attempts,
+         last_error = excluded.last_error, updated_at = excluded.updated_at`,
+    ).run(b.id, b.status, b.files, b.bytes, b.archiveKey ?? null, b.archiveBytes ?? null, b.attempts, b.lastError ?? null,
+      b.createdAt.getTime(), b.updatedAt.getTime());
   }
 }
