@@ -233,7 +233,10 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     const progress = { recordsParsed: 0, recordsSent: start.recordsSent, recordsFailed: start.recordsFailed, batchesAcked: resumeAt };
     let deadBatches = 0;
     const acked = new Set<number>();
-    const inflight: Array<Promise<void>> = [];
+    // Only the batches in flight: memory stays flat however many batches a file has.
+    const inflight = new Set<Promise<void>>();
+    /** Why a batch stopped without an outcome (the shutdown): the file is then not finished. */
+    let interrupted: unknown;
     const batcher = new Batcher(this.config.delivery.maxRecordsPerBatch, this.config.delivery.maxBatchBytes);
     let persisting = Promise.resolve();
     const persist = (): void => {
@@ -255,21 +258,27 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
       await this.requests.onSizeLessThan(1);
       signal.throwIfAborted();
       const body = batchBody(batch, this.clock.now().toISOString());
-      inflight.push(
-        this.requests.add(async () => {
-          try {
-            await this.sink.send(body, `${fileId}#${batch.batchNo}`, signal);
-            settle(batch, true);
-          } catch (err) {
-            if (signal.aborted) throw err;
-            deadBatches++;
-            await this.deadLetters.add({
-              kind: 'batch', fileId, key, batchNo: batch.batchNo, firstLine: batch.firstLine, lastLine: batch.lastLine,
-              reason: errorMessage(err), attempts: this.config.delivery.maxRetries + 1, payload: body,
-            });
-            settle(batch, false);
-          }
-        }),
+      const sending: Promise<void> = this.requests.add(async () => {
+        try {
+          await this.sink.send(body, `${fileId}#${batch.batchNo}`, signal);
+          settle(batch, true);
+        } catch (err) {
+          if (signal.aborted) throw err;
+          deadBatches++;
+          await this.deadLetters.add({
+            kind: 'batch', fileId, key, batchNo: batch.batchNo, firstLine: batch.firstLine, lastLine: batch.lastLine,
+            reason: errorMessage(err), attempts: this.config.delivery.maxRetries + 1, payload: body,
+          });
+          settle(batch, false);
+        }
+      });
+      inflight.add(sending);
+      sending.then(
+        () => inflight.delete(sending),
+        (err: unknown) => {
+          inflight.delete(sending);
+          interrupted ??= err;
+        },
       );
     };
 
@@ -297,7 +306,8 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     }
     const last = batcher.flush();
     if (last) await dispatch(last);
-    await Promise.all(inflight);
+    await Promise.allSettled([...inflight]);
+    if (interrupted !== undefined) throw interrupted;
     await persisting;
     return { ...progress, deadBatches };
   }
