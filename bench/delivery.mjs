@@ -63,11 +63,18 @@ async function serviceRun(endpoint, downstreamUrl, key, count) {
   const rss = () => memoryKiB(proc.pid);
   let ledger = await status();
   let rssKiB = 0;
+  const samples = [];
   while (ledger.status !== 'delivered') {
-    if (ledger.status === 'delivering') rssKiB = Math.max(rssKiB, rss());
+    if (ledger.status === 'delivering') {
+      const now = rss();
+      samples.push(now);
+      rssKiB = Math.max(rssKiB, now);
+    }
     await new Promise((r) => setTimeout(r, 10));
     ledger = await status();
   }
+  const at = (q) => Math.round((samples[Math.min(samples.length - 1, Math.floor(q * samples.length))] ?? 0) / 1024);
+  log(`  RSS while delivering (MiB) at 10/25/50/75/100% of the time: ${[0.1, 0.25, 0.5, 0.75, 1].map(at).join(' / ')}`);
   // From the moment the committed file was queued for delivery to the last acknowledged batch.
   const seconds = (Date.parse(ledger.deliveredAt) - Date.parse(ledger.createdAt)) / 1000;
   const delivered = (await countAt(downstreamUrl)) - before;

@@ -83,35 +83,37 @@ export class HttpPoster {
     this.httpsAgent = new HttpsAgent(pool);
   }
 
-  /** One POST; `body` is a buffer or a stream of `length` bytes. Network errors reject. */
+  /**
+   * One POST; `body` is a buffer or a stream of `length` bytes. Network errors reject. The timeout
+   * is the socket's and the abort listener is removed when the request ends: a timer signal per
+   * request (AbortSignal.timeout) would hold every request for the whole timeout, memory growing
+   * with the number of requests sent in that time.
+   */
   post(url: string, headers: Record<string, string>, body: Buffer | Readable, length: number, signal: AbortSignal): Promise<PostAnswer> {
+    signal.throwIfAborted();
     const target = new URL(url);
     const isHttps = target.protocol === 'https:';
     const send = isHttps ? httpsRequest : httpRequest;
-    return new Promise((resolve, reject) => {
-      const req = send(
-        target,
-        {
-          method: 'POST',
-          headers: { ...headers, 'content-length': length },
-          agent: isHttps ? this.httpsAgent : this.httpAgent,
-          signal: AbortSignal.any([signal, AbortSignal.timeout(this.timeoutMs)]),
-        },
-        (res) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          res.on('data', (c: Buffer) => {
-            if (size < 4096) chunks.push(c);
-            size += c.length;
-          });
-          res.on('end', () => {
-            const retryAfter = res.headers['retry-after'];
-            resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
-          });
-          res.on('error', reject);
-        },
-      );
+    return new Promise<PostAnswer>((resolve, reject) => {
+      const req = send(target, { method: 'POST', headers: { ...headers, 'content-length': length }, agent: isHttps ? this.httpsAgent : this.httpAgent }, (res) => {
+        const chunks: Buffer[] = [];
+        let size = 0;
+        res.on('data', (c: Buffer) => {
+          // Only the start of an answer is kept (error messages).
+          if (size < 4096) chunks.push(c);
+          size += c.length;
+        });
+        res.on('end', () => {
+          const retryAfter = res.headers['retry-after'];
+          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
+        });
+        res.on('error', reject);
+      });
+      const onAbort = (): void => void req.destroy(signal.reason as Error);
+      signal.addEventListener('abort', onAbort, { once: true });
+      req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { name: 'TimeoutError' })));
       req.on('error', reject);
+      req.on('close', () => signal.removeEventListener('abort', onAbort));
       if (Buffer.isBuffer(body)) req.end(body);
       else pipeline(body, req).catch(reject);
     });
