@@ -109,6 +109,26 @@ describe('real-time sync through the webhook', () => {
     expect((await stats(t)).events.applied.stale).toBe(6);
   });
 
+  it('writes a new file into a folder while the delete of its last file prunes that folder', async () => {
+    const dirs = Array.from({ length: 40 }, (_, i) => `race/${i}`);
+    const [s1, s2] = sequencers(2);
+    for (const d of dirs) await put(s3, bucket, `${d}/old.txt`, 'old');
+    await signed(t, notification(...dirs.map((d): EventSpec => ({ bucket, key: `${d}/old.txt`, op: 'put', size: 3, etag: md5('old'), sequencer: s1 })))).expect(202);
+    await settled(t);
+    for (const d of dirs) {
+      await remove(s3, bucket, `${d}/old.txt`);
+      await put(s3, bucket, `${d}/new.txt`, `new ${d}`);
+    }
+    const changes = dirs.flatMap((d): EventSpec[] => [
+      { bucket, key: `${d}/old.txt`, op: 'delete', sequencer: s2 },
+      { bucket, key: `${d}/new.txt`, op: 'put', size: Buffer.byteLength(`new ${d}`), sequencer: s2 },
+    ]);
+    await signed(t, notification(...changes)).expect(202);
+    await settled(t);
+    expect(await filesUnder(t.mirrorDir)).toEqual(dirs.map((d) => `${d}/new.txt`).sort());
+    expect((await stats(t)).events.parked).toBe(0);
+  });
+
   it('refuses forged, stale or unsigned requests with 401 and changes nothing', async () => {
     const ev = await putEvent('f/forged.txt', 'should never appear', sequencers(1)[0]);
     const body = notification(ev);

@@ -57,6 +57,8 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
    */
   private readonly checkedDirs = new Map<string, { at: number; ready: Promise<void> }>();
   private readonly commitListeners: CommitListener[] = [];
+  /** Folders being written into, with how many writes use them (see usingDir). */
+  private readonly dirsInUse = new Map<string, number>();
 
   constructor(
     private readonly config: AppConfig,
@@ -199,12 +201,13 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
     this.checkSize(object.key, bytes, head.size);
     if (digest) this.checkDigest(object.key, verification, await digest.result());
     const dir = dirname(mapping.absPath);
-    await this.ensureDir(dir, mapping.key);
-    try {
-      await this.committer.commit(mapping.key, tempPathIn(dir), mapping.absPath, chunks, head.lastModified, verification.method === 'md5' ? verification.expected : undefined);
-    } catch (err) {
-      throw asClash(err, mapping.key);
-    }
+    await this.usingDir(dir, mapping.key, async () => {
+      try {
+        await this.committer.commit(mapping.key, tempPathIn(dir), mapping.absPath, chunks, head.lastModified, verification.method === 'md5' ? verification.expected : undefined);
+      } catch (err) {
+        throw asClash(err, mapping.key);
+      }
+    });
     return this.record(this.commitRecord(mapping, head, verification, options));
   }
 
@@ -281,16 +284,17 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
 
   private async writeAtomically(mapping: FileMapping, head: ObjectHead, write: (file: TempFile) => Promise<ManifestEntry>): Promise<Committed> {
     const dir = dirname(mapping.absPath);
-    await this.ensureDir(dir, mapping.key);
-    const file = await TempFile.create(dir);
-    let entry: ManifestEntry;
-    try {
-      entry = await write(file);
-      await file.commit(mapping.absPath, head.lastModified);
-    } catch (err) {
-      await file.discard();
-      throw asClash(err, mapping.key);
-    }
+    const entry = await this.usingDir(dir, mapping.key, async () => {
+      const file = await TempFile.create(dir);
+      try {
+        const written = await write(file);
+        await file.commit(mapping.absPath, head.lastModified);
+        return written;
+      } catch (err) {
+        await file.discard();
+        throw asClash(err, mapping.key);
+      }
+    });
     return this.record(entry);
   }
 
@@ -359,9 +363,38 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
     }
   }
 
+  /**
+   * Creates `dir` (see ensureDir) and runs `task`, which writes into it, with `dir` and its parents
+   * marked in use: the pruning of folders emptied by the delete of another key skips them. A prune
+   * that had already started can still remove the folder under the write (ENOENT): it is then
+   * created again and the write made once more. Real-time events make such neighbours common.
+   */
+  private async usingDir<T>(dir: string, key: string, task: () => Promise<T>): Promise<T> {
+    const dirs: string[] = [];
+    for (let d = dir; d.startsWith(this.root + sep); d = dirname(d)) dirs.push(d);
+    for (const d of dirs) this.dirsInUse.set(d, (this.dirsInUse.get(d) ?? 0) + 1);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        await this.ensureDir(dir, key);
+        try {
+          return await task();
+        } catch (err) {
+          if (attempt > 0 || !isErrno(err, 'ENOENT')) throw err;
+          this.checkedDirs.delete(dir);
+        }
+      }
+    } finally {
+      for (const d of dirs) {
+        const n = this.dirsInUse.get(d)! - 1;
+        if (n === 0) this.dirsInUse.delete(d);
+        else this.dirsInUse.set(d, n);
+      }
+    }
+  }
+
   private async pruneEmptyDirs(dir: string): Promise<void> {
     let current = dir;
-    while (current.startsWith(this.root + sep)) {
+    while (current.startsWith(this.root + sep) && !this.dirsInUse.has(current)) {
       try {
         await rmdir(current);
       } catch {
