@@ -1,4 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
+import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { bootApp, eventually, TestApp, tempDir } from './support/app';
@@ -119,6 +120,35 @@ describe('delivery of records downstream', () => {
     expect(down.batches.get(`${s.fileId}#0`)?.records[0]).toEqual({ id: 'r-0', n: 0 });
     expect((await t.http().get('/api/v1/dead-letters').expect(200)).body.letters[0].redrivenAt).toEqual(expect.any(String));
     await t.http().post('/api/v1/dead-letters/redrive').expect(200, { redriven: 0, failed: 0 });
+  });
+
+  it('times out a request that gets no answer and sends the batch again', async () => {
+    await boot({ DELIVERY_TIMEOUT_SECONDS: '1', DELIVERY_CONCURRENCY: '1' });
+    down.faults.push({ hang: true }, { delayMs: 300 });
+    await put(s3, bucket, 'slow.jsonl', jsonl(0, 10));
+    await sync();
+    expect(await finished('slow.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 10 });
+    expect(down.requests.filter((r) => r.status === 0)).toHaveLength(1); // the one left hanging
+    expect(down.delivered()).toHaveLength(10);
+  });
+
+  it('sends dead letters to SQS as well when DLQ_URL is set', async () => {
+    const sqs = new SQSClient({ endpoint: emulatorEndpoint(), region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const dlq = (await sqs.send(new CreateQueueCommand({ QueueName: `delivery-dlq-${Date.now()}` }))).QueueUrl!;
+    try {
+      await boot({ DLQ_URL: dlq, SQS_ENDPOINT: emulatorEndpoint() });
+      down.faults.push({ status: 422 });
+      await put(s3, bucket, 'refused.jsonl', jsonl(0, 4));
+      await sync();
+      const s = await finished('refused.jsonl');
+      expect(s.status).toBe('dead');
+      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: dlq, MessageAttributeNames: ['All'], WaitTimeSeconds: 2 }));
+      expect(Messages).toHaveLength(1);
+      expect(Messages[0].MessageAttributes?.reason?.StringValue).toContain('422');
+      expect(JSON.parse(Messages[0].Body!)).toMatchObject({ kind: 'batch', fileId: s.fileId, batchNo: 0, payload: expect.stringContaining('"r-3"') });
+    } finally {
+      sqs.destroy();
+    }
   });
 
   it('turns invalid JSON lines into dead letters with their line numbers and delivers the rest', async () => {
