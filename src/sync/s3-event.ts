@@ -110,20 +110,7 @@ function fromS3Record(r: Json, index: number): RecordResult {
   const eventName = typeof r.eventName === 'string' ? r.eventName.replace(/^s3:/, '') : '';
   const op = opOfEventName(eventName);
   if (!op) return { status: 'ignored', reason: `${eventName || 'an unnamed event'} does not change the object's content`, key };
-  return {
-    status: 'change',
-    change: {
-      bucket,
-      key,
-      op,
-      eventName,
-      etag: optionalString(object.eTag),
-      size: optionalSize(object.size),
-      versionId: optionalString(object.versionId),
-      sequencer: optionalSequencer(object.sequencer),
-      eventTime: optionalString(r.eventTime),
-    },
-  };
+  return changed({ bucket, key, op, eventName }, { etag: object.eTag, size: object.size, versionId: object.versionId, sequencer: object.sequencer, eventTime: r.eventTime });
 }
 
 function fromEventBridge(e: Json): RecordResult {
@@ -138,18 +125,26 @@ function fromEventBridge(e: Json): RecordResult {
   const key = object.key;
   const op: ChangeOp | undefined = detailType === 'Object Created' ? 'put' : detailType === 'Object Deleted' ? 'delete' : undefined;
   if (!op) return { status: 'ignored', reason: `${detailType} does not change the object's content`, key };
+  return changed(
+    { bucket, key, op, eventName: detailType },
+    { etag: object.etag, size: object.size, versionId: object['version-id'], sequencer: object.sequencer, eventTime: e.time },
+  );
+}
+
+/** A change from the fields every envelope has, and the optional ones as found (kept only when well-formed). */
+function changed(
+  base: Pick<ObjectChange, 'bucket' | 'key' | 'op' | 'eventName'>,
+  raw: { etag: unknown; size: unknown; versionId: unknown; sequencer: unknown; eventTime: unknown },
+): RecordResult {
   return {
     status: 'change',
     change: {
-      bucket,
-      key,
-      op,
-      eventName: detailType,
-      etag: optionalString(object.etag),
-      size: optionalSize(object.size),
-      versionId: optionalString(object['version-id']),
-      sequencer: optionalSequencer(object.sequencer),
-      eventTime: optionalString(e.time),
+      ...base,
+      etag: optionalString(raw.etag),
+      size: optionalSize(raw.size),
+      versionId: optionalString(raw.versionId),
+      sequencer: optionalSequencer(raw.sequencer),
+      eventTime: optionalString(raw.eventTime),
     },
   };
 }
