@@ -26,7 +26,7 @@ describe('SharedCircuitBreaker', () => {
   let store: SqliteStateStore;
   let clock: FakeClock;
   let transitions: BreakerTransition[];
-  const options = { threshold: 3, cooldownMs: 60_000, probeLeaseMs: 10_000, pollMs: 1000 };
+  const options = { threshold: 3, cooldownMs: 60_000, probeLeaseMs: 10_000, pollMs: 1000, cacheMs: 100 };
   const fail = () => Promise.reject(new Error('503'));
   const ok = () => Promise.resolve('ok');
   const always = () => true;
@@ -102,6 +102,26 @@ describe('SharedCircuitBreaker', () => {
     await Promise.all([probing, waiting]);
     expect(probeCalls).toEqual(['a', 'other']);
     expect((await a.state()).state).toBe('closed');
+  });
+
+  it('notices that another replica opened the breaker once its cached view is older than cacheMs', async () => {
+    const a = breaker();
+    const other = new SharedCircuitBreaker('downstream', store, clock, options);
+    await a.execute(ok, always);
+    for (let i = 0; i < 3; i++) await expect(other.execute(fail, always)).rejects.toThrow();
+    let calls = 0;
+    const counted = () => {
+      calls++;
+      return ok();
+    };
+    await a.execute(counted, always); // within the cache window: still believed closed
+    expect(calls).toBe(1);
+    clock.now += options.cacheMs;
+    const openedAt = (await other.state()).openedAt;
+    clock.sleeps = [];
+    await a.execute(counted, always);
+    expect(clock.sleeps.length).toBeGreaterThan(0); // waited for the cooldown before probing
+    expect(clock.now).toBeGreaterThanOrEqual(openedAt + options.cooldownMs);
   });
 
   it('does not count errors that are not the endpoint’s fault', async () => {

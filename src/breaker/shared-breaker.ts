@@ -8,6 +8,8 @@ export interface BreakerOptions {
   probeLeaseMs: number;
   /** How often a waiting caller looks at the state again (another replica may have closed it). */
   pollMs: number;
+  /** How long a closed, failure-free state read from the store is trusted without reading it again. */
+  cacheMs: number;
 }
 
 export interface BreakerTransition {
@@ -40,8 +42,23 @@ export class SharedCircuitBreaker {
     private readonly onTransition: (t: BreakerTransition) => void = () => undefined,
   ) {}
 
+  /** The last state read or written here, and when: a closed breaker is not re-read on every call. */
+  private known?: { state: BreakerState; at: number };
+
   async state(): Promise<BreakerState> {
-    return (await this.store.breakerGet(this.name)) ?? initial(this.name);
+    const state = (await this.store.breakerGet(this.name)) ?? initial(this.name);
+    this.known = { state, at: this.clock.nowMs() };
+    return state;
+  }
+
+  /**
+   * The state for a caller about to send: a healthy breaker seen less than `cacheMs` ago is taken
+   * as is (another replica's opening is noticed within that delay), anything else is read again.
+   */
+  private async current(): Promise<BreakerState> {
+    const k = this.known;
+    if (k && k.state.state === 'closed' && k.state.failures === 0 && this.clock.nowMs() - k.at < this.options.cacheMs) return k.state;
+    return this.state();
   }
 
   /**
@@ -66,7 +83,7 @@ export class SharedCircuitBreaker {
   private async admit(signal?: AbortSignal): Promise<boolean> {
     for (;;) {
       signal?.throwIfAborted();
-      const s = await this.state();
+      const s = await this.current();
       const now = this.clock.nowMs();
       if (s.state === 'closed') return false;
       const probeFree = s.state === 'open' ? now >= s.openedAt + this.options.cooldownMs : now >= s.probeUntil;
@@ -84,13 +101,14 @@ export class SharedCircuitBreaker {
   }
 
   private async recordSuccess(probe: boolean): Promise<void> {
-    for (;;) {
-      const s = await this.state();
+    for (let first = true; ; first = false) {
+      const s = first && !probe ? await this.current() : await this.state();
       // Nothing to write in the common case: closed with no failures counted.
       if (s.state === 'closed' && s.failures === 0) return;
       if (s.state !== 'closed' && !probe) return; // a late answer from before the breaker opened
       const next: BreakerState = { ...s, state: 'closed', failures: 0, probeUntil: 0, version: s.version + 1 };
       if (await this.store.breakerCompareAndSet(next, s.version)) {
+        this.known = { state: next, at: this.clock.nowMs() };
         if (s.state !== 'closed') this.onTransition({ name: this.name, from: s.state, to: 'closed', failures: 0 });
         return;
       }
@@ -113,6 +131,7 @@ export class SharedCircuitBreaker {
         return; // already open: a late failure from before it opened changes nothing
       }
       if (await this.store.breakerCompareAndSet(next, s.version)) {
+        this.known = { state: next, at: this.clock.nowMs() };
         if (next.state !== s.state) this.onTransition({ name: this.name, from: s.state, to: next.state, failures: next.failures });
         return;
       }

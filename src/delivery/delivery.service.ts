@@ -239,6 +239,7 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     let interrupted: unknown;
     const batcher = new Batcher(this.config.delivery.maxRecordsPerBatch, this.config.delivery.maxBatchBytes);
     let persisting = Promise.resolve();
+    // Every acknowledgement moves the checkpoint: a restart resends only what was in flight.
     const persist = (): void => {
       const snapshot = { ...progress };
       persisting = persisting.then(() => this.update(fileId, snapshot).then(() => undefined));
