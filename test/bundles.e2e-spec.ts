@@ -1,4 +1,4 @@
-import { CreateBucketCommand, GetObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
+import { CreateBucketCommand, GetObjectCommand, HeadObjectCommand, ListObjectsV2Command, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
 import { Readable } from 'node:stream';
 import { gunzipSync } from 'node:zlib';
@@ -108,6 +108,25 @@ describe('bundles to an ingest endpoint', () => {
     await eventually(() => ingest.received.length, (n) => n === 1, 15_000, 'bundle posted');
     expect(gunzipSync(ingest.received[0].body)).toEqual(Buffer.concat(big));
     expect(ingest.received[0].headers['x-bundle-format']).toBe('concat');
+  });
+
+  it('archives a bundle larger than a part with a multipart upload', async () => {
+    await boot({ BUNDLE_SPOOL_MEMORY_MB: '1', BUNDLE_MAX_FILES: '2' });
+    const big = [randomBytes(6 * 1024 * 1024), randomBytes(5 * 1024 * 1024)];
+    await put(s3, bucket, 'm/1.bin', big[0]);
+    await put(s3, bucket, 'm/2.bin', big[1]);
+    await t.http().post('/api/v1/sync').expect(200);
+    await eventually(() => ingest.received.length, (n) => n === 1, 30_000, 'bundle posted');
+    const [key] = await archived();
+    const stored = await archivedBody(key);
+    expect(stored.length).toBeGreaterThan(8 * 1024 * 1024);
+    // Buffer.equals: Jest's deep equality walks megabytes byte by byte.
+    expect(stored.equals(ingest.received[0].body)).toBe(true);
+    const files = await untar(stored);
+    expect(files.get('m/1.bin')?.equals(big[0])).toBe(true);
+    expect(files.get('m/2.bin')?.equals(big[1])).toBe(true);
+    const head = await s3.send(new HeadObjectCommand({ Bucket: archive, Key: key }));
+    expect(head.ETag).toMatch(/-2"$/); // two parts
   });
 
   it('refuses NIFI_ENDPOINT_URL without an archive bucket', async () => {
