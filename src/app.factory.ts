@@ -9,7 +9,7 @@ import { AppExceptionFilter } from './common/app-exception.filter';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { SERVICE_NAME, SERVICE_VERSION } from './service-info';
-import { WEBHOOK_PATH } from './sync/s3-notification.controller';
+import { WEBHOOK_PATH } from './auth/webhook-signature';
 import type { IncomingMessage } from 'node:http';
 
 /** Builds the fully configured application; main.ts and the e2e tests both boot it through here. */

@@ -10,7 +10,8 @@
  */
 import type { Context, SQSBatchItemFailure, SQSBatchResponse, SQSRecord } from 'aws-lambda';
 import { ExponentialBackoff, handleWhen, retry } from 'cockatiel';
-import { signWebhook } from '../../src/auth/webhook-signature';
+import { signWebhook, WEBHOOK_PATH } from '../../src/auth/webhook-signature';
+import { isRetryableStatus } from '../../src/common/retryable';
 
 export interface ForwarderConfig {
   /** Base URL of the service, e.g. https://mirror.example.com */
@@ -32,8 +33,6 @@ export interface ForwarderDeps {
   now?: () => number;
   log?: (entry: LogEntry) => void;
 }
-
-export const WEBHOOK_ROUTE = '/api/v1/s3-notification';
 
 /** An answer that another attempt cannot change (4xx other than 408/429). */
 export class PermanentForwardError extends Error {
@@ -85,7 +84,7 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
   const doFetch = deps.fetch ?? fetch;
   const now = deps.now ?? Date.now;
   const log = deps.log ?? jsonLog;
-  const url = `${config.apiEndpoint}${WEBHOOK_ROUTE}`;
+  const url = `${config.apiEndpoint}${WEBHOOK_PATH}`;
   const policy = retry(handleWhen((e) => e instanceof TransientForwardError), {
     maxAttempts: config.retryAttempts,
     backoff: new ExponentialBackoff({ initialDelay: config.initialDelayMs ?? 200, maxDelay: config.maxDelayMs ?? 5000 }),
@@ -108,7 +107,7 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
     const text = await res.text().catch(() => '');
     if (res.ok) return text ? (JSON.parse(text) as unknown) : undefined;
     const detail = text.slice(0, 500);
-    if (res.status === 408 || res.status === 429 || res.status >= 500) throw new TransientForwardError(`webhook answered ${res.status}: ${detail}`);
+    if (isRetryableStatus(res.status)) throw new TransientForwardError(`webhook answered ${res.status}: ${detail}`);
     throw new PermanentForwardError(res.status, detail);
   }
 

@@ -1,8 +1,8 @@
 import { createServer, IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhook } from '../../src/auth/webhook-signature';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhook, WEBHOOK_PATH } from '../../src/auth/webhook-signature';
 import { notification } from '../../test/support/s3-events';
-import { configFromEnv, createHandler, ForwarderConfig, LogEntry, PermanentForwardError, WEBHOOK_ROUTE } from '../src/handler';
+import { configFromEnv, createHandler, ForwarderConfig, LogEntry, PermanentForwardError } from '../src/handler';
 
 const secret = 'lambda-test-secret-0123456789';
 
@@ -54,7 +54,7 @@ describe('Lambda forwarder', () => {
 
   it('forwards a direct S3 event as it is, signed, to the webhook route', async () => {
     await expect(make()(s3Event, context)).resolves.toEqual({ forwarded: true });
-    expect(hook.received).toEqual([{ path: WEBHOOK_ROUTE, body: JSON.stringify(s3Event), verified: true }]);
+    expect(hook.received).toEqual([{ path: WEBHOOK_PATH, body: JSON.stringify(s3Event), verified: true }]);
     expect(logs).toEqual([expect.objectContaining({ level: 'info', msg: 'forwarded', requestId: 'req-1', report: { accepted: 1, ignored: 0, rejected: 0 } })]);
   });
 

@@ -6,6 +6,8 @@
  */
 import { createHmac, timingSafeEqual } from 'node:crypto';
 
+/** The route the signed notifications are posted to (the service's controller, the Lambda's target). */
+export const WEBHOOK_PATH = '/api/v1/s3-notification';
 export const SIGNATURE_HEADER = 'x-s3sync-signature';
 export const TIMESTAMP_HEADER = 'x-s3sync-timestamp';
 const VERSION = 'v1';

@@ -1,11 +1,13 @@
-import { Controller, Get, HttpCode, HttpStatus, Param, Post, Query } from '@nestjs/common';
+import { Controller, Get, HttpCode, HttpStatus, Post, Query, Req } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
 import { OffsetPageQueryDto } from '../common/paging.dto';
+import { keyFromRoute } from '../common/route-key';
 import { DeadLetters } from './dead-letters';
 import { DeadLettersResponseDto, FileStatusDto, RedriveResponseDto, StatusQueryDto } from './delivery.dto';
 import { DeliveryService } from './delivery.service';
 
-const keyOf = (segments: string | string[]): string => (Array.isArray(segments) ? segments.join('/') : segments);
+const FILES_ROUTE = '/api/v1/files/';
 
 @ApiTags('delivery')
 @ApiSecurity('api-key')
@@ -28,8 +30,8 @@ export class DeliveryController {
   @ApiOperation({ summary: 'Delivery status of the latest version of a key' })
   @ApiParam({ name: 'key', example: 'logs/2026/11/23/app.jsonl' })
   @ApiOkResponse({ type: FileStatusDto })
-  async fileStatus(@Param('key') key: string | string[]): Promise<FileStatusDto> {
-    return FileStatusDto.from(await this.delivery.statusOfKey(keyOf(key)));
+  async fileStatus(@Req() req: Request): Promise<FileStatusDto> {
+    return FileStatusDto.from(await this.delivery.statusOfKey(keyFromRoute(req.originalUrl, FILES_ROUTE, '/status', 'key')));
   }
 
   @Post('files/*key/reprocess')
@@ -37,8 +39,8 @@ export class DeliveryController {
   @ApiOperation({ summary: 'Deliver the mirrored version of a key again, from its first batch' })
   @ApiParam({ name: 'key', example: 'logs/2026/11/23/app.jsonl' })
   @ApiAcceptedResponse({ type: FileStatusDto })
-  async reprocess(@Param('key') key: string | string[]): Promise<FileStatusDto> {
-    return FileStatusDto.from(await this.delivery.reprocess(keyOf(key)));
+  async reprocess(@Req() req: Request): Promise<FileStatusDto> {
+    return FileStatusDto.from(await this.delivery.reprocess(keyFromRoute(req.originalUrl, FILES_ROUTE, '/reprocess', 'key')));
   }
 
   @Get('dead-letters')

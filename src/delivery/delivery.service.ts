@@ -239,10 +239,11 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     let interrupted: unknown;
     const batcher = new Batcher(this.config.delivery.maxRecordsPerBatch, this.config.delivery.maxBatchBytes);
     let persisting = Promise.resolve();
-    // Every acknowledgement moves the checkpoint: a restart resends only what was in flight.
+    // Every acknowledgement moves the checkpoint: a restart resends only what was in flight. The
+    // entry is this delivery's own while it holds the claim, so it is written without a re-read.
     const persist = (): void => {
-      const snapshot = { ...progress };
-      persisting = persisting.then(() => this.update(fileId, snapshot).then(() => undefined));
+      const entry: LedgerEntry = { ...start, ...progress, updatedAt: this.clock.now() };
+      persisting = persisting.then(() => this.store.ledgerPut(entry));
     };
 
     const settle = (batch: Batch, sent: boolean): void => {

@@ -8,6 +8,7 @@ import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { LoginError } from '../auth/token-provider';
+import { isNetworkOrTimeoutError, isRetryableStatus } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
 import { FullJitterBackoff, parseRetryAfter } from './backoff';
 
@@ -34,16 +35,10 @@ export class PermanentDeliveryError extends Error {
   }
 }
 
-const NETWORK_ERRORS = new Set(['ECONNRESET', 'ECONNREFUSED', 'ETIMEDOUT', 'EPIPE', 'EAI_AGAIN', 'ENOTFOUND', 'EHOSTUNREACH', 'ENETUNREACH']);
-
 export function isTransient(err: unknown): boolean {
   if (err instanceof PermanentDeliveryError) return false;
   if (err instanceof TransientDeliveryError || err instanceof LoginError) return true;
-  if (!(err instanceof Error)) return false;
-  // Per-attempt timeouts abort the request with the signal's TimeoutError as the cause.
-  if (err.name === 'TimeoutError' || (err.name === 'AbortError' && (err.cause as Error | undefined)?.name === 'TimeoutError')) return true;
-  const code = (err as NodeJS.ErrnoException).code;
-  return code !== undefined && NETWORK_ERRORS.has(code);
+  return isNetworkOrTimeoutError(err);
 }
 
 /** Retries of delivery requests: MAX_RETRIES with full-jitter backoff that honours Retry-After. */
@@ -64,7 +59,7 @@ export function raiseForStatus(answer: PostAnswer, nowMs: number): void {
   if (answer.status >= 200 && answer.status < 300) return;
   const detail = answer.text.slice(0, 300);
   const message = `endpoint answered ${answer.status}${detail ? `: ${detail}` : ''}`;
-  if (answer.status === 408 || answer.status === 429 || answer.status >= 500) {
+  if (isRetryableStatus(answer.status)) {
     throw new TransientDeliveryError(message, answer.status, parseRetryAfter(answer.retryAfter, nowMs));
   }
   throw new PermanentDeliveryError(message, answer.status);

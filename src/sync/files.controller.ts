@@ -10,7 +10,8 @@ import {
   ApiTags,
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
-import { BadRequestError, NotFoundError } from '../common/errors';
+import { NotFoundError } from '../common/errors';
+import { keyFromRoute } from '../common/route-key';
 import { Mirror } from './mirror';
 import { FilesQueryDto, FilesResponseDto } from './sync.dto';
 import { FilesService } from './files.service';
@@ -47,7 +48,7 @@ export class FilesController {
   @ApiNotFoundResponse({ description: 'Not in the mirror' })
   @ApiBadRequestResponse({ description: 'The path is not a safe key' })
   async download(@Req() req: Request, @Res() res: Response): Promise<void> {
-    const key = keyFromUrl(req.originalUrl);
+    const key = keyFromRoute(req.originalUrl, DOWNLOAD_ROUTE);
     const { absPath, entry } = await this.mirror.resolveForRead(key);
     res.setHeader('ETag', `"${entry.etag}"`);
     await new Promise<void>((resolve, reject) => {
@@ -58,19 +59,5 @@ export class FilesController {
         reject(status === 404 ? new NotFoundError(`${key} is not in the mirror`) : err);
       });
     });
-  }
-}
-
-/** The key is taken from the raw URL and decoded once, so that %2F, + and %25 mean what they say. */
-function keyFromUrl(originalUrl: string): string {
-  const path = originalUrl.split('?')[0];
-  const encoded = path.startsWith(DOWNLOAD_ROUTE) ? path.slice(DOWNLOAD_ROUTE.length) : '';
-  try {
-    const key = decodeURIComponent(encoded);
-    if (!key) throw new BadRequestError('path: an object key is required', { parameter: 'path' });
-    return key;
-  } catch (err) {
-    if (err instanceof BadRequestError) throw err;
-    throw new BadRequestError('path: malformed percent-encoding', { parameter: 'path' });
   }
 }

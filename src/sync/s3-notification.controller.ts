@@ -19,8 +19,6 @@ import { EventShapeError } from './s3-event';
 import { S3EventsService } from './s3-events.service';
 import { EventsReportDto, S3_NOTIFICATION_EXAMPLE } from './s3-notification.dto';
 
-export const WEBHOOK_PATH = '/api/v1/s3-notification';
-
 @ApiTags('events')
 @Controller('api/v1')
 export class S3NotificationController {
