@@ -2,6 +2,7 @@ import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import { StatsResponseDto } from './sync/sync.dto';
 import { BreakerService } from './breaker/breaker.service';
+import { BundleSink } from './delivery/bundle.sink';
 import { DeliveryService } from './delivery/delivery.service';
 import { S3EventsService } from './sync/s3-events.service';
 import { SyncService } from './sync/sync.service';
@@ -15,13 +16,20 @@ export class StatsController {
     private readonly events: S3EventsService,
     private readonly delivery: DeliveryService,
     private readonly breakers: BreakerService,
+    private readonly bundles: BundleSink,
   ) {}
 
   @Get('stats')
   @ApiOperation({ summary: 'Totals, the last run and the progress of running runs' })
   @ApiOkResponse({ type: StatsResponseDto })
   async stats(): Promise<StatsResponseDto> {
-    const [sync, events, files, breakers] = await Promise.all([this.sync.stats(), this.events.stats(), this.delivery.counts(), this.breakers.states()]);
-    return { ...sync, events, delivery: { enabled: this.delivery.enabled, files, breakers } };
+    const [sync, events, files, breakers, bundles] = await Promise.all([
+      this.sync.stats(),
+      this.events.stats(),
+      this.delivery.counts(),
+      this.breakers.states(),
+      this.bundles.stats(),
+    ]);
+    return { ...sync, events, delivery: { enabled: this.delivery.enabled, files, breakers, bundles } };
   }
 }

@@ -85,6 +85,8 @@ describe('bundles to an ingest endpoint', () => {
     await t.http().post('/api/v1/sync').expect(200);
     await new Promise((r) => setTimeout(r, 1500));
     expect(ingest.received).toHaveLength(2);
+    const stats = (await t.http().get('/api/v1/stats').expect(200)).body as { delivery: { bundles: unknown } };
+    expect(stats.delivery.bundles).toEqual({ enabled: true, waitingFiles: 0, bundles: { posted: 2 } });
   });
 
   it('resends the same archived bundle when the endpoint was down, through its own breaker', async () => {

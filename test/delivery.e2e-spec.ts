@@ -4,6 +4,7 @@ import { gzipSync } from 'node:zlib';
 import { join } from 'node:path';
 import { bootApp, eventually, TestApp, tempDir } from './support/app';
 import { FakeDownstream } from './support/fake-downstream';
+import { S3Proxy } from './support/s3-proxy';
 import { startService } from './support/process';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
 
@@ -244,6 +245,34 @@ describe('delivery of records downstream', () => {
     expect(await finished('orphan.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 7 });
     expect(await statusOf('before.jsonl')).toBeUndefined();
     expect(down.delivered()).toHaveLength(7);
+  });
+
+  it('shows a version as pending while it downloads, failed when it cannot be mirrored, then delivers it once it is', async () => {
+    const proxy = new S3Proxy(emulatorEndpoint());
+    try {
+      await boot({ S3_ENDPOINT: await proxy.start(), RETRY_ATTEMPTS: '1' });
+      await put(s3, bucket, 'in/slow.jsonl', jsonl(0, 4));
+      await put(s3, bucket, 'in/broken.jsonl', jsonl(10, 13));
+      proxy.stall.set('in/slow.jsonl', 1);
+      proxy.stallMs = 2000;
+      proxy.fail.set('in/broken.jsonl', 100);
+      await t.http().post('/api/v1/sync?background=true').expect(202);
+      const pending = await eventually(() => statusOf('in/slow.jsonl'), (s) => s !== undefined, 5000, 'slow.jsonl recorded');
+      expect(pending).toMatchObject({ status: 'pending', recordsSent: 0 });
+      expect(await finished('in/slow.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 4 });
+      const broken = await finished('in/broken.jsonl');
+      expect(broken).toMatchObject({ status: 'failed', recordsSent: 0 });
+      expect((broken as FileStatus & { lastError: string }).lastError).toMatch(/^not mirrored: .*InternalError: injected failure/);
+      proxy.fail.clear();
+      await sync();
+      await eventually(() => statusOf('in/broken.jsonl'), (s) => s?.status === 'delivered', 10_000, 'broken.jsonl delivered');
+      expect(down.delivered().map((r) => (r as { id: string }).id).sort()).toEqual(['r-0', 'r-1', 'r-10', 'r-11', 'r-12', 'r-2', 'r-3']);
+      const stats = (await t.http().get('/api/v1/stats').expect(200)).body as { delivery: { files: Record<string, number> } };
+      expect(stats.delivery.files).toEqual({ delivered: 2 });
+    } finally {
+      await t?.close();
+      await proxy.stop();
+    }
   });
 
   it('is a pure mirror when no downstream is configured', async () => {

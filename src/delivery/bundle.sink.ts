@@ -15,7 +15,7 @@ import { Clock } from '../common/clock';
 import { errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { ManifestStore } from '../state/manifest.store';
-import { BundleMember, BundleRecord, StateStore } from '../state/state-store';
+import { BundleCounts, BundleMember, BundleRecord, StateStore } from '../state/state-store';
 import { Mirror } from '../sync/mirror';
 import { fileIdOf } from './delivery.service';
 import { deliveryRetryPolicy, HttpPoster, isTransient, raiseForStatus } from './http-delivery';
@@ -98,6 +98,10 @@ export class BundleSink implements OnModuleInit, OnApplicationBootstrap, BeforeA
     this.policy = deliveryRetryPolicy(config);
     this.http = new HttpPoster(4, config.delivery.timeoutMs);
     this.spoolDir = join(config.state.dir, 'bundle-spool');
+  }
+
+  async stats(): Promise<{ enabled: boolean } & BundleCounts> {
+    return { enabled: this.enabled, ...(await this.store.bundleCounts()) };
   }
 
   get enabled(): boolean {

@@ -12,7 +12,7 @@ export class StatusQueryDto {
 export class FileStatusDto {
   @ApiProperty({ example: 'my-bucket/logs/2026/11/23/app.jsonl@9b2cf535f27731c974343645a3985328' }) fileId!: string;
   @ApiProperty({ example: 'logs/2026/11/23/app.jsonl' }) key!: string;
-  @ApiProperty({ enum: ['pending', 'synced', 'delivering', 'delivered', 'failed', 'dead'] }) status!: LedgerStatus;
+  @ApiProperty({ enum: ['pending', 'synced', 'delivering', 'delivered', 'failed', 'dead'], description: 'pending: being downloaded; synced: committed, waiting for delivery; failed: see lastError' }) status!: LedgerStatus;
   @ApiProperty({ example: '2026-11-23T10:00:02.000Z', description: 'When the status last changed' }) timestamp!: string;
   @ApiProperty({ example: 1200 }) recordsParsed!: number;
   @ApiProperty({ example: 1198 }) recordsSent!: number;

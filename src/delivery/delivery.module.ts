@@ -14,6 +14,6 @@ import { RecordsSink } from './records.sink';
   imports: [AwsModule, StateModule, SyncModule, BreakerModule],
   controllers: [DeliveryController],
   providers: [TokenProvider, RecordsSink, DeadLetters, DeliveryService, BundleSink],
-  exports: [DeliveryService],
+  exports: [DeliveryService, BundleSink],
 })
 export class DeliveryModule {}

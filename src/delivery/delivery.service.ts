@@ -29,6 +29,22 @@ export function fileIdOf(bucket: string, key: string, etag: string): string {
   return `${bucket}/${key}@${etag}`;
 }
 
+/** A ledger entry with nothing delivered yet, keeping the attempts and creation time of an earlier one. */
+function newLedgerEntry(fileId: string, key: string, now: Date, earlier: LedgerEntry | undefined): LedgerEntry {
+  return {
+    fileId,
+    key,
+    status: 'synced',
+    recordsParsed: 0,
+    recordsSent: 0,
+    recordsFailed: 0,
+    batchesAcked: 0,
+    attempts: earlier?.attempts ?? 0,
+    createdAt: earlier?.createdAt ?? now,
+    updatedAt: now,
+  };
+}
+
 /**
  * Delivers the records of committed files downstream. Each file version (fileId) is claimed in the
  * StateStore (IN_PROGRESS with a lease, COMPLETED for IDEMPOTENCY_TTL_DAYS), read as a stream,
@@ -77,6 +93,32 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     // Before any bootstrap hook: a sync at start-up must not commit files nobody hears of.
     if (!this.enabled) return;
     this.mirror.onCommitted((c) => void this.enqueue(c.key, c.etag, false).catch((err: unknown) => this.logger.error({ key: c.key, err: errorMessage(err) }, 'could not queue delivery')));
+    this.mirror.observeDownloads({
+      starting: (object) => this.markPending(object.key, object.etag),
+      notCommitted: (object, reason) => this.markNotCommitted(object.key, object.etag, reason),
+    });
+  }
+
+  /**
+   * A version on its way to the mirror is `pending` (one the mirror already committed, or is
+   * delivering, keeps its status). Its commit makes it `synced`; see enqueue.
+   */
+  private async markPending(key: string, etag: string): Promise<void> {
+    if (!etag || !this.matches(key)) return;
+    const fileId = fileIdOf(this.config.s3.bucket, key, etag);
+    const existing = await this.store.ledgerGet(fileId);
+    if (existing && existing.status !== 'failed') return;
+    const now = this.clock.now();
+    await this.store.ledgerPut({ ...newLedgerEntry(fileId, key, now, existing), status: 'pending', lastError: undefined });
+  }
+
+  /** The pending version was not committed: `failed`, with why, until a later sync fetches it. */
+  private async markNotCommitted(key: string, etag: string, reason: string): Promise<void> {
+    if (!etag || !this.matches(key)) return;
+    const fileId = fileIdOf(this.config.s3.bucket, key, etag);
+    const existing = await this.store.ledgerGet(fileId);
+    if (existing?.status !== 'pending') return;
+    await this.store.ledgerPut({ ...existing, status: 'failed', lastError: `not mirrored: ${reason}`, updatedAt: this.clock.now() });
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -97,7 +139,8 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     for (const entry of this.manifest.committedSince(this.deliverySince)) {
       if (this.shutdown.signal.aborted) return;
       if (!this.matches(entry.key) || entry.verifiedBy === 'adopted') continue;
-      if (await this.store.ledgerGet(fileIdOf(this.config.s3.bucket, entry.key, entry.etag))) continue;
+      const recorded = await this.store.ledgerGet(fileIdOf(this.config.s3.bucket, entry.key, entry.etag));
+      if (recorded && recorded.status !== 'pending') continue;
       await this.enqueue(entry.key, entry.etag, false);
       queued++;
     }
@@ -115,23 +158,11 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     if (!this.enabled || !this.matches(key)) return undefined;
     const fileId = fileIdOf(this.config.s3.bucket, key, etag);
     const existing = await this.store.ledgerGet(fileId);
-    if (existing && !reprocess && existing.status !== 'failed') {
+    if (existing && !reprocess && existing.status !== 'failed' && existing.status !== 'pending') {
       if (!this.active.has(fileId) && (existing.status === 'synced' || existing.status === 'delivering')) this.schedule(existing, false);
       return existing;
     }
-    const now = this.clock.now();
-    const entry: LedgerEntry = {
-      fileId,
-      key,
-      status: 'synced',
-      recordsParsed: 0,
-      recordsSent: 0,
-      recordsFailed: 0,
-      batchesAcked: 0,
-      attempts: existing?.attempts ?? 0,
-      createdAt: existing?.createdAt ?? now,
-      updatedAt: now,
-    };
+    const entry: LedgerEntry = { ...newLedgerEntry(fileId, key, this.clock.now(), existing), status: 'synced' };
     await this.store.ledgerPut(entry);
     this.schedule(entry, reprocess);
     return entry;

@@ -216,6 +216,7 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       await expect(store.bundleAddMember({ fileId: 'b/a@1', key: 'a', size: 10, addedAt: at(5) })).resolves.toBe(false);
       await store.bundleAddMember({ fileId: 'b/c@1', key: 'c', size: 30, addedAt: at(2) });
       expect((await store.bundlePendingMembers(10)).map((m) => m.fileId)).toEqual(['b/a@1', 'b/c@1']);
+      await expect(store.bundleCounts()).resolves.toEqual({ waitingFiles: 2, bundles: {} });
       const bundle: BundleRecord = { id: 'bundle-1', status: 'sealed', files: 2, bytes: 40, attempts: 0, createdAt: at(3), updatedAt: at(3) };
       await expect(store.bundleSeal(bundle, ['b/a@1', 'b/c@1'])).resolves.toBe(2);
       await expect(store.bundleSeal({ ...bundle, id: 'bundle-2' }, ['b/a@1'])).resolves.toBe(0);
@@ -226,6 +227,10 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       await store.bundlePut(archived);
       await expect(store.bundleGet('bundle-1')).resolves.toEqual(archived);
       expect((await store.bundlesByStatus(['archived', 'failed'], 10)).map((b) => b.id)).toEqual(['bundle-1']);
+      await store.bundleAddMember({ fileId: 'b/d@1', key: 'd', size: 5, addedAt: at(6) });
+      await store.bundleSeal({ ...bundle, id: 'bundle-3', files: 1, bytes: 5 }, ['b/d@1']);
+      await store.bundleAddMember({ fileId: 'b/e@1', key: 'e', size: 5, addedAt: at(7) });
+      await expect(store.bundleCounts()).resolves.toEqual({ waitingFiles: 1, bundles: { archived: 1, sealed: 1 } });
     });
   });
 }

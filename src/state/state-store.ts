@@ -135,6 +135,11 @@ export interface BundleRecord {
   updatedAt: Date;
 }
 
+export interface BundleCounts {
+  waitingFiles: number;
+  bundles: Partial<Record<BundleStatus, number>>;
+}
+
 export abstract class StateStore {
   abstract createRun(run: RunRecord): Promise<void>;
   abstract updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void>;
@@ -193,6 +198,8 @@ export abstract class StateStore {
   abstract bundleGet(id: string): Promise<BundleRecord | undefined>;
   abstract bundlePut(bundle: BundleRecord): Promise<void>;
   abstract bundlesByStatus(statuses: readonly BundleStatus[], limit: number): Promise<BundleRecord[]>;
+  /** Files recorded but not yet in a bundle, and bundles per status. */
+  abstract bundleCounts(): Promise<BundleCounts>;
 
   abstract breakerGet(name: string): Promise<BreakerState | undefined>;
   /** Writes `next` only if the stored version is still `expectedVersion` (0 = no row yet). */

@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
 import { isTransient } from '../aws/s3-errors';
 import { Clock } from '../common/clock';
-import { AppError, ConflictError, IntegrityError, isErrno, NotFoundError, UnsafeKeyError } from '../common/errors';
+import { AppError, ConflictError, errorMessage, IntegrityError, isErrno, NotFoundError, UnsafeKeyError } from '../common/errors';
 import { KeyedLock } from '../common/keyed-lock';
 import { isStrictlyInside, KeyMapping, mapKey, TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
@@ -34,6 +34,16 @@ export interface Committed {
 /** Told of every object version the mirror commits (downloads, not adoptions or deletions). */
 export type CommitListener = (committed: Committed) => void;
 
+/**
+ * Told when the download of a listed or notified version starts, and when it ends without that
+ * version being committed (failed after its retries, or another version was found). Awaited, in
+ * order, under the key's lock: what it records about a version never lands after the commit.
+ */
+export interface DownloadObserver {
+  starting(object: RemoteObject): Promise<void>;
+  notCommitted(object: RemoteObject, reason: string): Promise<void>;
+}
+
 type FileMapping = Extract<KeyMapping, { kind: 'file' }>;
 
 const DIR_CHECK_TTL_MS = 5000;
@@ -57,6 +67,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
    */
   private readonly checkedDirs = new Map<string, { at: number; ready: Promise<void> }>();
   private readonly commitListeners: CommitListener[] = [];
+  private readonly downloadObservers: DownloadObserver[] = [];
   /** Folders being written into, with how many writes use them (see usingDir). */
   private readonly dirsInUse = new Map<string, number>();
 
@@ -87,6 +98,10 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
 
   onCommitted(listener: CommitListener): void {
     this.commitListeners.push(listener);
+  }
+
+  observeDownloads(observer: DownloadObserver): void {
+    this.downloadObservers.push(observer);
   }
 
   map(key: string): KeyMapping {
@@ -121,17 +136,40 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
   /** Downloads, verifies and commits one object. Throws UnsafeKeyError, ConflictError, IntegrityError or the S3 error. */
   download(object: RemoteObject, options: DownloadOptions = {}): Promise<Committed> {
     const mapping = this.requireFile(object.key);
-    return this.locks.run(object.key, () =>
-      this.objectRetry.execute(
-        ({ signal }) =>
-          withTimeout(signal, this.config.sync.downloadTimeoutMs, object.key, (attempt) =>
-            object.size >= this.config.sync.multipartThresholdBytes
-              ? this.fetchRanged(object, mapping, attempt, options)
-              : this.fetchWhole(object, mapping, attempt, options),
-          ),
-        options.signal,
-      ),
-    );
+    return this.locks.run(object.key, async () => {
+      await this.tell((o) => o.starting(object));
+      let committed: Committed;
+      try {
+        committed = await this.objectRetry.execute(
+          ({ signal }) =>
+            withTimeout(signal, this.config.sync.downloadTimeoutMs, object.key, (attempt) =>
+              object.size >= this.config.sync.multipartThresholdBytes
+                ? this.fetchRanged(object, mapping, attempt, options)
+                : this.fetchWhole(object, mapping, attempt, options),
+            ),
+          options.signal,
+        );
+      } catch (err) {
+        // Stopped, not failed: the version is still wanted and the next sync fetches it.
+        if (!options.signal?.aborted) await this.tell((o) => o.notCommitted(object, errorMessage(err)));
+        throw err;
+      }
+      if (object.etag && committed.etag !== object.etag) {
+        await this.tell((o) => o.notCommitted(object, `superseded: S3 served version ${committed.etag}`));
+      }
+      return committed;
+    });
+  }
+
+  /** An observer's failure is logged and never fails the download it was told of. */
+  private async tell(call: (observer: DownloadObserver) => Promise<void>): Promise<void> {
+    for (const observer of this.downloadObservers) {
+      try {
+        await call(observer);
+      } catch (err) {
+        this.logger.error({ err: errorMessage(err) }, 'download observer failed');
+      }
+    }
   }
 
   /** Records an existing local file as the committed copy of `object` (rclone's size + mtime rule). */

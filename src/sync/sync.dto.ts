@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
-import type { BreakerState, LedgerStatus, RunCounts, RunItem, RunRecord } from '../state/state-store';
+import type { BreakerState, BundleStatus, LedgerStatus, RunCounts, RunItem, RunRecord } from '../state/state-store';
 import type { RunProgress } from './sync.service';
 import { EventStatsDto } from './s3-notification.dto';
 
@@ -141,10 +141,18 @@ export class BreakerStateDto implements BreakerState {
   @ApiProperty({ example: 4 }) version!: number;
 }
 
+export class BundleStatsDto {
+  @ApiProperty({ description: 'Whether NIFI_ENDPOINT_URL and ARCHIVE_BUCKET_NAME are set' }) enabled!: boolean;
+  @ApiProperty({ example: 3, description: 'Committed files recorded for bundling, not yet in a bundle' }) waitingFiles!: number;
+  @ApiProperty({ example: { posted: 40, archived: 1 }, description: 'Bundles per status (sealed, archived, posted, failed)' })
+  bundles!: Partial<Record<BundleStatus, number>>;
+}
+
 export class DeliveryStatsDto {
   @ApiProperty({ description: 'Whether CALL_DETAILS_URL is set' }) enabled!: boolean;
   @ApiProperty({ example: { delivered: 120, delivering: 2 }, description: 'Files per ledger status' }) files!: Partial<Record<LedgerStatus, number>>;
   @ApiProperty({ type: [BreakerStateDto] }) breakers!: BreakerStateDto[];
+  @ApiProperty({ type: BundleStatsDto }) bundles!: BundleStatsDto;
 }
 
 export class StatsResponseDto {
@@ -152,7 +160,7 @@ export class StatsResponseDto {
   @ApiProperty({ type: RunSummaryDto, nullable: true }) lastRun!: RunSummaryDto | null;
   @ApiProperty({ type: [RunProgressDto] }) running!: RunProgress[];
   @ApiProperty({ type: EventStatsDto, description: 'Real-time sync from S3 events (webhook and queue)' }) events!: EventStatsDto;
-  @ApiProperty({ type: DeliveryStatsDto, description: 'Delivery downstream: files per ledger status and the circuit breakers' }) delivery!: DeliveryStatsDto;
+  @ApiProperty({ type: DeliveryStatsDto, description: 'Delivery downstream: files per ledger status, the circuit breakers and the bundles' }) delivery!: DeliveryStatsDto;
 }
 
 export class RunItemsResponseDto {

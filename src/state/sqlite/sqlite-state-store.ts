@@ -4,6 +4,7 @@ import {
   BreakerState,
   BundleMember,
   BundleRecord,
+  BundleCounts,
   BundleStatus,
   ClaimResult,
   InboxEntry,
@@ -424,6 +425,12 @@ export class SqliteStateStore extends StateStore {
   bundlePut(bundle: BundleRecord): Promise<void> {
     this.writeBundle(bundle);
     return Promise.resolve();
+  }
+
+  bundleCounts(): Promise<BundleCounts> {
+    const waiting = this.stmt('SELECT COUNT(*) AS n FROM bundle_members WHERE bundle_id IS NULL').get() as { n: number };
+    const rows = this.stmt('SELECT status, COUNT(*) AS n FROM bundles GROUP BY status').all() as Array<{ status: BundleStatus; n: number }>;
+    return Promise.resolve({ waitingFiles: waiting.n, bundles: Object.fromEntries(rows.map((r) => [r.status, r.n])) });
   }
 
   bundlesByStatus(statuses: readonly BundleStatus[], limit: number): Promise<BundleRecord[]> {
