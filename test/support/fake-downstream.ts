@@ -17,7 +17,7 @@ export class FakeDownstream {
   /** Every request to the records endpoint, in arrival order. */
   readonly requests: Array<{ at: number; key?: string; status: number }> = [];
   /** Idempotency-Key -> body of the first accepted delivery, and how many times it was accepted. */
-  readonly batches = new Map<string, { records: unknown[]; timestamp: string; batchSize: number; deliveries: number }>();
+  readonly batches = new Map<string, { records: unknown[]; timestamp: string; batchSize: number; deliveries: number; count: number; sumOfN: number }>();
   /** Answers for the next requests to the records endpoint, in order. */
   readonly faults: Fault[] = [];
   /** Until this time (ms), the records endpoint answers 503. */
@@ -26,6 +26,11 @@ export class FakeDownstream {
   revokedBefore = 0;
   tokenLifetimeSeconds = 3600;
   latencyMs = 0;
+  /**
+   * For large volumes: batches keep no records, only how many there were and the sum of their
+   * numeric field `n`, so that "every record once" is checked without holding them all.
+   */
+  summariseOnly = false;
   private server?: http.Server;
   url = '';
 
@@ -55,6 +60,17 @@ export class FakeDownstream {
     return [...this.batches.entries()]
       .sort(([a], [b]) => compareKeys(a, b))
       .flatMap(([, b]) => b.records);
+  }
+
+  /** Records accepted and the sum of their `n`, once per Idempotency-Key (works in summary mode). */
+  totals(): { records: number; sumOfN: number } {
+    let records = 0;
+    let sumOfN = 0;
+    for (const b of this.batches.values()) {
+      records += b.count;
+      sumOfN += b.sumOfN;
+    }
+    return { records, sumOfN };
   }
 
   duplicates(): number {
@@ -105,7 +121,11 @@ export class FakeDownstream {
     const parsed = JSON.parse(body) as { records: unknown[]; timestamp: string; batchSize: number };
     const seen = this.batches.get(key);
     if (seen) seen.deliveries++;
-    else this.batches.set(key, { ...parsed, deliveries: 1 });
+    else {
+      const count = parsed.records.length;
+      const sumOfN = parsed.records.reduce<number>((sum, r) => sum + Number((r as { n?: unknown }).n ?? 0), 0);
+      this.batches.set(key, { ...parsed, records: this.summariseOnly ? [] : parsed.records, deliveries: 1, count, sumOfN });
+    }
     answer(200);
   }
 }
