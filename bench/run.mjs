@@ -181,17 +181,23 @@ const awsEnv = {
   AWS_EC2_METADATA_DISABLED: 'true',
 };
 
-async function measure(name, fn) {
-  const full = [];
-  const noop = [];
+/**
+ * Runs every tool once per round, round after round, so that each tool meets the machine in the same
+ * states (on this VM, the first writer of freshly freed memory pays for it: a tool measured alone
+ * first looked up to twice as slow). Returns per tool the median wall time and the peak RSS.
+ */
+async function measureInterleaved(runners) {
+  const samples = runners.map(() => ({ full: [], noop: [] }));
   for (let i = 0; i < RUNS; i++) {
-    const r = await fn(i);
-    full.push(r.full);
-    if (r.noop) noop.push(r.noop);
-    log(`    ${name} run ${i + 1}: full ${r.full.seconds.toFixed(2)} s${r.noop ? `, no-op ${r.noop.seconds.toFixed(2)} s` : ''}`);
+    for (const [t, runner] of runners.entries()) {
+      const r = await runner.run(i);
+      samples[t].full.push(r.full);
+      if (r.noop) samples[t].noop.push(r.noop);
+      log(`    ${runner.name} run ${i + 1}: full ${r.full.seconds.toFixed(2)} s${r.noop ? `, no-op ${r.noop.seconds.toFixed(2)} s` : ''}`);
+    }
   }
   const pick = (xs) => xs.length === 0 ? undefined : { seconds: median(xs.map((x) => x.seconds)), rssKiB: Math.max(...xs.map((x) => x.rssKiB)), failed: xs.find((x) => x.failed)?.failed };
-  return { full: pick(full), noop: pick(noop) };
+  return samples.map((s) => ({ full: pick(s.full), noop: pick(s.noop) }));
 }
 
 async function main() {
@@ -208,9 +214,9 @@ async function main() {
       const bucket = BUCKETS[set];
       const size = info[set];
       log(`set ${set}:`);
-      const row = (tool, m, note = '') => results.push({ set, tool, ...m, size, note });
+      const runners = [];
       if (TOOLS.includes('service')) {
-        row('s3-sync-service', await measure('service', async (i) => {
+        runners.push({ name: 's3-sync-service', run: async (i) => {
           const dir = join(WORK, `svc-${set}-${i}`);
           const state = join(WORK, `svc-${set}-${i}-state`);
           const full = await serviceSync(emulator.endpoint, bucket, dir, state);
@@ -219,36 +225,38 @@ async function main() {
           rmSync(dir, { recursive: true, force: true });
           rmSync(state, { recursive: true, force: true });
           return { full, noop };
-        }));
+        } });
       }
       if (TOOLS.includes('rclone') && need('rclone', 'rclone')) {
-        row('rclone sync', await measure('rclone', async (i) => {
+        runners.push({ name: 'rclone sync', note: 'default flags', run: async (i) => {
           const dir = join(WORK, `rclone-${set}-${i}`);
           const env = rcloneEnv(emulator.endpoint);
           const full = timedCapture('rclone', ['sync', `bench:${bucket}`, dir], env);
           const noop = timedCapture('rclone', ['sync', `bench:${bucket}`, dir], env);
           rmSync(dir, { recursive: true, force: true });
           return { full, noop };
-        }), 'default flags');
+        } });
       }
       if (TOOLS.includes('aws') && need(AWS, 'awscli')) {
-        row('aws s3 sync', await measure('aws', async (i) => {
+        runners.push({ name: 'aws s3 sync', note: AWS, run: async (i) => {
           const dir = join(WORK, `aws-${set}-${i}`);
           const args = ['--endpoint-url', emulator.endpoint, 's3', 'sync', `s3://${bucket}`, dir, '--only-show-errors'];
           const full = timedCapture(AWS, args, awsEnv);
           const noop = timedCapture(AWS, args, awsEnv);
           rmSync(dir, { recursive: true, force: true });
           return { full, noop };
-        }), AWS);
+        } });
       }
       if (set === 'C' && TOOLS.includes('curl') && need('curl', 'curl')) {
-        row('curl (ceiling)', await measure('curl', async (i) => {
+        runners.push({ name: 'curl (ceiling)', note: 'one GET, no verification', run: async (i) => {
           const file = join(WORK, `curl-${i}.bin`);
           const full = timedCapture('curl', ['-sf', '-o', file, `${emulator.endpoint}/${bucket}/big.bin`]);
           rmSync(file, { force: true });
           return { full };
-        }), 'one GET, no verification');
+        } });
       }
+      const measured = await measureInterleaved(runners);
+      for (const [t, runner] of runners.entries()) results.push({ set, tool: runner.name, ...measured[t], size, note: runner.note ?? '' });
     }
   } finally {
     emulator.stop();
