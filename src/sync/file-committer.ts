@@ -36,8 +36,9 @@ const BATCH_FILES = 16;
 export class FileCommitter implements OnApplicationShutdown {
   private readonly pool = new Piscina<{ files: CommitFile[] }, CommitResult[]>({
     filename: join(__dirname, 'file-commit.worker.js'),
-    // One thread is started with the service, so the first sync does not wait for it.
-    minThreads: 1,
+    // Started on first use (tens of ms, once): an idle worker holds about 12 MiB, which a
+    // mirror of large objects, committed on the main thread, never needs.
+    minThreads: 0,
     maxThreads: 4,
     idleTimeout: 30_000,
     recordTiming: false,
