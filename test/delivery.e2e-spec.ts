@@ -287,6 +287,25 @@ describe('delivery of records downstream', () => {
   });
 });
 
+/** The environment of a service in its own process that syncs at start and delivers to `down`. */
+function serviceEnv(bucket: string, down: FakeDownstream, name: string): Record<string, string> {
+  return {
+    S3_BUCKET_NAME: bucket,
+    S3_ENDPOINT: emulatorEndpoint(),
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    ENABLE_PERIODIC_SYNC: 'false',
+    SYNC_ON_START: 'true',
+    LOCAL_DOWNLOAD_DIR: join(tempDir(name), 'mirror'),
+    STATE_DIR: tempDir(`${name}-state`),
+    MIN_FREE_DISK_MB: '1',
+    CALL_DETAILS_URL: down.recordsUrl,
+    AUTH_URL: down.authUrl,
+    ACCESS_KEY: down.accessKey,
+    SECRET_KEY: down.secretKey,
+  };
+}
+
 describe('delivery survives a crash', () => {
   it('resumes a file at its checkpoint after kill -9, losing nothing', async () => {
     const s3 = testS3();
@@ -294,23 +313,7 @@ describe('delivery survives a crash', () => {
     const down = await new FakeDownstream().start();
     down.latencyMs = 25;
     await put(s3, bucket, 'big.jsonl', jsonl(0, 6000));
-    const env = {
-      S3_BUCKET_NAME: bucket,
-      S3_ENDPOINT: emulatorEndpoint(),
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      ENABLE_PERIODIC_SYNC: 'false',
-      SYNC_ON_START: 'true',
-      LOCAL_DOWNLOAD_DIR: join(tempDir('dcrash'), 'mirror'),
-      STATE_DIR: tempDir('dcrash-state'),
-      MIN_FREE_DISK_MB: '1',
-      CALL_DETAILS_URL: down.recordsUrl,
-      AUTH_URL: down.authUrl,
-      ACCESS_KEY: down.accessKey,
-      SECRET_KEY: down.secretKey,
-      MAX_RECORDS_PER_BATCH: '100',
-      DELIVERY_CONCURRENCY: '2',
-    };
+    const env = { ...serviceEnv(bucket, down, 'dcrash'), MAX_RECORDS_PER_BATCH: '100', DELIVERY_CONCURRENCY: '2' };
     const first = await startService(env);
     try {
       await eventually(() => down.batches.size, (n) => n >= 15, 20_000, 'some batches acknowledged').catch((err: Error) => {
@@ -382,21 +385,7 @@ describe('delivery of a 1 GiB file', () => {
     const { body, records } = await bigGzippedJsonl(GiB);
     // Multipart: the emulator refuses a single PUT of this size.
     await new Upload({ client: s3, params: { Bucket: bucket, Key: 'cdr/day.jsonl.gz', Body: body }, partSize: 8 * 1024 * 1024 }).done();
-    const service = await startService({
-      S3_BUCKET_NAME: bucket,
-      S3_ENDPOINT: emulatorEndpoint(),
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      ENABLE_PERIODIC_SYNC: 'false',
-      SYNC_ON_START: 'true',
-      LOCAL_DOWNLOAD_DIR: join(tempDir('gib'), 'mirror'),
-      STATE_DIR: tempDir('gib-state'),
-      MIN_FREE_DISK_MB: '1',
-      CALL_DETAILS_URL: down.recordsUrl,
-      AUTH_URL: down.authUrl,
-      ACCESS_KEY: down.accessKey,
-      SECRET_KEY: down.secretKey,
-    });
+    const service = await startService(serviceEnv(bucket, down, 'gib'));
     try {
       const batches = Math.ceil(records / 500);
       await eventually(() => down.batches.size, (n) => n === batches, 240_000, `${batches} batches delivered`);
