@@ -4,6 +4,7 @@
 //   BENCH_SETS=A,B,C   data sets: A 5,000 x 1-8 KiB nested, B 200 x 1 MiB, C one 1 GiB multipart object
 //   BENCH_TOOLS=service,rclone,aws,curl
 //   BENCH_DIR=/dev/shm the sync targets (tmpfs: on ext4 with discard, file churn dominated every tool)
+//   BENCH_SERVICE_ENV='{"SYNC_CONCURRENCY":"16"}'  extra environment for the service (experiments)
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
@@ -17,6 +18,7 @@ const RUNS = Number(process.env.BENCH_RUNS ?? 3);
 const SETS = (process.env.BENCH_SETS ?? 'A,B,C').split(',');
 const TOOLS = (process.env.BENCH_TOOLS ?? 'service,rclone,aws,curl').split(',');
 const BASE = process.env.BENCH_DIR ?? '/dev/shm';
+const SERVICE_ENV = JSON.parse(process.env.BENCH_SERVICE_ENV ?? '{}');
 const WORK = join(BASE, `s3sync-bench-${process.pid}`);
 const MiB = 1024 * 1024;
 const AWS = existsSync('/usr/bin/aws') ? '/usr/bin/aws' : 'aws';
@@ -136,6 +138,7 @@ async function serviceSync(endpoint, bucket, target, state, extraEnv = {}) {
       ENABLE_PERIODIC_SYNC: 'false',
       LOG_LEVEL: 'warn',
       MAX_DELETE: '-1',
+      ...SERVICE_ENV,
       ...extraEnv,
     },
     stdio: ['ignore', 'pipe', 'inherit'],
