@@ -6,12 +6,12 @@
 //   BENCH_DIR=/dev/shm the sync targets (tmpfs: on ext4 with discard, file churn dominated every tool)
 //   BENCH_SERVICE_ENV='{"SYNC_CONCURRENCY":"16"}'  extra environment for the service (experiments)
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
-import { execFileSync, spawn, spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { s3Client, TEST_CREDENTIALS } from '../test/support/emulator.mjs';
-import { freePort } from './lib.mjs';
+import { memoryKiB, startHelper, startService } from './lib.mjs';
 
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const RUNS = Number(process.env.BENCH_RUNS ?? 3);
@@ -43,18 +43,6 @@ function need(cmd, pkg) {
     log(`  (skipping ${cmd}: not installed; apt-get install -y ${pkg})`);
     return false;
   }
-}
-
-async function startEmulatorProcess() {
-  const child = spawn(process.execPath, [join(root, 'bench', 'emulator-server.mjs')], {
-    env: { ...process.env, BUCKETS: Object.values(BUCKETS).join(',') },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  const endpoint = await new Promise((resolve, reject) => {
-    child.stdout.once('data', (d) => resolve(JSON.parse(String(d)).endpoint));
-    child.once('exit', (code) => reject(new Error(`emulator exited ${code}`)));
-  });
-  return { endpoint, stop: () => child.kill('SIGTERM') };
 }
 
 /** Deterministic pseudo-random bytes (incompressible enough, no fixtures). */
@@ -121,47 +109,20 @@ function timedCapture(cmd, args, env = {}) {
 }
 
 /** Starts dist/main.js, runs one foreground sync, returns wall seconds, peak RSS and the report. */
-async function serviceSync(endpoint, bucket, target, state, extraEnv = {}) {
-  const port = await freePort();
-  const child = spawn(process.execPath, [join(root, 'dist', 'main.js')], {
-    env: {
-      PATH: process.env.PATH,
-      AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
-      AWS_ACCESS_KEY_ID: TEST_CREDENTIALS.accessKeyId,
-      AWS_SECRET_ACCESS_KEY: TEST_CREDENTIALS.secretAccessKey,
-      S3_BUCKET_NAME: bucket,
-      S3_ENDPOINT: endpoint,
-      LOCAL_DOWNLOAD_DIR: target,
-      STATE_DIR: state,
-      API_HOST: '127.0.0.1',
-      API_PORT: String(port),
-      ENABLE_PERIODIC_SYNC: 'false',
-      LOG_LEVEL: 'warn',
-      MAX_DELETE: '-1',
-      ...SERVICE_ENV,
-      ...extraEnv,
-    },
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
-  await new Promise((resolve, reject) => {
-    const check = async () => {
-      try {
-        const r = await fetch(`http://127.0.0.1:${port}/ping`);
-        if (r.ok) return resolve();
-      } catch { /* not up yet */ }
-      if (child.exitCode !== null) return reject(new Error('service exited'));
-      setTimeout(check, 50);
-    };
-    void check();
+async function serviceSync(endpoint, bucket, target, state) {
+  const service = await startService(endpoint, {
+    S3_BUCKET_NAME: bucket,
+    LOCAL_DOWNLOAD_DIR: target,
+    STATE_DIR: state,
+    MAX_DELETE: '-1',
+    ...SERVICE_ENV,
   });
   const start = process.hrtime.bigint();
-  const res = await fetch(`http://127.0.0.1:${port}/api/v1/sync`, { method: 'POST' });
+  const res = await fetch(`${service.url}/api/v1/sync`, { method: 'POST' });
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const report = await res.json();
-  const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
-  const rssKiB = Number(/VmHWM:\s+(\d+)/.exec(status)[1]);
-  child.kill('SIGTERM');
-  await new Promise((r) => child.once('exit', r));
+  const rssKiB = memoryKiB(service.proc.pid, 'VmHWM');
+  await service.stop();
   if (report.status !== 'completed') throw new Error(`service sync ${report.status}: ${report.message}`);
   return { seconds, rssKiB, report };
 }
@@ -208,7 +169,7 @@ async function main() {
   mkdirSync(WORK, { recursive: true });
   const fsType = fsName(WORK);
   log(`bench: targets on ${WORK} (${fsType}), ${RUNS} runs each, node ${process.version}`);
-  const emulator = await startEmulatorProcess();
+  const emulator = await startHelper('emulator-server.mjs', { BUCKETS: Object.values(BUCKETS).join(',') });
   const results = [];
   try {
     log('building data sets...');

@@ -46,6 +46,14 @@ function newLedgerEntry(fileId: string, key: string, now: Date, earlier: LedgerE
 }
 
 /**
+ * Whether a commit of this version starts its delivery afresh: nothing recorded yet, on its way to
+ * the mirror (`pending`), or `failed` (not mirrored, or its delivery failed).
+ */
+function awaitsCommit(entry: LedgerEntry | undefined): boolean {
+  return !entry || entry.status === 'pending' || entry.status === 'failed';
+}
+
+/**
  * Delivers the records of committed files downstream. Each file version (fileId) is claimed in the
  * StateStore (IN_PROGRESS with a lease, COMPLETED for IDEMPOTENCY_TTL_DAYS), read as a stream,
  * batched, and its batches are POSTed with at most DELIVERY_CONCURRENCY requests in flight across
@@ -104,21 +112,25 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
    * delivering, keeps its status). Its commit makes it `synced`; see enqueue.
    */
   private async markPending(key: string, etag: string): Promise<void> {
-    if (!etag || !this.matches(key)) return;
-    const fileId = fileIdOf(this.config.s3.bucket, key, etag);
+    const fileId = this.trackedFileId(key, etag);
+    if (!fileId) return;
     const existing = await this.store.ledgerGet(fileId);
-    if (existing && existing.status !== 'failed') return;
-    const now = this.clock.now();
-    await this.store.ledgerPut({ ...newLedgerEntry(fileId, key, now, existing), status: 'pending', lastError: undefined });
+    if (!awaitsCommit(existing)) return;
+    await this.store.ledgerPut({ ...newLedgerEntry(fileId, key, this.clock.now(), existing), status: 'pending', lastError: undefined });
   }
 
   /** The pending version was not committed: `failed`, with why, until a later sync fetches it. */
   private async markNotCommitted(key: string, etag: string, reason: string): Promise<void> {
-    if (!etag || !this.matches(key)) return;
-    const fileId = fileIdOf(this.config.s3.bucket, key, etag);
+    const fileId = this.trackedFileId(key, etag);
+    if (!fileId) return;
     const existing = await this.store.ledgerGet(fileId);
     if (existing?.status !== 'pending') return;
     await this.store.ledgerPut({ ...existing, status: 'failed', lastError: `not mirrored: ${reason}`, updatedAt: this.clock.now() });
+  }
+
+  /** The fileId of a version this service delivers; undefined for other keys and for versions without an ETag. */
+  private trackedFileId(key: string, etag: string): string | undefined {
+    return etag && this.matches(key) ? fileIdOf(this.config.s3.bucket, key, etag) : undefined;
   }
 
   async onApplicationBootstrap(): Promise<void> {
@@ -158,7 +170,7 @@ export class DeliveryService implements OnModuleInit, OnApplicationBootstrap, Be
     if (!this.enabled || !this.matches(key)) return undefined;
     const fileId = fileIdOf(this.config.s3.bucket, key, etag);
     const existing = await this.store.ledgerGet(fileId);
-    if (existing && !reprocess && existing.status !== 'failed' && existing.status !== 'pending') {
+    if (existing && !reprocess && !awaitsCommit(existing)) {
       if (!this.active.has(fileId) && (existing.status === 'synced' || existing.status === 'delivering')) this.schedule(existing, false);
       return existing;
     }
