@@ -3,14 +3,14 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
-import http, { IncomingMessage } from 'node:http';
-import https from 'node:https';
 import { AppConfig } from '../config/app-config';
+import { HttpGetClient, HttpResponse } from './http-get';
 import { ListedObject, ListPage, parseListObjectsV2, stripQuotes } from './list-parser';
 import { canonicalQueryString, GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
 import { isTransient, S3RequestError } from './s3-errors';
 
 export { S3RequestError } from './s3-errors';
+export type { BodySink } from './http-get';
 
 export type { ListedObject, ListPage } from './list-parser';
 
@@ -32,9 +32,14 @@ export interface ObjectHead {
   partsCount?: number;
 }
 
+/** An object's bytes on their way: read them once into a sink (see body-sinks.ts), or discard them. */
+export type ResponseBody = Pick<HttpResponse, 'read' | 'resume' | 'discard'>;
+
 export interface ObjectStream {
   head: ObjectHead;
-  body: IncomingMessage;
+  /** Bytes in this answer (the range's length for a ranged GET). */
+  length: number;
+  body: ResponseBody;
 }
 
 export interface GetOptions {
@@ -52,9 +57,10 @@ export function encodeKeyPath(key: string): string {
 
 /**
  * Every S3 call the service makes. HEAD goes through the SDK, which also provides the credential
- * chain; listings and object bodies go through a lean signed GET on a keep-alive agent (sigv4.ts,
- * list-parser.ts), because the SDK costs about 1.5 ms of CPU per GetObject and 20 us per listed
- * key, which dominate a sync of many small objects and a no-op re-sync.
+ * chain; listings and object bodies go through a lean signed GET (sigv4.ts, list-parser.ts,
+ * http-get.ts), because the SDK costs about 1.5 ms of CPU per GetObject and 20 us per listed key,
+ * and node:http about 4 ms per MiB received, which dominate a sync of many small objects, a no-op
+ * re-sync and the download of large ones.
  */
 @Injectable()
 export class S3Repository implements OnApplicationShutdown {
@@ -66,8 +72,7 @@ export class S3Repository implements OnApplicationShutdown {
   /** The bucket's own path, for bucket-level requests such as listing. */
   private readonly bucketPath: string;
   private readonly listRetry: RetryPolicy;
-  private readonly agent: http.Agent;
-  private readonly request: typeof http.request;
+  private readonly http: HttpGetClient;
 
   constructor(config: AppConfig) {
     const { region, bucket, endpoint, forcePathStyle } = config.s3;
@@ -93,15 +98,12 @@ export class S3Repository implements OnApplicationShutdown {
       maxAttempts: config.sync.retryAttempts,
       backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 }),
     });
-    const isHttps = this.baseUrl.protocol === 'https:';
-    const agentOptions = { keepAlive: true, maxSockets, maxFreeSockets: maxSockets, scheduling: 'lifo' as const };
-    this.agent = isHttps ? new https.Agent(agentOptions) : new http.Agent(agentOptions);
-    this.request = isHttps ? https.request : http.request;
+    this.http = new HttpGetClient(this.baseUrl, { maxSockets });
   }
 
   /** Last shutdown phase: services stop their work in beforeApplicationShutdown. */
   onApplicationShutdown(): void {
-    this.agent.destroy();
+    this.http.close();
     this.client.destroy();
   }
 
@@ -115,7 +117,7 @@ export class S3Repository implements OnApplicationShutdown {
     if (continuationToken) query['continuation-token'] = continuationToken;
     return this.listRetry.execute(async () => {
       const res = await this.signedGet(this.bucketPath, query, {});
-      return parseListObjectsV2(await readText(res));
+      return parseListObjectsV2(await res.text());
     });
   }
 
@@ -183,88 +185,53 @@ export class S3Repository implements OnApplicationShutdown {
     }
   }
 
-  /** Streams an object (or a byte range of it). Rejects with S3RequestError on a non-2xx answer. */
+  /** Opens an object (or a byte range of it). Rejects with S3RequestError on a non-2xx answer. */
   async getObject(key: string, options: GetOptions = {}): Promise<ObjectStream> {
     const headers: Record<string, string> = { 'x-amz-checksum-mode': 'ENABLED' };
     if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end}`;
     if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
     const res = await this.signedGet(this.pathPrefix + encodeKeyPath(key), {}, headers, options.signal);
-    return { head: headFromHeaders(res), body: res };
+    if (res.length === undefined) {
+      res.discard();
+      throw new S3RequestError(502, 'NoContentLength', `GET ${key}: the answer declares no Content-Length`);
+    }
+    return { head: headFromHeaders(res.headers), length: res.length, body: res };
   }
 
-  /** A SigV4-signed GET on the keep-alive agent; resolves with a 2xx response, else rejects with S3RequestError. */
-  private async signedGet(path: string, query: Record<string, string>, headers: Record<string, string>, signal?: AbortSignal): Promise<IncomingMessage> {
+  /** A SigV4-signed GET; resolves with a 2xx response, else rejects with S3RequestError. */
+  private async signedGet(path: string, query: Record<string, string>, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
     // The SDK's provider chain caches and refreshes credentials (env, profile, SSO, IMDS, ECS...).
     const credentials = await this.client.config.credentials();
     const signed = this.signer.sign(credentials, this.baseUrl.host, path, { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers }, new Date(), query);
     const search = canonicalQueryString(query);
-    return new Promise<IncomingMessage>((resolve, reject) => {
-      const req = this.request({
-        agent: this.agent,
-        protocol: this.baseUrl.protocol,
-        hostname: this.baseUrl.hostname,
-        port: this.baseUrl.port || undefined,
-        method: 'GET',
-        path: search ? `${path}?${search}` : path,
-        headers: signed,
-        signal,
-      });
-      req.once('error', reject);
-      req.once('response', (res) => {
-        const status = res.statusCode ?? 0;
-        if (status >= 200 && status < 300) {
-          resolve(res);
-          return;
-        }
-        readText(res, 4096).then((text) => {
-          const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? String(status);
-          const message = /<Message>([^<]+)<\/Message>/.exec(text)?.[1] ?? `HTTP ${status}`;
-          reject(new S3RequestError(status, code, `GET ${path}: ${code}: ${message}`));
-        }, reject);
-      });
-      req.end();
-    });
+    const res = await this.http.get(search ? `${path}?${search}` : path, signed, signal);
+    if (res.status >= 200 && res.status < 300) return res;
+    const text = await res.text(4096);
+    const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? String(res.status);
+    const message = /<Message>([^<]+)<\/Message>/.exec(text)?.[1] ?? `HTTP ${res.status}`;
+    throw new S3RequestError(res.status, code, `GET ${path}: ${code}: ${message}`);
   }
 }
 
-/** The body as text (at most `limit` characters are kept). */
-function readText(res: IncomingMessage, limit = Infinity): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const chunks: Buffer[] = [];
-    let size = 0;
-    res.on('data', (c: Buffer) => {
-      if (size < limit) chunks.push(c);
-      size += c.length;
-    });
-    res.once('error', reject);
-    res.once('end', () => resolve(Buffer.concat(chunks).toString('utf8')));
-  });
-}
-
-function header(res: IncomingMessage, name: string): string | undefined {
-  const v = res.headers[name];
-  return Array.isArray(v) ? v[0] : v;
-}
-
-function headFromHeaders(res: IncomingMessage): ObjectHead {
-  const range = header(res, 'content-range');
-  const total = range ? Number(range.split('/')[1]) : Number(header(res, 'content-length') ?? 0);
+function headFromHeaders(headers: Readonly<Record<string, string>>): ObjectHead {
+  const range = headers['content-range'];
+  const total = range ? Number(range.split('/')[1]) : Number(headers['content-length'] ?? 0);
   const checksums: ObjectHead['checksums'] = {};
   // A ranged GET carries no checksum of its own; a composite one ends in -N.
-  if (!range && header(res, 'x-amz-checksum-type') !== 'COMPOSITE') {
+  if (!range && headers['x-amz-checksum-type'] !== 'COMPOSITE') {
     for (const alg of CHECKSUM_ALGORITHMS) {
-      const v = header(res, `x-amz-checksum-${alg}`);
+      const v = headers[`x-amz-checksum-${alg}`];
       if (v && !v.includes('-')) checksums[alg] = v;
     }
   }
-  const sse = header(res, 'x-amz-server-side-encryption');
+  const sse = headers['x-amz-server-side-encryption'];
   return {
     size: total,
-    etag: stripQuotes(header(res, 'etag')),
-    lastModified: new Date(header(res, 'last-modified') ?? 0),
-    versionId: header(res, 'x-amz-version-id'),
-    contentType: header(res, 'content-type'),
+    etag: stripQuotes(headers.etag),
+    lastModified: new Date(headers['last-modified'] ?? 0),
+    versionId: headers['x-amz-version-id'],
+    contentType: headers['content-type'],
     checksums,
-    etagIsOpaque: sse === 'aws:kms' || sse === 'aws:kms:dsse' || Boolean(header(res, 'x-amz-server-side-encryption-customer-algorithm')),
+    etagIsOpaque: sse === 'aws:kms' || sse === 'aws:kms:dsse' || Boolean(headers['x-amz-server-side-encryption-customer-algorithm']),
   };
 }

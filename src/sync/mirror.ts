@@ -13,6 +13,7 @@ import { isStrictlyInside, KeyMapping, mapKey, TEMP_SUFFIX } from '../common/obj
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry, ManifestStore, VerificationMethod } from '../state/manifest.store';
 import { FileCommitter, SMALL_OBJECT_BYTES } from './file-committer';
+import { receiveInMemory, receiveIntoFile } from './body-sinks';
 import { TempFile, tempPathIn } from './temp-file';
 import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
 import type { LocalFile, RemoteObject } from './sync-planner';
@@ -211,42 +212,40 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
   }
 
   private async fetchWhole(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: DownloadOptions): Promise<Committed> {
-    const { head, body } = await this.s3.getObject(object.key, { signal });
-    const verification = chooseVerification(head, this.config.sync.verifyIntegrity);
-    if (head.size > SMALL_OBJECT_BYTES) {
-      const digest = createDigest(verification.method);
-      return this.writeAtomically(mapping, head, async (file) => {
-        const bytes = await file.pump(body as AsyncIterable<Buffer>, 0, (chunk) => {
-          digest?.update(chunk);
-          options.onBytes?.(chunk.length);
+    const { head, length, body } = await this.s3.getObject(object.key, { signal });
+    try {
+      const verification = chooseVerification(head, this.config.sync.verifyIntegrity);
+      if (head.size > SMALL_OBJECT_BYTES) {
+        const digest = createDigest(verification.method);
+        return await this.writeAtomically(mapping, head, async (file) => {
+          const bytes = await receiveIntoFile(body, file, 0, (block) => digest?.update(block), options.onBytes);
+          this.checkSize(object.key, bytes, head.size);
+          if (digest) this.checkDigest(object.key, verification, await digest.result());
+          return this.commitRecord(mapping, head, verification, options);
         });
-        this.checkSize(object.key, bytes, head.size);
-        if (digest) this.checkDigest(object.key, verification, await digest.result());
-        return this.commitRecord(mapping, head, verification, options);
-      });
-    }
-    // Small: the chunks go to a worker as they are (no copy), and the worker checks the MD5, the
-    // common case, so that hashing is spread over the cores.
-    const digest = verification.method === 'md5' ? undefined : createDigest(verification.method);
-    const chunks: Buffer[] = [];
-    let bytes = 0;
-    for await (const chunk of body as AsyncIterable<Buffer>) {
-      digest?.update(chunk);
-      chunks.push(chunk);
-      bytes += chunk.length;
-      options.onBytes?.(chunk.length);
-    }
-    this.checkSize(object.key, bytes, head.size);
-    if (digest) this.checkDigest(object.key, verification, await digest.result());
-    const dir = dirname(mapping.absPath);
-    await this.usingDir(dir, mapping.key, async () => {
-      try {
-        await this.committer.commit(mapping.key, tempPathIn(dir), mapping.absPath, chunks, head.lastModified, verification.method === 'md5' ? verification.expected : undefined);
-      } catch (err) {
-        throw asClash(err, mapping.key);
       }
-    });
-    return this.record(this.commitRecord(mapping, head, verification, options));
+      // Small: the bytes go to a worker as they are (no copy), and the worker checks the MD5, the
+      // common case, so that hashing is spread over the cores.
+      const bytes = await receiveInMemory(body, length, options.onBytes);
+      this.checkSize(object.key, bytes.length, head.size);
+      const digest = verification.method === 'md5' ? undefined : createDigest(verification.method);
+      if (digest) {
+        digest.update(bytes);
+        this.checkDigest(object.key, verification, await digest.result());
+      }
+      const dir = dirname(mapping.absPath);
+      await this.usingDir(dir, mapping.key, async () => {
+        try {
+          await this.committer.commit(mapping.key, tempPathIn(dir), mapping.absPath, [bytes], head.lastModified, verification.method === 'md5' ? verification.expected : undefined);
+        } catch (err) {
+          throw asClash(err, mapping.key);
+        }
+      });
+      return this.record(this.commitRecord(mapping, head, verification, options));
+    } finally {
+      // Unread (an error came first): the connection cannot be reused.
+      body.discard();
+    }
   }
 
   private async fetchRanged(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: DownloadOptions): Promise<Committed> {
@@ -275,10 +274,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
           partMd5s[index] = await this.rangeRetry.execute(async () => {
             const { body } = await this.s3.getObject(object.key, { range, ifMatch: head.etag, signal: rangeSignal });
             const md5 = verification.method === 'multipart-etag' ? createHash('md5') : undefined;
-            const got = await file.pump(body as AsyncIterable<Buffer>, range.start, (c) => {
-              md5?.update(c);
-              options.onBytes?.(c.length);
-            });
+            const got = await receiveIntoFile(body, file, range.start, (block) => md5?.update(block), options.onBytes).finally(() => body.discard());
             this.checkSize(`${object.key} [${range.start}-${range.end}]`, got, range.end - range.start + 1);
             bytes += got;
             return md5?.digest() ?? Buffer.alloc(0);

@@ -1,0 +1,163 @@
+import type { BodySink, ResponseBody } from '../aws/s3.repository';
+import type { TempFile } from './temp-file';
+
+const BLOCK_BYTES = 1024 * 1024;
+/** Blocks being written per download at most: beyond that the socket waits (the disk is slower than the network). */
+const WRITES_IN_FLIGHT = 2;
+/** Free blocks kept for the next downloads (a ranged 1 GiB download uses about a dozen). */
+const POOLED_BLOCKS = 32;
+const UNKNOWN_LENGTH_CHUNK = 64 * 1024;
+
+const freeBlocks: Buffer[] = [];
+
+function takeBlock(): Buffer {
+  return freeBlocks.pop() ?? Buffer.allocUnsafeSlow(BLOCK_BYTES);
+}
+
+function returnBlock(block: Buffer): void {
+  if (freeBlocks.length < POOLED_BLOCKS) freeBlocks.push(block);
+}
+
+/**
+ * Receives a whole body into memory. With a known length the socket reads straight into one
+ * buffer with an ArrayBuffer of its own, so that it can be transferred to a worker without a copy.
+ */
+export async function receiveInMemory(body: ResponseBody, length: number | undefined, onBytes?: (n: number) => void): Promise<Buffer> {
+  const sink = new MemorySink(length, onBytes);
+  await body.read(sink);
+  return sink.result();
+}
+
+class MemorySink implements BodySink {
+  private readonly chunks: Buffer[] = [];
+  private current: Buffer;
+  private used = 0;
+
+  constructor(
+    private readonly length: number | undefined,
+    private readonly onBytes?: (n: number) => void,
+  ) {
+    this.current = Buffer.allocUnsafeSlow(length ?? UNKNOWN_LENGTH_CHUNK);
+  }
+
+  space(): Uint8Array {
+    if (this.used === this.current.length) {
+      // Only a body of unknown length (chunked) gets here: the known length is never exceeded.
+      this.chunks.push(this.current);
+      this.current = Buffer.allocUnsafeSlow(UNKNOWN_LENGTH_CHUNK);
+      this.used = 0;
+    }
+    return this.current.subarray(this.used);
+  }
+
+  filled(n: number): boolean {
+    this.used += n;
+    this.onBytes?.(n);
+    return true;
+  }
+
+  result(): Buffer {
+    if (this.length !== undefined && this.chunks.length === 0) return this.used === this.current.length ? this.current : this.current.subarray(0, this.used);
+    const all = Buffer.allocUnsafeSlow(this.chunks.reduce((n, c) => n + c.length, 0) + this.used);
+    let offset = 0;
+    for (const chunk of this.chunks) offset += chunk.copy(all, offset);
+    this.current.copy(all, offset, 0, this.used);
+    return all;
+  }
+}
+
+/**
+ * Receives a body into `file` from `start`: the socket reads into pooled 1 MiB blocks, each full
+ * block is handed to `onBlock` (digests) and written at its position while the next one fills.
+ * Returns the number of bytes written; a failed write wins over the network error it causes.
+ */
+export async function receiveIntoFile(
+  body: ResponseBody,
+  file: TempFile,
+  start: number,
+  onBlock?: (bytes: Buffer) => void,
+  onBytes?: (n: number) => void,
+): Promise<number> {
+  const sink = new FileSink(body, file, start, onBlock, onBytes);
+  try {
+    await body.read(sink);
+    sink.flush();
+  } finally {
+    await sink.settled();
+  }
+  return sink.bytes;
+}
+
+class FileSink implements BodySink {
+  private block = takeBlock();
+  private used = 0;
+  private position: number;
+  private writing = 0;
+  private paused = false;
+  private writeError?: unknown;
+  private readonly drained: Array<() => void> = [];
+
+  constructor(
+    private readonly body: ResponseBody,
+    private readonly file: TempFile,
+    private readonly start: number,
+    private readonly onBlock?: (bytes: Buffer) => void,
+    private readonly onBytes?: (n: number) => void,
+  ) {
+    this.position = start;
+  }
+
+  get bytes(): number {
+    return this.position - this.start;
+  }
+
+  space(): Uint8Array {
+    return this.block.subarray(this.used);
+  }
+
+  filled(n: number): boolean {
+    this.used += n;
+    this.onBytes?.(n);
+    if (this.used === this.block.length) this.flush();
+    this.paused = this.writing >= WRITES_IN_FLIGHT;
+    return !this.paused;
+  }
+
+  /** Writes what the current block holds and starts a fresh one. */
+  flush(): void {
+    if (this.used === 0) return;
+    const block = this.block;
+    const bytes = block.subarray(0, this.used);
+    this.block = takeBlock();
+    this.used = 0;
+    this.onBlock?.(bytes);
+    const at = this.position;
+    this.position += bytes.length;
+    this.writing++;
+    this.file.write(bytes, at).then(
+      () => this.written(block),
+      (err: unknown) => {
+        this.writeError ??= err;
+        this.body.discard();
+        this.written(block);
+      },
+    );
+  }
+
+  /** Waits for every write; throws the first write error. */
+  async settled(): Promise<void> {
+    while (this.writing > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
+    returnBlock(this.block);
+    if (this.writeError !== undefined) throw this.writeError;
+  }
+
+  private written(block: Buffer): void {
+    this.writing--;
+    returnBlock(block);
+    if (this.paused && this.writeError === undefined) {
+      this.paused = false;
+      this.body.resume();
+    }
+    for (const wake of this.drained.splice(0)) wake();
+  }
+}
