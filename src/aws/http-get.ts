@@ -137,9 +137,13 @@ export class HttpGetClient {
 }
 
 function serializeRequest(host: string, path: string, headers: Readonly<Record<string, string>>): string {
+  const unsafe = /[\r\n\0]/;
+  if (unsafe.test(path) || path.includes(' ')) throw new Error('request path holds a space or a line break');
   let head = `GET ${path} HTTP/1.1\r\nhost: ${host}\r\n`;
-  for (const [name, value] of Object.entries(headers)) head += `${name}: ${value}\r\n`;
-  if (/[\r\n\0]/.test(path) || /[\r\n\0]/.test(head.slice(0, -2).split('\r\n').join(''))) throw new Error('request line or header holds a line break');
+  for (const [name, value] of Object.entries(headers)) {
+    if (unsafe.test(name) || unsafe.test(value)) throw new Error(`header ${JSON.stringify(name)} holds a line break`);
+    head += `${name}: ${value}\r\n`;
+  }
   return `${head}\r\n`;
 }
 

@@ -11,6 +11,11 @@ interface CommitFile {
   /** hex MD5 the bytes must have; the worker checks it before writing anything. */
   md5?: string;
 }
+interface RangeOfFile {
+  path: string;
+  start: number;
+  length: number;
+}
 type CommitResult = { ok: true } | { ok: false; code: string | undefined; message: string };
 interface Pending {
   /** The object key, for error messages (never the local path). */
@@ -34,7 +39,7 @@ const BATCH_FILES = 16;
  */
 @Injectable()
 export class FileCommitter implements OnApplicationShutdown {
-  private readonly pool = new Piscina<{ files: CommitFile[] }, CommitResult[]>({
+  private readonly pool = new Piscina<{ files: CommitFile[] } | RangeOfFile, CommitResult[] | Uint8Array>({
     filename: join(__dirname, 'file-commit.worker.js'),
     // Started on first use (tens of ms, once): an idle worker holds about 12 MiB, which a
     // mirror of large objects, committed on the main thread, never needs.
@@ -48,12 +53,13 @@ export class FileCommitter implements OnApplicationShutdown {
 
   /**
    * Checks `md5` when given, then writes the chunks to `tmpPath`, fsyncs it, sets its mtime and
-   * renames it to `target`. The chunks are handed over: each socket read has an ArrayBuffer of its
-   * own, which is transferred to the worker as it is (no copy; unusable here afterwards); a chunk
-   * that shares its buffer is copied first, since structured clone would copy the whole buffer.
+   * renames it to `target`. Chunks over a SharedArrayBuffer are read by the worker in place (the
+   * caller keeps them unchanged until this settles); other chunks are handed over: one that owns
+   * its whole ArrayBuffer is transferred as it is (no copy; unusable here afterwards), one that
+   * shares its buffer is copied first, since structured clone would copy the whole buffer.
    */
   commit(key: string, tmpPath: string, target: string, chunks: readonly Uint8Array[], mtime: Date, md5?: string): Promise<void> {
-    const owned = chunks.map((c) => (c.byteOffset === 0 && c.byteLength === c.buffer.byteLength ? c : new Uint8Array(c)));
+    const owned = chunks.map((c) => (isShared(c) || (c.byteOffset === 0 && c.byteLength === c.buffer.byteLength) ? c : new Uint8Array(c)));
     return new Promise<void>((resolve, reject) => {
       this.queue.push({ key, file: { tmpPath, target, chunks: owned, mtimeMs: mtime.getTime(), md5 }, resolve, reject });
       if (this.queue.length >= BATCH_FILES) this.send();
@@ -70,8 +76,9 @@ export class FileCommitter implements OnApplicationShutdown {
     if (batch.length === 0) return;
     this.queue = [];
     const files = batch.map((p) => p.file);
-    const transferList = files.flatMap((f) => f.chunks.map((c) => c.buffer as ArrayBuffer));
-    this.pool.run({ files }, { transferList }).then(
+    // Shared memory is read by the worker in place; the caller keeps it until the commit settles.
+    const transferList = files.flatMap((f) => f.chunks.filter((c) => !isShared(c)).map((c) => c.buffer as ArrayBuffer));
+    (this.pool.run({ files }, { transferList }) as Promise<CommitResult[]>).then(
       (results) =>
         results.forEach((result, i) => {
           if (result.ok) batch[i].resolve();
@@ -81,10 +88,20 @@ export class FileCommitter implements OnApplicationShutdown {
     );
   }
 
+  /** The MD5 of a byte range of a file, computed by a worker (see file-commit.worker.js). */
+  async md5OfRange(path: string, start: number, length: number): Promise<Buffer> {
+    const digest = (await this.pool.run({ path, start, length }, { name: 'md5OfRange' })) as Uint8Array;
+    return Buffer.from(digest.buffer, digest.byteOffset, digest.byteLength);
+  }
+
   async onApplicationShutdown(): Promise<void> {
     this.send();
     await this.pool.destroy();
   }
+}
+
+function isShared(chunk: Uint8Array): boolean {
+  return chunk.buffer instanceof SharedArrayBuffer;
 }
 
 /** The error a failed commit stands for: a bad MD5 is an IntegrityError; anything else keeps its errno code. */
