@@ -46,6 +46,8 @@ export interface HttpGetClientOptions {
 
 const SCRATCH_BYTES = 64 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
+/** What a body that ends with the connection (no length) is offered per read. */
+const UNTIL_CLOSE_READ_BYTES = 1024 * 1024;
 const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
 
 /** An error that our retry rules treat as a dropped connection (see common/retryable.ts). */
@@ -248,7 +250,7 @@ class Connection {
     const exchange = this.current;
     const framing = exchange?.framing;
     if (exchange?.sink && !exchange.paused && !exchange.early && framing && framing.kind !== 'chunked') {
-      const max = framing.kind === 'length' ? framing.remaining : SCRATCH_BYTES * 16;
+      const max = framing.kind === 'length' ? framing.remaining : UNTIL_CLOSE_READ_BYTES;
       if (max > 0) {
         const memory = exchange.sink.space(max);
         this.readingIntoSink = true;

@@ -8,22 +8,32 @@ const WRITES_IN_FLIGHT = 2;
 const POOLED_BLOCKS = 32;
 const UNKNOWN_LENGTH_CHUNK = 64 * 1024;
 
-const freeBlocks: Buffer[] = [];
+/** Memory used again by the next downloads, up to `keep` pieces of it. */
+class MemoryPool<T> {
+  private readonly free: T[] = [];
 
-function takeBlock(): Buffer {
-  return freeBlocks.pop() ?? Buffer.allocUnsafeSlow(BLOCK_BYTES);
+  constructor(
+    private readonly make: () => T,
+    private readonly keep: number,
+  ) {}
+
+  take(): T {
+    return this.free.pop() ?? this.make();
+  }
+
+  give(piece: T): void {
+    if (this.free.length < this.keep) this.free.push(piece);
+  }
 }
 
-function returnBlock(block: Buffer): void {
-  if (freeBlocks.length < POOLED_BLOCKS) freeBlocks.push(block);
-}
+const blocks = new MemoryPool<Buffer>(() => Buffer.allocUnsafeSlow(BLOCK_BYTES), POOLED_BLOCKS);
 
 /** Bodies at least this large are received into pooled shared memory (see receiveInMemory). */
 const SHARED_FROM_BYTES = 64 * 1024;
 const SLAB_BYTES = 1024 * 1024;
 /** Free slabs kept: about one per concurrent download of the default SYNC_CONCURRENCY. */
 const POOLED_SLABS = 64;
-const freeSlabs: SharedArrayBuffer[] = [];
+const slabs = new MemoryPool(() => new SharedArrayBuffer(SLAB_BYTES), POOLED_SLABS);
 
 export interface ReceivedBody {
   bytes: Uint8Array;
@@ -39,11 +49,11 @@ export interface ReceivedBody {
  * Smaller bodies get a buffer with an ArrayBuffer of their own, which can be transferred.
  */
 export async function receiveInMemory(body: ResponseBody, length: number | undefined, onBytes?: (n: number) => void): Promise<ReceivedBody> {
-  const slab = length !== undefined && length >= SHARED_FROM_BYTES && length <= SLAB_BYTES ? (freeSlabs.pop() ?? new SharedArrayBuffer(SLAB_BYTES)) : undefined;
+  const slab = length !== undefined && length >= SHARED_FROM_BYTES && length <= SLAB_BYTES ? slabs.take() : undefined;
   const sink = new MemorySink(length, slab ? new Uint8Array(slab, 0, length) : undefined, onBytes);
   let released = false;
   const release = (): void => {
-    if (slab && !released && freeSlabs.length < POOLED_SLABS) freeSlabs.push(slab);
+    if (slab && !released) slabs.give(slab);
     released = true;
   };
   try {
@@ -120,7 +130,7 @@ export async function receiveIntoFile(
 }
 
 class FileSink implements BodySink {
-  private block = takeBlock();
+  private block = blocks.take();
   private used = 0;
   private position: number;
   private writing = 0;
@@ -159,7 +169,7 @@ class FileSink implements BodySink {
     if (this.used === 0) return;
     const block = this.block;
     const bytes = block.subarray(0, this.used);
-    this.block = takeBlock();
+    this.block = blocks.take();
     this.used = 0;
     this.onBlock?.(bytes);
     const at = this.position;
@@ -178,13 +188,13 @@ class FileSink implements BodySink {
   /** Waits for every write; throws the first write error. */
   async settled(): Promise<void> {
     while (this.writing > 0) await new Promise<void>((resolve) => this.drained.push(resolve));
-    returnBlock(this.block);
+    blocks.give(this.block);
     if (this.writeError !== undefined) throw this.writeError;
   }
 
   private written(block: Buffer): void {
     this.writing--;
-    returnBlock(block);
+    blocks.give(block);
     if (this.paused && this.writeError === undefined) {
       this.paused = false;
       this.body.resume();
