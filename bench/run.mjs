@@ -146,14 +146,18 @@ const awsEnv = {
 };
 
 /**
- * Runs every tool once per round, round after round, so that each tool meets the machine in the same
- * states (on this VM, the first writer of freshly freed memory pays for it: a tool measured alone
+ * Runs every tool once per round, round after round, starting each round with the next tool, so that
+ * each tool meets the machine in the same states (on this VM, the first writer of freshly freed memory pays for it: a tool measured alone
  * first looked up to twice as slow). Returns per tool the median wall time and the peak RSS.
  */
 async function measureInterleaved(runners) {
   const samples = runners.map(() => ({ full: [], noop: [] }));
   for (let i = 0; i < RUNS; i++) {
-    for (const [t, runner] of runners.entries()) {
+    // The order turns every round, so that no tool always meets the machine first after a
+    // previous round's files were freed (the slowest moment on this VM).
+    const order = runners.map((_, t) => (t + i) % runners.length);
+    for (const t of order) {
+      const runner = runners[t];
       const r = await runner.run(i);
       samples[t].full.push(r.full);
       if (r.noop) samples[t].noop.push(r.noop);
