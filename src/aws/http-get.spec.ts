@@ -169,6 +169,22 @@ describe('HttpGetClient', () => {
     one.close();
   });
 
+  it('forgets a request that gave up waiting for a connection, so the freed one goes to the next', async () => {
+    const one = new HttpGetClient(server.origin, { maxSockets: 1 });
+    const before = server.connections;
+    const holding = await one.get('/chunked', {});
+    const controller = new AbortController();
+    const gaveUp = one.get('/chunked', {}, controller.signal);
+    controller.abort();
+    await expect(gaveUp).rejects.toThrow();
+    const next = one.get('/chunked', {});
+    expect(await holding.text()).toBe('hello chunked world');
+    expect(await (await next).text()).toBe('hello chunked world');
+    // Handed the freed connection, not a new one opened after the idle one timed out.
+    expect(server.connections - before).toBe(1);
+    one.close();
+  });
+
   it('refuses a header value with a line break before sending anything', async () => {
     await expect(client.get('/big', { 'x-bad': 'a\r\nx-injected: 1' })).rejects.toThrow(/line break/);
   });

@@ -85,15 +85,14 @@ export class HttpGetClient {
   async get(path: string, headers: Readonly<Record<string, string>>, signal?: AbortSignal): Promise<HttpResponse> {
     const request = serializeRequest(this.origin.host, path, headers);
     signal?.throwIfAborted();
-    const reused = this.idle.pop();
-    const connection = reused ?? (await this.connect(signal));
+    const { connection, reused } = await this.acquire(signal, false);
     try {
       return await connection.exchange(request, signal);
     } catch (err) {
       // A kept-alive connection the server closed as we sent on it: retried once on a new one,
       // as browsers and undici do for requests without side effects.
       if (reused && !signal?.aborted && connection.failedBeforeResponse) {
-        return (await this.connect(signal)).exchange(request, signal);
+        return (await this.acquire(signal, true)).connection.exchange(request, signal);
       }
       throw err;
     }
@@ -105,19 +104,37 @@ export class HttpGetClient {
     for (const wake of this.waiting.splice(0)) wake();
   }
 
-  private async connect(signal?: AbortSignal): Promise<Connection> {
-    while (this.open >= this.options.maxSockets && !this.closed) {
-      await new Promise<void>((resolve) => {
-        this.waiting.push(resolve);
-        signal?.addEventListener('abort', () => resolve(), { once: true });
-      });
+  /** An idle connection (unless `fresh`), else a new one within maxSockets, else the next one freed. */
+  private async acquire(signal: AbortSignal | undefined, fresh: boolean): Promise<{ connection: Connection; reused: boolean }> {
+    for (;;) {
+      const idle = fresh ? undefined : this.idle.pop();
+      if (idle) return { connection: idle, reused: true };
+      if (this.closed) throw connectionError('client closed');
+      if (this.open < this.options.maxSockets) {
+        this.open++;
+        const pool = { release: (c: Connection) => this.release(c), closed: (c: Connection) => this.forget(c) };
+        return { connection: new Connection(this.origin, pool, this.idleTimeoutMs, this.options.tls), reused: false };
+      }
+      await this.nextFreed(signal);
       signal?.throwIfAborted();
-      const reused = this.idle.pop();
-      if (reused) return reused;
     }
-    if (this.closed) throw connectionError('client closed');
-    this.open++;
-    return new Connection(this.origin, { release: (c) => this.release(c), closed: (c) => this.forget(c) }, this.idleTimeoutMs, this.options.tls);
+  }
+
+  /** Resolves when a connection is released or closed, or at `signal`'s abort (then no longer waiting). */
+  private nextFreed(signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const wake = (): void => {
+        signal?.removeEventListener('abort', onAbort);
+        resolve();
+      };
+      const onAbort = (): void => {
+        const at = this.waiting.indexOf(wake);
+        if (at >= 0) this.waiting.splice(at, 1);
+        resolve();
+      };
+      this.waiting.push(wake);
+      signal?.addEventListener('abort', onAbort, { once: true });
+    });
   }
 
   private release(connection: Connection): void {

@@ -6,7 +6,6 @@ const BLOCK_BYTES = 1024 * 1024;
 const WRITES_IN_FLIGHT = 2;
 /** Free blocks kept for the next downloads (a ranged 1 GiB download uses about a dozen). */
 const POOLED_BLOCKS = 32;
-const UNKNOWN_LENGTH_CHUNK = 64 * 1024;
 
 /** Memory used again by the next downloads, up to `keep` pieces of it. */
 class MemoryPool<T> {
@@ -42,15 +41,16 @@ export interface ReceivedBody {
 }
 
 /**
- * Receives a whole body into memory, the socket reading straight into it. Bodies from 64 KiB to
- * 1 MiB land in pooled SharedArrayBuffer slabs, which a worker reads without a copy or a transfer
- * and which are used again: fresh memory for every object cost a page fault per 4 KiB and kept
- * garbage collection busy (set B of the benchmark, 200 objects of 1 MiB: 0.63 s and 390 MiB).
- * Smaller bodies get a buffer with an ArrayBuffer of their own, which can be transferred.
+ * Receives a whole body of `length` bytes into memory, the socket reading straight into it. Bodies
+ * from 64 KiB to 1 MiB land in pooled SharedArrayBuffer slabs, which a worker reads without a copy
+ * or a transfer and which are used again: fresh memory for every object cost a page fault per 4 KiB
+ * and kept garbage collection busy (set B of the benchmark, 200 objects of 1 MiB: 0.63 s and
+ * 390 MiB). Smaller bodies get a buffer with an ArrayBuffer of their own, which can be transferred.
+ * The client never reads past `length`, so the memory is exactly the body's.
  */
-export async function receiveInMemory(body: ResponseBody, length: number | undefined, onBytes?: (n: number) => void): Promise<ReceivedBody> {
-  const slab = length !== undefined && length >= SHARED_FROM_BYTES && length <= SLAB_BYTES ? slabs.take() : undefined;
-  const sink = new MemorySink(length, slab ? new Uint8Array(slab, 0, length) : undefined, onBytes);
+export async function receiveInMemory(body: ResponseBody, length: number, onBytes?: (n: number) => void): Promise<ReceivedBody> {
+  const slab = length >= SHARED_FROM_BYTES && length <= SLAB_BYTES ? slabs.take() : undefined;
+  const sink = new MemorySink(slab ? new Uint8Array(slab, 0, length) : Buffer.allocUnsafeSlow(length), onBytes);
   let released = false;
   const release = (): void => {
     if (slab && !released) slabs.give(slab);
@@ -66,26 +66,15 @@ export async function receiveInMemory(body: ResponseBody, length: number | undef
 }
 
 class MemorySink implements BodySink {
-  private readonly chunks: Uint8Array[] = [];
-  private current: Uint8Array;
   private used = 0;
 
   constructor(
-    private readonly length: number | undefined,
-    memory: Uint8Array | undefined,
+    private readonly memory: Uint8Array,
     private readonly onBytes?: (n: number) => void,
-  ) {
-    this.current = memory ?? Buffer.allocUnsafeSlow(length ?? UNKNOWN_LENGTH_CHUNK);
-  }
+  ) {}
 
   space(): Uint8Array {
-    if (this.used === this.current.length) {
-      // Only a body of unknown length (chunked) gets here: the known length is never exceeded.
-      this.chunks.push(this.current);
-      this.current = Buffer.allocUnsafeSlow(UNKNOWN_LENGTH_CHUNK);
-      this.used = 0;
-    }
-    return this.current.subarray(this.used);
+    return this.memory.subarray(this.used);
   }
 
   filled(n: number): boolean {
@@ -95,15 +84,7 @@ class MemorySink implements BodySink {
   }
 
   result(): Uint8Array {
-    if (this.length !== undefined && this.chunks.length === 0) return this.used === this.current.length ? this.current : this.current.subarray(0, this.used);
-    const all = Buffer.allocUnsafeSlow(this.chunks.reduce((n, c) => n + c.length, 0) + this.used);
-    let offset = 0;
-    for (const chunk of this.chunks) {
-      all.set(chunk, offset);
-      offset += chunk.length;
-    }
-    all.set(this.current.subarray(0, this.used), offset);
-    return all;
+    return this.used === this.memory.length ? this.memory : this.memory.subarray(0, this.used);
   }
 }
 

@@ -54,7 +54,8 @@ module.exports = function commitFiles(task) {
   return task.files.map(commitOne);
 };
 
-const READ_BYTES = 1024 * 1024;
+/** @type {Buffer | undefined} this worker's read buffer, used by one task at a time; made on the first read-back only */
+let readBuffer;
 
 /**
  * The MD5 of `length` bytes of the file at `path` from `start`: a part of a multipart object, read
@@ -64,7 +65,7 @@ const READ_BYTES = 1024 * 1024;
  */
 module.exports.md5OfRange = function md5OfRange(task) {
   const hash = createHash('md5');
-  const buffer = Buffer.allocUnsafe(Math.min(READ_BYTES, Math.max(task.length, 1)));
+  const buffer = (readBuffer ??= Buffer.allocUnsafe(1024 * 1024));
   const fd = fs.openSync(task.path, 'r');
   try {
     let done = 0;
