@@ -329,7 +329,9 @@ class Connection {
       exchange.phase = 'body';
       exchange.keepAlive = head.keepAlive;
       exchange.framing = head.framing;
-      if (rest.length > 0) exchange.early = Buffer.from(rest);
+      // A view, not a copy (a fresh buffer per response cost page faults): the socket stays
+      // paused until read() has handed these bytes to the sink, so nothing is read over them.
+      if (rest.length > 0) exchange.early = rest;
       const response = this.response(exchange, head);
       exchange.headResolve(response);
       if (head.framing.kind === 'length' && head.framing.remaining === 0) {
