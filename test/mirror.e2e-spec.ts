@@ -330,6 +330,21 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(report.sync_details.find((d) => d.file_key === 'large/single.bin')?.message).toMatch(/verified by md5/);
   });
 
+  it('detects corruption in a whole object above the in-memory size (hashed by a worker)', async () => {
+    const body = Buffer.alloc(3 * 1024 * 1024 + 5, 9);
+    await put(s3, bucket, 'whole.bin', body);
+    await put(s3, bucket, 'whole-ok.bin', body);
+    await boot({ RETRY_ATTEMPTS: '0' });
+    proxy.corrupt.set('whole.bin', 1);
+    const report = await sync();
+    expect(report.counts).toMatchObject({ downloaded: 1, failed: 1 });
+    expect(report.sync_details.find((d) => d.file_key === 'whole.bin')?.message).toMatch(/md5 mismatch/);
+    expect(report.sync_details.find((d) => d.file_key === 'whole-ok.bin')?.message).toMatch(/verified by md5/);
+    expect(existsSync(join(t.mirrorDir, 'whole.bin'))).toBe(false);
+    expect(await readFile(join(t.mirrorDir, 'whole-ok.bin'))).toEqual(body);
+    expect(proxy.objectGets('whole.bin')).toBe(1);
+  });
+
   it('detects corruption in one range of a large object', async () => {
     const body = Buffer.alloc(3 * 1024 * 1024, 7);
     await put(s3, bucket, 'big.bin', body);

@@ -58,9 +58,9 @@ module.exports = function commitFiles(task) {
 let readBuffer;
 
 /**
- * The MD5 of `length` bytes of the file at `path` from `start`: a part of a multipart object, read
- * back from the page cache it was just written to, so that hashing runs beside the download
- * instead of on the event loop.
+ * The MD5 of `length` bytes of the file at `path` from `start` (a part of a multipart object, or a
+ * whole object above the in-memory size), read back from the page cache it was just written to, so
+ * that hashing runs beside the downloads instead of on the event loop.
  * @param {{ path: string, start: number, length: number }} task @returns {Uint8Array}
  */
 module.exports.md5OfRange = function md5OfRange(task) {
