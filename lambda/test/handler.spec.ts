@@ -132,15 +132,20 @@ describe('Lambda forwarder', () => {
 describe('Lambda bundle', () => {
   it('builds into one self-contained file without Nest or the AWS SDK', async () => {
     const { build } = await import('esbuild');
-    const { mkdtempSync, readFileSync } = await import('node:fs');
+    const { mkdtempSync, readFileSync, rmSync } = await import('node:fs');
     const { join } = await import('node:path');
     const { tmpdir } = await import('node:os');
-    const outfile = join(mkdtempSync(join(tmpdir(), 'lambda-bundle-')), 'handler.js');
-    const result = await build({ entryPoints: [join(__dirname, '..', 'src', 'handler.ts')], bundle: true, platform: 'node', target: 'node22', format: 'cjs', outfile, metafile: true, logLevel: 'silent' });
-    const inputs = Object.keys(result.metafile.inputs);
-    expect(inputs.some((p) => p.includes('@nestjs') || p.includes('@aws-sdk'))).toBe(false);
-    expect(readFileSync(outfile, 'utf8')).not.toMatch(/require\("(?!node:)[^"]+"\)/);
-    const mod = (await import(outfile)) as { handler: unknown; createHandler: unknown };
-    expect(typeof mod.handler).toBe('function');
+    const dir = mkdtempSync(join(tmpdir(), 'lambda-bundle-'));
+    const outfile = join(dir, 'handler.js');
+    try {
+      const result = await build({ entryPoints: [join(__dirname, '..', 'src', 'handler.ts')], bundle: true, platform: 'node', target: 'node22', format: 'cjs', outfile, metafile: true, logLevel: 'silent' });
+      const inputs = Object.keys(result.metafile.inputs);
+      expect(inputs.some((p) => p.includes('@nestjs') || p.includes('@aws-sdk'))).toBe(false);
+      expect(readFileSync(outfile, 'utf8')).not.toMatch(/require\("(?!node:)[^"]+"\)/);
+      const mod = (await import(outfile)) as { handler: unknown; createHandler: unknown };
+      expect(typeof mod.handler).toBe('function');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 });

@@ -1,9 +1,10 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, sep } from 'node:path';
 import { isStrictlyInside, mapKey, TEMP_SUFFIX } from './object-key';
 
 const root = mkdtempSync(join(tmpdir(), 'object-key-'));
+afterAll(() => rmSync(root, { recursive: true, force: true }));
 
 describe('mapKey', () => {
   it.each([

@@ -17,8 +17,9 @@ export interface TestApp {
   close: () => Promise<void>;
 }
 
+/** A fresh directory under the run's temporary root, which the global teardown removes. */
 export function tempDir(name: string): string {
-  return mkdtempSync(join(tmpdir(), `s3sync-${name}-`));
+  return mkdtempSync(join(process.env.TEST_TMP_ROOT ?? tmpdir(), `s3sync-${name}-`));
 }
 
 /** Boots the real application (same factory as main.ts) with test defaults under `env`. */

@@ -1,11 +1,17 @@
 // Starts the S3 emulator once for the whole e2e run, on a random loopback port; specs read its
 // endpoint from the environment (workers inherit it).
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { startEmulator } from './emulator.mjs';
 
 export default async function globalSetup() {
   const emulator = await startEmulator();
   globalThis.__S3_EMULATOR__ = emulator;
   process.env.TEST_S3_ENDPOINT = emulator.endpoint;
+  // Every directory a spec makes (mirrors, state, child processes' homes) lives under this one,
+  // which the teardown removes, so runs leave nothing behind in the system's temporary directory.
+  process.env.TEST_TMP_ROOT = mkdtempSync(join(tmpdir(), 's3sync-e2e-'));
   process.env.AWS_ACCESS_KEY_ID = 'test';
   process.env.AWS_SECRET_ACCESS_KEY = 'test';
   process.env.AWS_REGION = 'us-east-1';
