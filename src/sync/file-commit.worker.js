@@ -1,20 +1,25 @@
 // @ts-check
 // Runs in a worker thread (piscina). Checks small downloaded objects' MD5 and commits them to
-// disk, each as one synchronous sequence: open, write, fdatasync, set mtime, close, rename. On the main thread
-// through libuv's pool that is six round trips per file (~200 us of main-thread CPU a file); here
-// a batch of files costs one message, and fsyncs still run in parallel, off the event loop.
+// disk: open, write, fdatasync, set mtime, close, rename. On the main thread through libuv's pool
+// that is six round trips per file (~200 us of main-thread CPU a file); here a batch of files costs
+// one message. Everything but the fdatasync is a synchronous call (page-cache work, microseconds);
+// the fdatasyncs go to libuv's pool, so the files of a batch reach the disk in parallel while this
+// thread hashes and writes the next ones, and a worker needs no thread of its own per fsync.
 // Plain CommonJS so that piscina can require() it both from dist/ and under the test runner.
 'use strict';
 const fs = require('node:fs');
+const { promisify } = require('node:util');
 const { createHash } = require('node:crypto');
+
+const fdatasync = promisify(fs.fdatasync);
 
 /**
  * @typedef {{ tmpPath: string, target: string, chunks: Uint8Array[], mtimeMs: number, md5?: string }} CommitFile
  * @typedef {{ ok: true } | { ok: false, code: string | undefined, message: string }} CommitResult
  */
 
-/** @param {CommitFile} file @returns {CommitResult} */
-function commitOne(file) {
+/** @param {CommitFile} file @returns {Promise<CommitResult>} */
+async function commitOne(file) {
   if (file.md5 !== undefined) {
     const hash = createHash('md5');
     for (const chunk of file.chunks) hash.update(chunk);
@@ -30,7 +35,7 @@ function commitOne(file) {
       while (done < chunk.length) done += fs.writeSync(fd, chunk, done, chunk.length - done, position + done);
       position += chunk.length;
     }
-    fs.fdatasyncSync(fd);
+    await fdatasync(fd);
     const mtime = new Date(file.mtimeMs);
     fs.futimesSync(fd, mtime, mtime);
     fs.closeSync(fd);
@@ -49,9 +54,9 @@ function commitOne(file) {
   }
 }
 
-/** @param {{ files: CommitFile[] }} task @returns {CommitResult[]} */
+/** @param {{ files: CommitFile[] }} task @returns {Promise<CommitResult[]>} */
 module.exports = function commitFiles(task) {
-  return task.files.map(commitOne);
+  return Promise.all(task.files.map(commitOne));
 };
 
 /** @type {Buffer | undefined} this worker's read buffer, used by one task at a time; made on the first read-back only */

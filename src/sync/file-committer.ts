@@ -38,11 +38,19 @@ const BATCH_FILES = 16;
  */
 const BATCH_BYTES = 256 * 1024;
 /**
- * Commit workers: fsyncs block a worker, so on real disks more of them than cores still pay. Four
- * on this 2-core machine: two made set B of the benchmark 1.13x of rclone's time instead of 1.0x,
- * but each idle worker holds 9 to 18 MiB (Node 20 / 22).
+ * Commit workers: two threads for the CPU part (hashing, copying into the page cache), which
+ * together hash about 1.2 GB/s, more than a network link brings; their fdatasyncs wait in libuv's
+ * pool, not in a thread each. A worker isolate holds 9 to 13 MiB
+ * (Node 20 / 22): four synchronous workers made set B of the benchmark no faster than two of these,
+ * on tmpfs and on ext4, and cost 20 MiB more.
  */
-const WORKERS = 4;
+const WORKERS = 2;
+/**
+ * Messages a worker holds at once: the next batch is waiting in the worker when the last one's
+ * writes are done and only its fsyncs are pending (with one at a time, set B took 0.73 s instead
+ * of 0.60 s on two workers).
+ */
+const TASKS_PER_WORKER = 4;
 
 /**
  * Writes small files atomically and durably from worker threads, keeping the event loop free.
@@ -53,11 +61,12 @@ const WORKERS = 4;
 export class FileCommitter implements OnApplicationShutdown {
   private readonly pool = new Piscina<{ files: CommitFile[] } | RangeOfFile, CommitResult[] | Uint8Array>({
     filename: join(__dirname, 'file-commit.worker.js'),
-    // All start with the service and stay: a worker takes about 60 ms of CPU to start, which a
+    // Both start with the service and stay: a worker takes about 60 ms of CPU to start, which a
     // sync paid while it downloaded (set B of the benchmark: 0.70 s against 0.53 s with the workers
     // ready).
     minThreads: WORKERS,
     maxThreads: WORKERS,
+    concurrentTasksPerWorker: TASKS_PER_WORKER,
     recordTiming: false,
   });
   private queue: Pending[] = [];
