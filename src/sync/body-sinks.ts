@@ -9,7 +9,7 @@ const BLOCK_BYTES = 1024 * 1024;
  * gained nothing, since a file takes two writes at a time (temp-file.ts), and raised the peak RSS
  * of set C of the benchmark (4 ranges) on Node 22 from 188 to 196 MiB at the same speed.
  */
-const WRITES_IN_FLIGHT = 1;
+const BLOCKS_WRITING_PER_SINK = 1;
 /** Free blocks kept for the next downloads (a ranged 1 GiB download uses eight). */
 const POOLED_BLOCKS = 32;
 
@@ -135,7 +135,7 @@ class FileSink implements BodySink {
     this.used += n;
     this.onBytes?.(n);
     if (this.used === this.block.length) this.flush();
-    this.paused = this.writing >= WRITES_IN_FLIGHT;
+    this.paused = this.writing >= BLOCKS_WRITING_PER_SINK;
     return !this.paused;
   }
 

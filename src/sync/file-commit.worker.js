@@ -59,7 +59,10 @@ module.exports = function commitFiles(task) {
   return Promise.all(task.files.map(commitOne));
 };
 
-/** @type {Buffer | undefined} this worker's read buffer, used by one task at a time; made on the first read-back only */
+/**
+ * @type {Buffer | undefined} this worker's read buffer, made on the first read-back only. A worker holds several
+ * messages at once, but md5OfRange runs synchronously from start to end, so two tasks never use it together.
+ */
 let readBuffer;
 
 /**

@@ -333,7 +333,7 @@ export class Mirror implements OnModuleInit, OnApplicationBootstrap {
 
   /**
    * The MD5 of a written file, computed by a commit worker from the page cache: on the event loop,
-   * MD5 (about 500 MB/s) would be the one thing all concurrent downloads wait for, while the
+   * MD5 (about 600 MB/s) would be the one thing all concurrent downloads wait for, while the
    * workers spread it over the cores.
    */
   private async md5OfFile(file: TempFile, length: number): Promise<string> {

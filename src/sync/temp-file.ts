@@ -23,7 +23,7 @@ const unlink = promisify(fs.unlink);
  * threads spin on that lock (a third of the CPU of a 1 GiB download on tmpfs), while one at a time
  * left the file idle between writes.
  */
-const WRITES_IN_FLIGHT = 2;
+const WRITES_PER_FILE = 2;
 
 const processTag = randomBytes(4).toString('hex');
 let sequence = 0;
@@ -36,7 +36,7 @@ export function tempPathIn(dir: string): string {
 /** A file being downloaded, beside its target; it becomes the target only through `commit`. */
 export class TempFile {
   private closed = false;
-  private readonly writes = new PQueue({ concurrency: WRITES_IN_FLIGHT });
+  private readonly writes = new PQueue({ concurrency: WRITES_PER_FILE });
 
   private constructor(
     readonly path: string,
@@ -49,7 +49,7 @@ export class TempFile {
     return new TempFile(path, await open(path, 'wx+', 0o644));
   }
 
-  /** Writes `chunk` at `position`, once fewer than WRITES_IN_FLIGHT writes into this file are under way. */
+  /** Writes `chunk` at `position`, once fewer than WRITES_PER_FILE writes into this file are under way. */
   write(chunk: Uint8Array, position: number): Promise<void> {
     return this.writes.add(() => this.writeAt(chunk, position));
   }
