@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IntegrityError } from '../common/errors';
 import { FileCommitter } from './file-committer';
+import { createFlusher, FLUSH_POLICY } from './file-commit.worker';
 
 const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');
 
@@ -70,5 +71,35 @@ describe('FileCommitter (real worker threads, real files)', () => {
     const digest = await committer.md5OfRange(join(dir, 'big'), start, length);
     expect(digest.toString('hex')).toBe(md5(bytes.subarray(start, start + length)));
     await expect(committer.md5OfRange(join(dir, 'big'), bytes.length - 10, 20)).rejects.toThrow(/10 bytes missing/);
+  });
+});
+
+describe("the commit worker's flush policy", () => {
+  it('flushes in the thread while flushes are fast, sends the next ones to the pool after a slow one, then times one again', async () => {
+    let nowNs = 0;
+    let syncFlushNs = 5_000;
+    const calls: string[] = [];
+    const flush = createFlusher(
+      (fd) => {
+        calls.push(`in thread ${fd}`);
+        nowNs += syncFlushNs;
+      },
+      (fd) => {
+        calls.push(`pooled ${fd}`);
+        return Promise.resolve();
+      },
+      () => nowNs,
+    );
+    expect(flush(1)).toBeUndefined();
+    expect(flush(2)).toBeUndefined();
+    syncFlushNs = FLUSH_POLICY.FAST_FLUSH_NS + 1;
+    expect(flush(3)).toBeUndefined();
+    for (let i = 0; i < FLUSH_POLICY.POOLED_FLUSHES; i++) await expect(flush(100 + i)).resolves.toBeUndefined();
+    syncFlushNs = 1_000;
+    expect(flush(4)).toBeUndefined();
+    expect(flush(5)).toBeUndefined();
+    expect(calls.filter((c) => c.startsWith('in thread'))).toEqual(['in thread 1', 'in thread 2', 'in thread 3', 'in thread 4', 'in thread 5']);
+    expect(calls.filter((c) => c.startsWith('pooled'))).toHaveLength(FLUSH_POLICY.POOLED_FLUSHES);
+    expect(calls.indexOf('pooled 100')).toBe(3);
   });
 });
