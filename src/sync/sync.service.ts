@@ -245,13 +245,15 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
               this.addItem(run, { operation: 'download', key: object.key, status: 'planned', message: decision.reason });
             } else {
               void queue.add(() => this.download(run, object, decision.reason));
+              // Backpressure: planning waits while the queue is long. A task waiting for long
+              // (up to a page of 1,000 when the wait was per page) outlives two young-generation
+              // collections and is copied to the old one, which then fills with garbage.
+              if (queue.size >= concurrency * 2) await queue.onSizeLessThan(concurrency);
             }
             break;
         }
       }
       await this.flushItems(run, ITEM_FLUSH);
-      // Backpressure: keep listing only while the download queue is short.
-      await queue.onSizeLessThan(concurrency * 2);
     }
     run.listing = false;
     await queue.onIdle();
