@@ -121,6 +121,31 @@ describe('HttpGetClient', () => {
     expect(server.connections - before).toBe(1);
   });
 
+  it('copies no more than a small read through its own memory once a paused body resumes: the rest goes to the sink', async () => {
+    // The sink is given only after the rest of the body has reached the kernel, so the read after
+    // the resume was chosen before the sink was known.
+    const res = await client.get('/big', {});
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    const memory = Buffer.alloc(big.length);
+    let used = 0;
+    const copies: number[] = [];
+    await res.read({
+      space: (max) => {
+        // Asked for less than the rest of the body: bytes the client read into its own memory.
+        if (max < big.length - used) copies.push(max);
+        return memory.subarray(used, used + max);
+      },
+      filled: (n) => {
+        used += n;
+        return true;
+      },
+    });
+    expect(memory.equals(big)).toBe(true);
+    // The first copy is what came with the head; the others are the small reads after a pause.
+    expect(copies.length).toBeGreaterThanOrEqual(1);
+    expect(Math.max(...copies.slice(1), 0)).toBeLessThanOrEqual(4096);
+  });
+
   it('decodes a chunked body and keeps the connection', async () => {
     const res = await client.get('/chunked', {});
     expect(res.length).toBeUndefined();
