@@ -40,9 +40,9 @@ const BATCH_BYTES = 256 * 1024;
 /**
  * Commit workers: two threads for the CPU part (hashing, copying into the page cache), which
  * together hash about 1.2 GB/s, more than a network link brings; an fdatasync that waits for a
- * disk waits in libuv's pool, not in a thread each (see file-commit.worker.js). A worker isolate holds 9 to 13 MiB (Node 20 / 22): four synchronous
- * workers made set B of the benchmark no faster than two of these, on tmpfs and on ext4, and cost
- * 20 MiB more.
+ * disk waits in libuv's pool, not in a thread each (see file-commit.worker.js). A worker isolate
+ * holds 9 to 13 MiB (Node 20 / 22): four synchronous workers made set B of the benchmark no faster
+ * than two of these, on tmpfs and on ext4, and cost 20 MiB more.
  */
 const WORKERS = 2;
 /**
