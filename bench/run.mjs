@@ -1,5 +1,7 @@
 // npm run bench: times this service against rclone, `aws s3 sync` and curl on the same S3 endpoint
 // (fauxqs, in its own process) and prints a table with medians, rates, peak RSS and ratios to rclone.
+// The service is timed twice per round: its first sync in a fresh process, and (warm) the same
+// process syncing all the files again after they were removed, as a long-running service does.
 //   BENCH_RUNS=3       repetitions per measurement (median reported)
 //   BENCH_SETS=A,B,C   data sets: A 5,000 x 1-8 KiB nested, B 200 x 1 MiB, C one 1 GiB multipart object
 //   BENCH_TOOLS=service,rclone,aws,curl
@@ -7,7 +9,7 @@
 //   BENCH_SERVICE_ENV='{"SYNC_CONCURRENCY":"16"}'  extra environment for the service (experiments)
 import { CompleteMultipartUploadCommand, CreateMultipartUploadCommand, PutObjectCommand, UploadPartCommand } from '@aws-sdk/client-s3';
 import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { s3Client, TEST_CREDENTIALS } from '../test/support/emulator.mjs';
@@ -108,8 +110,13 @@ function timedCapture(cmd, args, env = {}) {
   return { seconds: Number(m[1]), rssKiB: Number(m[2]), failed };
 }
 
-/** Starts dist/main.js, runs one foreground sync, returns wall seconds, peak RSS and the report. */
-async function serviceSync(endpoint, bucket, target, state) {
+/**
+ * Starts dist/main.js and times one foreground sync: the first one in a fresh process ("cold": code
+ * not yet compiled by V8, memory pools empty). With `warm`, the mirror's files are then removed and
+ * the same process syncs them all again, as a service running for a while does: the time of that
+ * second sync is `warmSeconds`. The peak RSS covers the whole process life.
+ */
+async function serviceSync(endpoint, bucket, target, state, { warm = false } = {}) {
   const service = await startService(endpoint, {
     S3_BUCKET_NAME: bucket,
     LOCAL_DOWNLOAD_DIR: target,
@@ -117,14 +124,38 @@ async function serviceSync(endpoint, bucket, target, state) {
     MAX_DELETE: '-1',
     ...SERVICE_ENV,
   });
+  try {
+    const first = await timedSync(service.url);
+    let warmSeconds;
+    if (warm) {
+      removeFiles(target);
+      const again = await timedSync(service.url);
+      if (again.report.counts.downloaded !== first.report.counts.downloaded) {
+        throw new Error(`warm sync downloaded ${again.report.counts.downloaded} objects, the first ${first.report.counts.downloaded}`);
+      }
+      warmSeconds = again.seconds;
+    }
+    return { seconds: first.seconds, warmSeconds, rssKiB: memoryKiB(service.proc.pid, 'VmHWM'), report: first.report };
+  } finally {
+    await service.stop();
+  }
+}
+
+async function timedSync(url) {
   const start = process.hrtime.bigint();
-  const res = await fetch(`${service.url}/api/v1/sync`, { method: 'POST' });
+  const res = await fetch(`${url}/api/v1/sync`, { method: 'POST' });
+  // The answer's head comes when the sync has ended; reading its report is not part of the sync.
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const report = await res.json();
-  const rssKiB = memoryKiB(service.proc.pid, 'VmHWM');
-  await service.stop();
   if (report.status !== 'completed') throw new Error(`service sync ${report.status}: ${report.message}`);
-  return { seconds, rssKiB, report };
+  return { seconds, report };
+}
+
+/** Deletes the files under `dir`, keeping its folders (the service then finds them missing locally). */
+function removeFiles(dir) {
+  for (const entry of readdirSync(dir, { recursive: true, withFileTypes: true })) {
+    if (entry.isFile()) rmSync(join(entry.parentPath ?? entry.path, entry.name));
+  }
 }
 
 function rcloneEnv(endpoint) {
@@ -151,7 +182,7 @@ const awsEnv = {
  * first looked up to twice as slow). Returns per tool the median wall time and the peak RSS.
  */
 async function measureInterleaved(runners) {
-  const samples = runners.map(() => ({ full: [], noop: [] }));
+  const samples = runners.map(() => ({ full: [], warm: [], noop: [] }));
   for (let i = 0; i < RUNS; i++) {
     // The order turns every round, so that no tool always meets the machine first after a
     // previous round's files were freed (the slowest moment on this VM).
@@ -160,12 +191,13 @@ async function measureInterleaved(runners) {
       const runner = runners[t];
       const r = await runner.run(i);
       samples[t].full.push(r.full);
+      if (r.warm) samples[t].warm.push(r.warm);
       if (r.noop) samples[t].noop.push(r.noop);
-      log(`    ${runner.name} run ${i + 1}: full ${r.full.seconds.toFixed(2)} s${r.noop ? `, no-op ${r.noop.seconds.toFixed(2)} s` : ''}`);
+      log(`    ${runner.name} run ${i + 1}: full ${r.full.seconds.toFixed(2)} s${r.warm ? `, warm ${r.warm.seconds.toFixed(2)} s` : ''}${r.noop ? `, no-op ${r.noop.seconds.toFixed(2)} s` : ''}`);
     }
   }
   const pick = (xs) => xs.length === 0 ? undefined : { seconds: median(xs.map((x) => x.seconds)), rssKiB: Math.max(...xs.map((x) => x.rssKiB)), failed: xs.find((x) => x.failed)?.failed };
-  return samples.map((s) => ({ full: pick(s.full), noop: pick(s.noop) }));
+  return samples.map((s) => ({ full: pick(s.full), warm: pick(s.warm), noop: pick(s.noop) }));
 }
 
 async function main() {
@@ -187,12 +219,12 @@ async function main() {
         runners.push({ name: 's3-sync-service', run: async (i) => {
           const dir = join(WORK, `svc-${set}-${i}`);
           const state = join(WORK, `svc-${set}-${i}-state`);
-          const full = await serviceSync(emulator.endpoint, bucket, dir, state);
+          const full = await serviceSync(emulator.endpoint, bucket, dir, state, { warm: true });
           const noop = await serviceSync(emulator.endpoint, bucket, dir, state);
           if (noop.report.counts.downloaded !== 0) throw new Error('no-op resync downloaded objects');
           rmSync(dir, { recursive: true, force: true });
           rmSync(state, { recursive: true, force: true });
-          return { full, noop };
+          return { full, warm: { seconds: full.warmSeconds, rssKiB: full.rssKiB }, noop };
         } });
       }
       if (TOOLS.includes('rclone') && need('rclone', 'rclone')) {
@@ -238,16 +270,16 @@ async function main() {
 
 function render(results, fsType) {
   const lines = [
-    `Medians of ${RUNS} runs; targets on ${fsType}; S3 endpoint: fauxqs ${readPkgVersion('fauxqs')} in its own process; ${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${statfsSync('/').type ? '' : ''}${coreCount()} cores.`,
+    `Medians of ${RUNS} runs; targets on ${fsType}; S3 endpoint: fauxqs ${readPkgVersion('fauxqs')} in its own process; ${new Date().toISOString().slice(0, 10)}, node ${process.version}, ${coreCount()} cores. Full sync: the first sync of a fresh service process; warm: the same process syncing every file again.`,
     '',
-    '| set | tool | full sync | rate | peak RSS | vs rclone | no-op re-sync | vs rclone |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
+    '| set | tool | full sync | rate | peak RSS | vs rclone | full sync, warm | vs rclone | no-op re-sync | vs rclone |',
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|',
   ];
   for (const r of results) {
     const rc = results.find((x) => x.set === r.set && x.tool === 'rclone sync');
     const rate = r.size.bytes && r.size.objects < 10 ? `${(r.size.bytes / MiB / r.full.seconds).toFixed(0)} MiB/s` : `${(r.size.objects / r.full.seconds).toFixed(0)} obj/s${r.size.bytes ? `, ${(r.size.bytes / MiB / r.full.seconds).toFixed(0)} MiB/s` : ''}`;
     const ratio = (a, b) => (a && b ? `${(a.seconds / b.seconds).toFixed(2)}x` : '');
-    lines.push(`| ${r.set} | ${r.tool}${r.note ? ` (${r.note})` : ''}${r.full.failed ? ' FAILED' : ''} | ${r.full.seconds.toFixed(2)} s | ${rate} | ${(r.full.rssKiB / 1024).toFixed(0)} MiB | ${ratio(r.full, rc?.full)} | ${r.noop ? `${r.noop.seconds.toFixed(2)} s` : ''} | ${ratio(r.noop, rc?.noop)} |`);
+    lines.push(`| ${r.set} | ${r.tool}${r.note ? ` (${r.note})` : ''}${r.full.failed ? ' FAILED' : ''} | ${r.full.seconds.toFixed(2)} s | ${rate} | ${(r.full.rssKiB / 1024).toFixed(0)} MiB | ${ratio(r.full, rc?.full)} | ${r.warm ? `${r.warm.seconds.toFixed(2)} s` : ''} | ${ratio(r.warm, rc?.full)} | ${r.noop ? `${r.noop.seconds.toFixed(2)} s` : ''} | ${ratio(r.noop, rc?.noop)} |`);
   }
   return lines.join('\n');
 }
