@@ -121,7 +121,7 @@ describe('HttpGetClient', () => {
     expect(server.connections - before).toBe(1);
   });
 
-  it('copies no more than a small read through its own memory once a paused body resumes: the rest goes to the sink', async () => {
+  it('copies no more than small reads through its own memory (the one with the head, and once a paused body resumes): the rest goes to the sink', async () => {
     // The sink is given only after the rest of the body has reached the kernel, so the read after
     // the resume was chosen before the sink was known.
     const res = await client.get('/big', {});
@@ -143,6 +143,7 @@ describe('HttpGetClient', () => {
     expect(memory.equals(big)).toBe(true);
     // The first copy is what came with the head; the others are the small reads after a pause.
     expect(copies.length).toBeGreaterThanOrEqual(1);
+    expect(copies[0]).toBeLessThanOrEqual(16 * 1024);
     expect(Math.max(...copies.slice(1), 0)).toBeLessThanOrEqual(4096);
   });
 
@@ -245,6 +246,21 @@ describe('HttpGetClient against hand-written servers', () => {
     const res = await client.get('/', {});
     expect(res.status).toBe(200);
     expect(await res.text()).toBe('until the end');
+    client.close();
+    await server.close();
+  });
+
+  it('reads a head that takes several reads, and drops a connection whose head exceeds 64 KiB', async () => {
+    const pad = (bytes: number): string => `x-pad: ${'p'.repeat(bytes)}\r\n`;
+    const server = await rawServer((socket, request) => {
+      const head = request === 0 ? pad(40 * 1024) : pad(70 * 1024);
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 4\r\n${head}\r\nbody`);
+    });
+    const client = new HttpGetClient(server.origin, { maxSockets: 1 });
+    const res = await client.get('/', {});
+    expect(res.headers['x-pad']).toHaveLength(40 * 1024);
+    expect(await res.text()).toBe('body');
+    await expect(client.get('/', {})).rejects.toThrow('response head larger than 65536 bytes');
     client.close();
     await server.close();
   });

@@ -46,6 +46,11 @@ export interface HttpGetClientOptions {
 
 const SCRATCH_BYTES = 64 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
+/**
+ * A read while a head is awaited: a small object's whole answer still comes in one read, and no more
+ * than this of a large body lands in scratch, to be copied into its sink (see nextBuffer).
+ */
+const HEAD_READ_BYTES = 16 * 1024;
 /** The read that comes after a body's sink was not ready (see nextBuffer). */
 const READ_BEFORE_SINK_BYTES = 4 * 1024;
 /** What a body that ends with the connection (no length) is offered per read. */
@@ -270,13 +275,15 @@ class Connection {
    * sink is not ready yet (not given, or paused) has its memory chosen before the sink can give
    * any: the read after the resume lands in scratch and is copied. That read gets a small slice,
    * so that the ones after it go to the sink (set B of the benchmark copied 64 KiB of every 1 MiB
-   * object, into shared memory, where copies are slower).
+   * object, into shared memory, where copies are slower). The read that brings a head brings the
+   * body's first bytes too; it is kept small for the same reason (HEAD_READ_BYTES).
    */
   private nextBuffer(): Uint8Array {
     const exchange = this.current;
     const framing = exchange?.framing;
     this.readingIntoSink = false;
-    if (exchange?.phase !== 'body' || !framing || framing.kind === 'chunked') return this.scratch.subarray(this.headBytes);
+    if (exchange?.phase !== 'body') return this.scratch.subarray(this.headBytes, this.headBytes + HEAD_READ_BYTES);
+    if (!framing || framing.kind === 'chunked') return this.scratch;
     const max = framing.kind === 'length' ? framing.remaining : UNTIL_CLOSE_READ_BYTES;
     if (exchange.sink && !exchange.paused && !exchange.early) {
       if (max === 0) return this.scratch;
