@@ -113,8 +113,8 @@ function timedCapture(cmd, args, env = {}) {
 /**
  * Starts dist/main.js and times one foreground sync: the first one in a fresh process ("cold": code
  * not yet compiled by V8, memory pools empty). With `warm`, the mirror's files are then removed and
- * the same process syncs them all again, as a service running for a while does: the time of that
- * second sync is `warmSeconds`. The peak RSS covers the whole process life.
+ * the same process syncs them all again, as a service running for a while does: that second sync is
+ * `warm`. The peak RSS covers the whole process life.
  */
 async function serviceSync(endpoint, bucket, target, state, { warm = false } = {}) {
   const service = await startService(endpoint, {
@@ -126,16 +126,16 @@ async function serviceSync(endpoint, bucket, target, state, { warm = false } = {
   });
   try {
     const first = await timedSync(service.url);
-    let warmSeconds;
+    let again;
     if (warm) {
       removeFiles(target);
-      const again = await timedSync(service.url);
+      again = await timedSync(service.url);
       if (again.report.counts.downloaded !== first.report.counts.downloaded) {
         throw new Error(`warm sync downloaded ${again.report.counts.downloaded} objects, the first ${first.report.counts.downloaded}`);
       }
-      warmSeconds = again.seconds;
     }
-    return { seconds: first.seconds, warmSeconds, rssKiB: memoryKiB(service.proc.pid, 'VmHWM'), report: first.report };
+    const rssKiB = memoryKiB(service.proc.pid, 'VmHWM');
+    return { seconds: first.seconds, rssKiB, report: first.report, warm: again && { seconds: again.seconds, rssKiB } };
   } finally {
     await service.stop();
   }
@@ -224,7 +224,7 @@ async function main() {
           if (noop.report.counts.downloaded !== 0) throw new Error('no-op resync downloaded objects');
           rmSync(dir, { recursive: true, force: true });
           rmSync(state, { recursive: true, force: true });
-          return { full, warm: { seconds: full.warmSeconds, rssKiB: full.rssKiB }, noop };
+          return { full, warm: full.warm, noop };
         } });
       }
       if (TOOLS.includes('rclone') && need('rclone', 'rclone')) {
