@@ -8,7 +8,7 @@ import { AppModule } from './app.module';
 import { AppExceptionFilter } from './common/app-exception.filter';
 import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
-import { SERVICE_NAME, SERVICE_VERSION } from './service-info';
+import { SERVICE_NAME, SERVICE_VERSION } from './status/service-info';
 import { WEBHOOK_PATH } from './auth/webhook-signature';
 import type { IncomingMessage } from 'node:http';
 

@@ -1,18 +1,17 @@
 import { DynamicModule, Module } from '@nestjs/common';
-import { APP_GUARD } from '@nestjs/core';
 import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from 'nestjs-pino';
 import { randomUUID } from 'node:crypto';
 import type { IncomingMessage } from 'node:http';
-import { AppController } from './app.controller';
+import { AuthModule } from './auth/auth.module';
 import { BreakerModule } from './breaker/breaker.module';
-import { StatsController } from './stats.controller';
-import { ApiKeyGuard } from './auth/api-key.guard';
 import { Clock, SystemClock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { AppConfigModule } from './config/config.module';
 import { DeliveryModule } from './delivery/delivery.module';
 import { HealthModule } from './health/health.module';
+import { MirrorModule } from './mirror/mirror.module';
+import { StatusModule } from './status/status.module';
 import { SyncModule } from './sync/sync.module';
 
 /** Values that must never reach a log line, wherever they appear in a logged request. */
@@ -42,16 +41,15 @@ export class AppModule {
           },
         }),
         ScheduleModule.forRoot(),
+        AuthModule,
+        MirrorModule,
         SyncModule,
         DeliveryModule,
         BreakerModule,
         HealthModule,
+        StatusModule,
       ],
-      controllers: [AppController, StatsController],
-      providers: [
-        { provide: Clock, useValue: options.clock ?? new SystemClock() },
-        { provide: APP_GUARD, useClass: ApiKeyGuard },
-      ],
+      providers: [{ provide: Clock, useValue: options.clock ?? new SystemClock() }],
       exports: [Clock],
       global: true,
     };

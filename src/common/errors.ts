@@ -6,19 +6,28 @@ export const ERROR_STATUS = {
   CONFLICT: 409,
   UNSAFE_KEY: 400,
   INTEGRITY_MISMATCH: 502,
+  UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const;
 
 export type ErrorCode = keyof typeof ERROR_STATUS;
 
+/**
+ * The service's own errors: a code the exception filter maps to an HTTP status, details for the
+ * answer's body, and whether the same call may succeed if tried again.
+ */
 export class AppError extends Error {
+  readonly retryable: boolean;
+
   constructor(
     readonly code: ErrorCode,
     message: string,
     readonly details?: Record<string, unknown>,
+    options: { retryable?: boolean } = {},
   ) {
     super(message);
     this.name = new.target.name;
+    this.retryable = options.retryable ?? false;
   }
 }
 
@@ -49,9 +58,17 @@ export class UnsafeKeyError extends AppError {
   }
 }
 
+/** A body that does not match its size or checksum: fetched again, since the next copy may be sound. */
 export class IntegrityError extends AppError {
   constructor(message: string, details?: Record<string, unknown>) {
-    super('INTEGRITY_MISMATCH', message, details);
+    super('INTEGRITY_MISMATCH', message, details, { retryable: true });
+  }
+}
+
+/** Work refused because the process is stopping: it is resumed at the next start, never counted as failed. */
+export class ShuttingDownError extends AppError {
+  constructor() {
+    super('UNAVAILABLE', 'the service is shutting down', undefined, { retryable: true });
   }
 }
 

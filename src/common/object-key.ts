@@ -63,3 +63,29 @@ function hasControlCharacter(s: string): boolean {
 function isBadSegment(segment: string): boolean {
   return segment === '' || segment === '.' || segment === '..';
 }
+
+/** What the service does with a key it was told of, before anything is fetched. */
+export type Admission =
+  | { kind: 'file'; mapping: Extract<KeyMapping, { kind: 'file' }> }
+  | { kind: 'ignored'; reason: string }
+  | { kind: 'refused'; reason: string };
+
+export interface MirrorScope {
+  bucket: string;
+  /** S3_PREFIX: keys outside it are not this service's. */
+  prefix: string;
+}
+
+/**
+ * The one admission rule, for listings and notifications alike: another bucket's key or one outside
+ * S3_PREFIX is ignored, a folder marker is ignored (nothing to write), an unsafe key is refused
+ * (reported), anything else maps to its file.
+ */
+export function admitKey(root: string, key: string, scope: MirrorScope, bucket: string = scope.bucket): Admission {
+  if (bucket !== scope.bucket) return { kind: 'ignored', reason: `event for bucket "${bucket}"; this service mirrors "${scope.bucket}"` };
+  if (!key.startsWith(scope.prefix)) return { kind: 'ignored', reason: `key is outside S3_PREFIX "${scope.prefix}"` };
+  const mapping = mapKey(root, key);
+  if (mapping.kind === 'folder-marker') return { kind: 'ignored', reason: 'folder marker (key ends with "/"): nothing to mirror' };
+  if (mapping.kind === 'refused') return { kind: 'refused', reason: mapping.reason };
+  return { kind: 'file', mapping };
+}

@@ -2,6 +2,7 @@ import { DynamicModule, Global, Module } from '@nestjs/common';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'dotenv';
 import { AppConfig } from './app-config';
+import { ConfigController } from './config.controller';
 import { validateEnv } from './env.schema';
 
 export type RawEnv = Record<string, string | undefined>;
@@ -19,6 +20,6 @@ export function loadConfig(env: RawEnv = process.env, envFile = '.env'): AppConf
 @Module({})
 export class AppConfigModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: AppConfigModule, providers: [{ provide: AppConfig, useValue: config }], exports: [AppConfig] };
+    return { module: AppConfigModule, controllers: [ConfigController], providers: [{ provide: AppConfig, useValue: config }], exports: [AppConfig] };
   }
 }

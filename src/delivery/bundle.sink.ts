@@ -1,4 +1,4 @@
-import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown, OnModuleInit } from '@nestjs/common';
+import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap, OnApplicationShutdown } from '@nestjs/common';
 import { RetryPolicy } from 'cockatiel';
 import picomatch from 'picomatch';
 import { randomUUID } from 'node:crypto';
@@ -12,12 +12,12 @@ import { pack as tarPack } from 'tar-stream';
 import { S3Repository } from '../aws/s3.repository';
 import { BreakerService } from '../breaker/breaker.service';
 import { Clock } from '../common/clock';
+import { detach } from '../common/detach';
 import { errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { ManifestStore } from '../state/manifest.store';
 import { BundleCounts, BundleMember, BundleRecord, StateStore } from '../state/state-store';
-import { Mirror } from '../sync/mirror';
-import { fileIdOf } from './delivery.service';
+import type { FileCommitted } from '../mirror/file-version';
+import { MirrorService } from '../mirror/mirror.service';
 import { deliveryRetryPolicy, HttpPoster, isTransient, raiseForStatus } from './http-delivery';
 
 const PENDING_PAGE = 10_000;
@@ -72,7 +72,7 @@ export class Spool extends Writable {
  * bundled once; a failed post is retried with the same archived bundle.
  */
 @Injectable()
-export class BundleSink implements OnModuleInit, OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
+export class BundleSink implements OnApplicationBootstrap, BeforeApplicationShutdown, OnApplicationShutdown {
   private readonly logger = new Logger(BundleSink.name);
   private readonly matches: (key: string) => boolean;
   private readonly policy: RetryPolicy;
@@ -86,8 +86,7 @@ export class BundleSink implements OnModuleInit, OnApplicationBootstrap, BeforeA
 
   constructor(
     private readonly config: AppConfig,
-    private readonly mirror: Mirror,
-    private readonly manifest: ManifestStore,
+    private readonly mirror: MirrorService,
     private readonly store: StateStore,
     private readonly s3: S3Repository,
     private readonly breakers: BreakerService,
@@ -108,15 +107,15 @@ export class BundleSink implements OnModuleInit, OnApplicationBootstrap, BeforeA
     return Boolean(this.config.bundles.url && this.config.bundles.archiveBucket);
   }
 
-  onModuleInit(): void {
-    if (!this.enabled) return;
-    this.mirror.onCommitted((c) => {
-      if (!this.matches(c.key)) return;
-      void this.store
-        .bundleAddMember({ fileId: fileIdOf(this.config.s3.bucket, c.key, c.etag), key: c.key, size: c.bytes, addedAt: this.clock.now() })
-        .then(() => this.kick())
-        .catch((err: unknown) => this.logger.error({ key: c.key, err: errorMessage(err) }, 'could not record the file for bundling'));
-    });
+  /** MirrorEvents: a committed version that matches BUNDLE_PATTERNS waits for its bundle. */
+  fileCommitted(c: FileCommitted): void {
+    if (!this.matches(c.key)) return;
+    detach(
+      this.store.bundleAddMember({ fileId: c.fileId, key: c.key, size: c.bytes, addedAt: this.clock.now() }).then(() => this.kick()),
+      this.logger,
+      'could not record the file for bundling',
+      { fileId: c.fileId },
+    );
   }
 
   onApplicationBootstrap(): void {
@@ -235,12 +234,11 @@ export class BundleSink implements OnModuleInit, OnApplicationBootstrap, BeforeA
     const tar = this.config.bundles.format === 'tar' ? tarPack() : undefined;
     const files: Array<{ member: BundleMember; path: string; size: number; mtime: Date }> = [];
     for (const member of members) {
-      const committed = this.manifest.committed(member.key);
-      if (!committed || fileIdOf(this.config.s3.bucket, member.key, committed.etag) !== member.fileId) {
+      if (this.mirror.committedVersion(member.key)?.fileId !== member.fileId) {
         this.logger.warn({ fileId: member.fileId }, 'left out of its bundle: the mirror holds another version now (that one is bundled on its own)');
         continue;
       }
-      const { absPath } = await this.mirror.resolveForRead(member.key);
+      const { absPath } = await this.mirror.openForRead(member.key, member);
       const st = await stat(absPath);
       files.push({ member, path: absPath, size: st.size, mtime: st.mtime });
     }

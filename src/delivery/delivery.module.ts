@@ -1,9 +1,10 @@
-import { Module } from '@nestjs/common';
-import { TokenProvider } from '../auth/token-provider';
+import { Module, OnModuleInit } from '@nestjs/common';
+import { AuthModule } from '../auth/auth.module';
 import { AwsModule } from '../aws/aws.module';
 import { BreakerModule } from '../breaker/breaker.module';
+import { MirrorEvents } from '../mirror/mirror.events';
+import { MirrorModule } from '../mirror/mirror.module';
 import { StateModule } from '../state/state.module';
-import { SyncModule } from '../sync/sync.module';
 import { BundleSink } from './bundle.sink';
 import { DeadLetters } from './dead-letters';
 import { DeliveryController } from './delivery.controller';
@@ -11,9 +12,30 @@ import { DeliveryService } from './delivery.service';
 import { RecordsSink } from './records.sink';
 
 @Module({
-  imports: [AwsModule, StateModule, SyncModule, BreakerModule],
+  imports: [AwsModule, StateModule, MirrorModule, BreakerModule, AuthModule],
   controllers: [DeliveryController],
-  providers: [TokenProvider, RecordsSink, DeadLetters, DeliveryService, BundleSink],
+  providers: [RecordsSink, DeadLetters, DeliveryService, BundleSink],
   exports: [DeliveryService, BundleSink],
 })
-export class DeliveryModule {}
+export class DeliveryModule implements OnModuleInit {
+  constructor(
+    private readonly mirror: MirrorEvents,
+    private readonly delivery: DeliveryService,
+    private readonly bundles: BundleSink,
+  ) {}
+
+  /**
+   * The hand-off from the mirror: every committed version goes to delivery and to bundling. Wired
+   * at module init, before any bootstrap hook, so that a sync at start-up commits nothing unheard.
+   */
+  onModuleInit(): void {
+    if (this.delivery.enabled) {
+      this.mirror.observeDownloads({
+        starting: (object) => this.delivery.downloadStarting(object),
+        notCommitted: (object, reason) => this.delivery.notCommitted(object, reason),
+      });
+      this.mirror.onCommitted((committed) => this.delivery.fileCommitted(committed));
+    }
+    if (this.bundles.enabled) this.mirror.onCommitted((committed) => this.bundles.fileCommitted(committed));
+  }
+}

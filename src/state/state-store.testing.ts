@@ -2,7 +2,7 @@ import { randomUUID } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
 import { SqliteDatabase } from './sqlite/sqlite.database';
-import type { ObjectChange } from '../sync/s3-event';
+import type { ObjectChange } from '../common/object-change';
 import { BreakerState, BundleRecord, emptyCounts, LedgerEntry, NewInboxEntry, RunRecord, StateStore } from './state-store';
 
 /** Test helpers for the state module (excluded from the build). */

@@ -1,4 +1,4 @@
-import type { ObjectChange } from '../sync/s3-event';
+import type { ObjectChange } from '../common/object-change';
 
 /**
  * The shared-state port. One implementation per backend (SQLite now, DynamoDB for several

@@ -57,14 +57,8 @@ export class EventQueueConsumer implements OnApplicationBootstrap, BeforeApplica
   }
 
   private async handle(message: QueueMessage): Promise<boolean> {
-    let body: unknown;
     try {
-      body = JSON.parse(message.Body ?? '');
-    } catch {
-      return this.deadLetter(message, 'the message body is not JSON');
-    }
-    try {
-      const report = await this.events.applyNow(body);
+      const report = await this.events.applyNow(message.Body ?? '');
       if (report.rejected > 0) {
         const reasons = report.records.filter((r) => r.status === 'rejected').map((r) => r.reason);
         // The accepted changes are applied; the rejected records must not vanish with the message.

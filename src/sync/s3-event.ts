@@ -7,21 +7,10 @@
  *  - an EventBridge event from `aws.s3` ("Object Created" / "Object Deleted").
  */
 
-export type ChangeOp = 'put' | 'delete';
+import { BadRequestError, errorMessage } from '../common/errors';
+import type { ChangeOp, ObjectChange } from '../common/object-change';
 
-export interface ObjectChange {
-  bucket: string;
-  key: string;
-  op: ChangeOp;
-  /** As S3 named it: `ObjectCreated:Put`, `ObjectRemoved:DeleteMarkerCreated`, `Object Created`... */
-  eventName: string;
-  etag?: string;
-  size?: number;
-  versionId?: string;
-  /** S3's per-key ordering token (hex); absent on events that do not carry one. */
-  sequencer?: string;
-  eventTime?: string;
-}
+export type { ChangeOp, ObjectChange } from '../common/object-change';
 
 export type RecordResult =
   | { status: 'change'; change: ObjectChange }
@@ -29,12 +18,7 @@ export type RecordResult =
   | { status: 'rejected'; reason: string; key?: string };
 
 /** The body as a whole is not a notification we understand (HTTP 400 / poison message). */
-export class EventShapeError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = 'EventShapeError';
-  }
-}
+export class EventShapeError extends BadRequestError {}
 
 type Json = Record<string, unknown>;
 
@@ -44,6 +28,18 @@ const isObject = (v: unknown): v is Json => typeof v === 'object' && v !== null 
 const MAX_DEPTH = 4;
 
 export function parseNotification(body: unknown): RecordResult[] {
+  return parse(body, 0);
+}
+
+/** The same for a body as it arrived (webhook bytes, SQS message text): both ingresses parse here. */
+export function parseNotificationText(text: string): RecordResult[] {
+  if (text.length === 0) throw new EventShapeError('the body must be an S3 event notification (JSON)');
+  let body: unknown;
+  try {
+    body = JSON.parse(text);
+  } catch (err) {
+    throw new EventShapeError(`the body is not valid JSON: ${errorMessage(err)}`);
+  }
   return parse(body, 0);
 }
 

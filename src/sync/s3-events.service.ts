@@ -1,15 +1,16 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
-import PQueue from 'p-queue';
 import { randomUUID } from 'node:crypto';
 import { S3RequestError } from '../aws/s3-errors';
 import { Clock } from '../common/clock';
-import { ConflictError, errorMessage, UnsafeKeyError } from '../common/errors';
-import { KeyedLock } from '../common/keyed-lock';
+import { detach } from '../common/detach';
+import { ConflictError, errorMessage, ShuttingDownError, UnsafeKeyError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
+import { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
 import { EventSource, InboxEntry, StateStore } from '../state/state-store';
-import { Mirror } from './mirror';
-import { ChangeOp, compareSequencers, ObjectChange, parseNotification } from './s3-event';
+import { ChangeOp, compareSequencers, ObjectChange, parseNotificationText } from './s3-event';
+import { planObject } from './sync-planner';
+import { PRIORITY, WorkQueue } from './work.queue';
 
 export interface RecordOutcome {
   index: number;
@@ -51,14 +52,14 @@ const LATENCY_WINDOW = 2048;
  * Real-time sync: turns S3 notifications into mirror changes. Webhook events are recorded in the
  * durable inbox before they are acknowledged and applied from there (so a crash resumes them);
  * queue events are applied directly and acknowledged to SQS only once committed. Either way each
- * change goes through `apply`: one change per key at a time, and a change whose sequencer is not
- * newer than the last one applied to its key is dropped, so duplicates and reordering are harmless.
+ * change goes through `apply`: in its key's turn in the WorkQueue, a change whose sequencer is not
+ * newer than the last one applied to its key is dropped (so duplicates and reordering are
+ * harmless), and the rest is decided by the same planner as a full sync.
  */
 @Injectable()
 export class S3EventsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(S3EventsService.name);
-  private readonly queue: PQueue;
-  private readonly keys = new KeyedLock();
+  private inFlight = 0;
   /** Inbox entries already handed to the queue (start-up recovery must not schedule them twice). */
   private readonly scheduled = new Set<string>();
   private readonly latencies: number[] = [];
@@ -75,33 +76,42 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
 
   constructor(
     private readonly config: AppConfig,
-    private readonly mirror: Mirror,
+    private readonly work: WorkQueue,
+    private readonly mirror: MirrorService,
     private readonly manifest: ManifestStore,
     private readonly store: StateStore,
     private readonly clock: Clock,
-  ) {
-    this.queue = new PQueue({ concurrency: config.sync.concurrency });
-  }
+  ) {}
 
   async onApplicationBootstrap(): Promise<void> {
     const retried = await this.store.inboxRetryFailed();
     if (retried > 0) this.logger.warn({ events: retried }, 'retrying events that failed before the last stop');
-    void this.recover().catch((err: unknown) => this.logger.error({ err }, 'inbox recovery failed'));
+    detach(this.recover(), this.logger, 'inbox recovery failed');
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     // What has not finished stays in the inbox (or on the queue) and is resumed at the next start.
     this.stopping = true;
-    this.queue.clear();
-    this.shutdown.abort(new Error('service is shutting down'));
-    await this.queue.onIdle();
+    this.shutdown.abort(new ShuttingDownError());
+    await this.idle;
+  }
+
+  /** Settles when no event of this service is being applied. */
+  private idle: Promise<void> = Promise.resolve();
+  private settleIdle?: () => void;
+
+  private track<T>(work: () => Promise<T>): Promise<T> {
+    if (this.inFlight++ === 0) this.idle = new Promise((resolve) => (this.settleIdle = resolve));
+    return work().finally(() => {
+      if (--this.inFlight === 0) this.settleIdle?.();
+    });
   }
 
   /**
    * Webhook path: sorts the records, stores the accepted changes durably, schedules them and
-   * returns at once. Throws EventShapeError when the body is not a notification at all.
+   * returns at once. Throws EventShapeError (400) when the body is not a notification at all.
    */
-  async accept(body: unknown, source: EventSource): Promise<EventsReport> {
+  async accept(body: string, source: EventSource): Promise<EventsReport> {
     const { report, changes } = this.triage(body);
     if (changes.length > 0) {
       const receivedAt = this.clock.now();
@@ -117,10 +127,10 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
    * the first failure (the message then stays on the queue). Throws EventShapeError for a body that
    * is not a notification (a poison message).
    */
-  async applyNow(body: unknown): Promise<EventsReport> {
+  async applyNow(body: string): Promise<EventsReport> {
     const { report, changes } = this.triage(body);
     const started = this.clock.nowMs();
-    const results = await Promise.allSettled(changes.map((c) => this.queue.add(() => this.applyCounted(c, started))));
+    const results = await Promise.allSettled(changes.map((c) => this.applyCounted(c, started)));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     return report;
@@ -136,22 +146,26 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       rejected: this.counts.rejected,
       applied: { ...this.counts.applied },
       failed: this.counts.failed,
-      inFlight: this.queue.pending + this.queue.size,
+      inFlight: this.inFlight,
       pending: inbox.pending,
       parked: inbox.failed,
       latencyMs: { p50: pick(0.5), p99: pick(0.99), samples: sorted.length },
     };
   }
 
-  /** Applies one change to the mirror, serialised per key and ordered by sequencer. */
+  /** Applies one change to the mirror in its key's turn, ordered by sequencer. */
   apply(change: ObjectChange): Promise<ApplyResult> {
-    return this.keys.run(change.key, async () => {
-      const last = this.manifest.lastSequencer(change.key);
-      if (change.sequencer && last && compareSequencers(change.sequencer, last) <= 0) return 'stale';
-      const result = await this.applyToMirror(change);
-      if (change.sequencer) this.manifest.recordSequencer(change.key, change.sequencer, this.clock.now());
-      return result;
-    });
+    return this.work.run(
+      change.key,
+      async () => {
+        const last = this.manifest.lastSequencer(change.key);
+        if (change.sequencer && last && compareSequencers(change.sequencer, last) <= 0) return 'stale';
+        const result = await this.applyToMirror(change);
+        if (change.sequencer) this.manifest.recordSequencer(change.key, change.sequencer, this.clock.now());
+        return result;
+      },
+      PRIORITY.event,
+    );
   }
 
   private async applyToMirror(change: ObjectChange): Promise<ApplyResult> {
@@ -160,28 +174,22 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       await this.mirror.remove(change.key);
       return 'deleted';
     }
-    const committed = this.manifest.committed(change.key);
-    const mapping = this.mirror.map(change.key);
-    if (
-      committed &&
-      change.etag !== undefined &&
-      committed.etag === change.etag &&
-      committed.size === change.size &&
-      mapping.kind === 'file' &&
-      this.mirror.localFile(mapping)?.size === committed.size
-    ) {
-      return 'unchanged';
-    }
-    const maxBytes = this.config.sync.maxFileBytes;
-    if (maxBytes > 0 && change.size !== undefined && change.size > maxBytes) {
-      this.logger.warn({ key: change.key, size: change.size }, 'object larger than MAX_FILE_SIZE_MB not mirrored');
+    const admission = this.mirror.admit(change.key);
+    if (admission.kind !== 'file') throw new UnsafeKeyError(change.key, admission.reason);
+    // A notification names the version it announces: an absent ETag or size never matches the manifest.
+    const remote = { key: change.key, etag: change.etag ?? '', size: change.size ?? 0, lastModified: new Date(change.eventTime ?? this.clock.nowMs()) };
+    const decision = planObject(remote, this.manifest.committed(change.key), this.mirror.localFile(admission.mapping), {
+      maxFileBytes: this.config.sync.maxFileBytes,
+      // Adoption compares with the object's LastModified, which a notification does not carry.
+      skipExisting: false,
+    });
+    if (decision.action === 'skip') return 'unchanged';
+    if (decision.action === 'too-large') {
+      this.logger.warn({ key: change.key, size: change.size, reason: decision.reason }, 'object not mirrored');
       return 'skipped';
     }
     try {
-      await this.mirror.download(
-        { key: change.key, etag: change.etag ?? '', size: change.size ?? 0, lastModified: new Date(change.eventTime ?? this.clock.nowMs()) },
-        { sequencer: change.sequencer, signal: this.shutdown.signal },
-      );
+      await this.mirror.download(remote, { sequencer: change.sequencer, signal: this.shutdown.signal });
       return 'downloaded';
     } catch (err) {
       // Deleted again since the event: its ObjectRemoved event brings the mirror up to date.
@@ -190,28 +198,23 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     }
   }
 
-  private triage(body: unknown): { report: EventsReport; changes: ObjectChange[] } {
+  private triage(body: string): { report: EventsReport; changes: ObjectChange[] } {
     const records: RecordOutcome[] = [];
     const changes: ObjectChange[] = [];
-    parseNotification(body).forEach((result, index) => {
+    parseNotificationText(body).forEach((result, index) => {
       if (result.status !== 'change') {
         records.push({ index, status: result.status, key: result.key, reason: result.reason });
         return;
       }
       const { change } = result;
       const outcome = { index, key: change.key, op: change.op };
-      const why = this.whyIgnored(change);
-      if (why) {
-        records.push({ ...outcome, status: 'ignored', reason: why });
+      const admission = this.mirror.admit(change.key, change.bucket);
+      if (admission.kind === 'ignored') {
+        records.push({ ...outcome, status: 'ignored', reason: admission.reason });
         return;
       }
-      const mapping = this.mirror.map(change.key);
-      if (mapping.kind === 'refused') {
-        records.push({ ...outcome, status: 'rejected', reason: new UnsafeKeyError(change.key, mapping.reason).message });
-        return;
-      }
-      if (mapping.kind === 'folder-marker') {
-        records.push({ ...outcome, status: 'ignored', reason: 'folder marker (key ends with "/"): nothing to mirror' });
+      if (admission.kind === 'refused') {
+        records.push({ ...outcome, status: 'rejected', reason: new UnsafeKeyError(change.key, admission.reason).message });
         return;
       }
       records.push({ ...outcome, status: 'accepted' });
@@ -225,19 +228,15 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     return { report, changes };
   }
 
-  private whyIgnored(change: ObjectChange): string | undefined {
-    const { bucket, prefix } = this.config.s3;
-    if (change.bucket !== bucket) return `event for bucket "${change.bucket}"; this service mirrors "${bucket}"`;
-    if (!change.key.startsWith(prefix)) return `key is outside S3_PREFIX "${prefix}"`;
-    return undefined;
-  }
-
   private schedule(entry: InboxEntry): void {
     if (this.stopping || this.scheduled.has(entry.id)) return;
     this.scheduled.add(entry.id);
-    void this.queue
-      .add(() => this.process(entry))
-      .finally(() => this.scheduled.delete(entry.id));
+    detach(
+      this.process(entry).finally(() => this.scheduled.delete(entry.id)),
+      this.logger,
+      'inbox entry could not be processed',
+      { id: entry.id },
+    );
   }
 
   private async process(entry: InboxEntry): Promise<void> {
@@ -248,19 +247,20 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       await this.store.inboxRemove([entry.id]);
     } catch (err) {
       // Interrupted by the shutdown: not a failure, the entry stays pending for the next start.
-      if (this.stopping) return;
+      if (this.stopping || err instanceof ShuttingDownError) return;
       await this.store.inboxRecordFailure(entry.id, errorMessage(err), true);
     }
   }
 
   private async applyCounted(change: ObjectChange, acceptedAtMs: number): Promise<ApplyResult> {
     try {
-      const result = await this.apply(change);
+      const result = await this.track(() => this.apply(change));
       this.counts.applied[result]++;
       if (result === 'downloaded' || result === 'deleted') this.recordLatency(this.clock.nowMs() - acceptedAtMs);
       this.logger.debug({ key: change.key, op: change.op, sequencer: change.sequencer, result }, 'event applied');
       return result;
     } catch (err) {
+      if (err instanceof ShuttingDownError) throw err;
       this.counts.failed++;
       const permanent = err instanceof ConflictError || err instanceof UnsafeKeyError;
       this.logger.error({ key: change.key, op: change.op, err: errorMessage(err), permanent }, 'event could not be applied');
@@ -284,7 +284,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       for (const entry of page) this.schedule(entry);
       total += page.length;
       after = page[page.length - 1].id;
-      await this.queue.onSizeLessThan(RECOVERY_PAGE);
+      await this.work.waitForRoom(RECOVERY_PAGE);
     }
     if (total > 0) this.logger.log({ events: total }, 'resumed events accepted before the last stop');
   }

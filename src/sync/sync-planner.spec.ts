@@ -1,4 +1,5 @@
-import { deleteGuard, MTIME_TOLERANCE_MS, planObject, RemoteObject } from './sync-planner';
+import type { RemoteObject } from '../mirror/file-version';
+import { deleteGuard, MTIME_TOLERANCE_MS, planObject } from './sync-planner';
 
 const lastModified = new Date('2026-11-20T10:00:00Z');
 const remote: RemoteObject = { key: 'a/b.jsonl', size: 100, etag: 'abc', lastModified };

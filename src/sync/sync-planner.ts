@@ -2,19 +2,11 @@
  * Pure decisions of a sync: what to do with each listed object, and whether the deletions a run
  * found may go ahead. No I/O here; the service feeds it what it read.
  */
-import type { ListedObject } from '../aws/list-parser';
-
-/** An object as the listing reports it (a plain shape: the planner stays free of I/O). */
-export type RemoteObject = ListedObject;
+import type { LocalFile, RemoteObject } from '../mirror/file-version';
 
 export interface CommittedFile {
   etag: string;
   size: number;
-}
-
-export interface LocalFile {
-  size: number;
-  mtimeMs: number;
 }
 
 export interface PlanOptions {

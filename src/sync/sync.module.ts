@@ -1,21 +1,26 @@
 import { Module } from '@nestjs/common';
 import { AwsModule } from '../aws/aws.module';
+import { MirrorModule } from '../mirror/mirror.module';
 import { StateModule } from '../state/state.module';
-import { FilesController } from './files.controller';
-import { FileCommitter } from './file-committer';
-import { FilesService } from './files.service';
 import { EventQueueConsumer } from './event-queue.consumer';
-import { Mirror } from './mirror';
+import { FilesController } from './files.controller';
+import { FilesService } from './files.service';
 import { S3EventsService } from './s3-events.service';
 import { S3NotificationController } from './s3-notification.controller';
 import { SyncController } from './sync.controller';
 import { SyncScheduler } from './sync.scheduler';
 import { SyncService } from './sync.service';
+import { WorkQueue } from './work.queue';
 
+/**
+ * What changes the mirror: full syncs (SyncService, on a schedule or on demand) and S3 events
+ * (webhook and SQS, both into S3EventsService). Every change goes through the one WorkQueue to
+ * MirrorService.
+ */
 @Module({
-  imports: [AwsModule, StateModule],
+  imports: [AwsModule, StateModule, MirrorModule],
   controllers: [SyncController, FilesController, S3NotificationController],
-  providers: [Mirror, FileCommitter, SyncService, SyncScheduler, FilesService, S3EventsService, EventQueueConsumer],
-  exports: [SyncService, Mirror, S3EventsService],
+  providers: [WorkQueue, SyncService, SyncScheduler, FilesService, S3EventsService, EventQueueConsumer],
+  exports: [SyncService, S3EventsService],
 })
 export class SyncModule {}

@@ -1,15 +1,16 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
-import PQueue from 'p-queue';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
-import { BadRequestError, ConflictError, errorMessage, NotFoundError } from '../common/errors';
+import { BadRequestError, ConflictError, errorMessage, NotFoundError, ShuttingDownError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
+import type { RemoteObject } from '../mirror/file-version';
+import { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
 import { emptyCounts, RunCounts, RunItem, RunRecord, RunTrigger, StateStore } from '../state/state-store';
-import { Mirror } from './mirror';
-import { deleteGuard, planObject, RemoteObject } from './sync-planner';
+import { deleteGuard, planObject } from './sync-planner';
+import { PRIORITY, WorkQueue } from './work.queue';
 
 export interface SyncRequest {
   prefix?: string;
@@ -56,7 +57,8 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   constructor(
     private readonly config: AppConfig,
     private readonly s3: S3Repository,
-    private readonly mirror: Mirror,
+    private readonly mirror: MirrorService,
+    private readonly work: WorkQueue,
     private readonly manifest: ManifestStore,
     private readonly store: StateStore,
     private readonly clock: Clock,
@@ -208,20 +210,21 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const { record, abort } = run;
     const { concurrency, maxFileBytes, skipExisting } = this.config.sync;
     const c = record.counts;
-    const queue = new PQueue({ concurrency });
+    // This run's downloads only; the work queue holds those of every other change too.
+    const downloads = new Set<Promise<void>>();
     for await (const page of this.s3.list(record.prefix)) {
       abort.signal.throwIfAborted();
       this.manifest.stageListing(record.id, page.map((o) => o.key));
       for (const object of page) {
         c.listed++;
-        const mapping = this.mirror.map(object.key);
-        if (mapping.kind === 'folder-marker') continue;
-        if (mapping.kind === 'refused') {
+        const admission = this.mirror.admit(object.key);
+        if (admission.kind === 'ignored') continue;
+        if (admission.kind === 'refused') {
           c.refused++;
-          this.addItem(run, { operation: 'refuse', key: object.key, status: 'failed', message: mapping.reason });
+          this.addItem(run, { operation: 'refuse', key: object.key, status: 'failed', message: admission.reason });
           continue;
         }
-        const decision = planObject(object, this.manifest.committed(object.key), this.mirror.localFile(mapping), {
+        const decision = planObject(object, this.manifest.committed(object.key), this.mirror.localFile(admission.mapping), {
           maxFileBytes,
           skipExisting,
         });
@@ -244,11 +247,12 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
             if (record.dryRun) {
               this.addItem(run, { operation: 'download', key: object.key, status: 'planned', message: decision.reason });
             } else {
-              void queue.add(() => this.download(run, object, decision.reason));
-              // Backpressure: planning waits while the queue is long. A task waiting for long
-              // (up to a page of 1,000 when the wait was per page) outlives two young-generation
+              const download = this.download(run, object, decision.reason);
+              downloads.add(download);
+              void download.finally(() => downloads.delete(download));
+              // Backpressure, per object: a task that waits long outlives two young-generation
               // collections and is copied to the old one, which then fills with garbage.
-              if (queue.size >= concurrency * 2) await queue.onSizeLessThan(concurrency);
+              if (this.work.waiting >= concurrency * 2) await this.work.waitForRoom(concurrency);
             }
             break;
         }
@@ -256,17 +260,18 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       await this.flushItems(run, ITEM_FLUSH);
     }
     run.listing = false;
-    await queue.onIdle();
+    await Promise.all(downloads);
     abort.signal.throwIfAborted();
   }
 
   private async download(run: ActiveRun, object: RemoteObject, reason: string): Promise<void> {
     const c = run.record.counts;
     try {
-      const committed = await this.mirror.download(object, {
-        signal: run.abort.signal,
-        onBytes: (n) => (c.bytesDownloaded += n),
-      });
+      const committed = await this.work.run(
+        object.key,
+        () => this.mirror.download(object, { signal: run.abort.signal, onBytes: (n) => (c.bytesDownloaded += n) }),
+        PRIORITY.sync,
+      );
       c.downloaded++;
       this.addItem(run, {
         operation: 'download',
@@ -275,7 +280,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
         message: `${reason}; ${committed.bytes} bytes, verified by ${committed.verifiedBy}`,
       });
     } catch (err) {
-      if (run.abort.signal.aborted) return;
+      if (run.abort.signal.aborted || err instanceof ShuttingDownError) return;
       c.failed++;
       this.addItem(run, { operation: 'download', key: object.key, status: 'failed', message: errorMessage(err) });
       this.logger.warn({ runId: run.record.id, key: object.key, err: errorMessage(err) }, 'download failed');
@@ -306,7 +311,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
         continue;
       }
       try {
-        await this.mirror.remove(entry.key);
+        await this.work.run(entry.key, () => this.mirror.remove(entry.key), PRIORITY.sync);
         c.deleted++;
         this.addItem(run, { operation: 'delete', key: entry.key, status: 'success', message: 'object no longer in the bucket' });
       } catch (err) {

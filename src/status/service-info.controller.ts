@@ -1,8 +1,8 @@
 import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { Public } from './auth/api-key.guard';
-import { Clock } from './common/clock';
-import { AppConfig } from './config/app-config';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { Public } from '../auth/api-key.guard';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
 import { SERVICE_NAME, SERVICE_VERSION } from './service-info';
 
 class ServiceInfoDto {
@@ -15,7 +15,7 @@ class ServiceInfoDto {
 
 @ApiTags('service')
 @Controller()
-export class AppController {
+export class ServiceInfoController {
   private readonly startedMs: number;
 
   constructor(
@@ -52,12 +52,5 @@ export class AppController {
   @ApiOperation({ summary: 'Answers pong' })
   ping(): { pong: true } {
     return { pong: true };
-  }
-
-  @Get('api/v1/config')
-  @ApiSecurity('api-key')
-  @ApiOperation({ summary: 'The effective configuration, secrets redacted' })
-  effectiveConfig(): Record<string, unknown> {
-    return this.config.redacted();
   }
 }

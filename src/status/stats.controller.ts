@@ -1,11 +1,11 @@
 import { Controller, Get } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { StatsResponseDto } from './sync/sync.dto';
-import { BreakerService } from './breaker/breaker.service';
-import { BundleSink } from './delivery/bundle.sink';
-import { DeliveryService } from './delivery/delivery.service';
-import { S3EventsService } from './sync/s3-events.service';
-import { SyncService } from './sync/sync.service';
+import { BreakerService } from '../breaker/breaker.service';
+import { BundleSink } from '../delivery/bundle.sink';
+import { DeliveryService } from '../delivery/delivery.service';
+import { S3EventsService } from '../sync/s3-events.service';
+import { SyncService } from '../sync/sync.service';
+import { StatsResponseDto } from './stats.dto';
 
 @ApiTags('status')
 @ApiSecurity('api-key')

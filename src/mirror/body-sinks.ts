@@ -1,5 +1,5 @@
 import type { BodySink, ResponseBody } from '../aws/s3.repository';
-import { MemoryPool } from '../common/memory-pool';
+import { MemoryPool } from './memory-pool';
 import type { TempFile } from './temp-file';
 
 const BLOCK_BYTES = 1024 * 1024;

@@ -1,0 +1,159 @@
+import { Injectable, Logger } from '@nestjs/common';
+import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { mkdir, opendir, realpath, rmdir, unlink } from 'node:fs/promises';
+import { dirname, join, sep } from 'node:path';
+import { Clock } from '../common/clock';
+import { AppError, ConflictError, isErrno, NotFoundError, UnsafeKeyError } from '../common/errors';
+import { isStrictlyInside, KeyMapping, mapKey, TEMP_SUFFIX } from '../common/object-key';
+import { AppConfig } from '../config/app-config';
+import type { LocalFile } from './file-version';
+
+export type FileMapping = Extract<KeyMapping, { kind: 'file' }>;
+
+/** How long a folder checked to resolve inside the root is trusted: a symlink planted later is still caught. */
+const DIR_CHECK_TTL_MS = 5000;
+const MAX_CHECKED_DIRS = 10_000;
+
+/**
+ * The mirror directory: which path a key may use (object-key.ts decides), folders created and
+ * checked to stay inside the root, folders pruned when emptied, and the partial files a crash left.
+ */
+@Injectable()
+export class LocalDirs {
+  private readonly logger = new Logger(LocalDirs.name);
+  readonly root: string;
+  private realRoot = '';
+  /** Shared by concurrent downloads into one folder. */
+  private readonly checkedDirs = new Map<string, { at: number; ready: Promise<void> }>();
+  /** Folders being written into, with how many writes use them (see usingDir). */
+  private readonly dirsInUse = new Map<string, number>();
+
+  constructor(
+    config: AppConfig,
+    private readonly clock: Clock,
+  ) {
+    this.root = config.sync.localDir;
+  }
+
+  open(): void {
+    mkdirSync(this.root, { recursive: true });
+    this.realRoot = realpathSync(this.root);
+  }
+
+  /** The file path of `key`; UnsafeKeyError for refused keys and folder markers. */
+  requireFile(key: string): FileMapping {
+    const mapping = mapKey(this.root, key);
+    if (mapping.kind === 'file') return mapping;
+    throw new UnsafeKeyError(key, mapping.kind === 'refused' ? mapping.reason : 'folder marker, not a file');
+  }
+
+  /** The regular file at a mapped path, if one exists (synchronous: one lstat, used per listed key). */
+  localFile(mapping: FileMapping): LocalFile | undefined {
+    const st = lstatSync(mapping.absPath, { throwIfNoEntry: false });
+    return st?.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : undefined;
+  }
+
+  /** The real path of a mapped file, refused when it resolves outside the root (after symlinks). */
+  async realPathInside(mapping: FileMapping): Promise<string> {
+    let real: string;
+    try {
+      real = await realpath(mapping.absPath);
+    } catch (err) {
+      if (isErrno(err, 'ENOENT') || isErrno(err, 'ENOTDIR')) throw new NotFoundError(`${mapping.key} is not in the mirror`);
+      throw err;
+    }
+    if (!isStrictlyInside(this.realRoot, real)) throw new UnsafeKeyError(mapping.key, 'resolves outside the mirror directory');
+    return real;
+  }
+
+  async assertInsideRoot(dir: string): Promise<void> {
+    const real = await realpath(dir);
+    if (real !== this.realRoot && !isStrictlyInside(this.realRoot, real)) {
+      throw new AppError('UNSAFE_KEY', `${dir} resolves outside the mirror directory (symlink?)`);
+    }
+  }
+
+  /**
+   * Creates `dir` (see ensureDir) and runs `task`, which writes into it, with `dir` and its parents
+   * marked in use: the pruning of folders emptied by the delete of another key skips them. A prune
+   * that had already started can still remove the folder under the write (ENOENT): it is then
+   * created again and the write made once more. Real-time events make such neighbours common.
+   */
+  async usingDir<T>(dir: string, key: string, task: () => Promise<T>): Promise<T> {
+    const dirs: string[] = [];
+    for (let d = dir; d.startsWith(this.root + sep); d = dirname(d)) dirs.push(d);
+    for (const d of dirs) this.dirsInUse.set(d, (this.dirsInUse.get(d) ?? 0) + 1);
+    try {
+      for (let attempt = 0; ; attempt++) {
+        await this.ensureDir(dir, key);
+        try {
+          return await task();
+        } catch (err) {
+          if (attempt > 0 || !isErrno(err, 'ENOENT')) throw err;
+          this.checkedDirs.delete(dir);
+        }
+      }
+    } finally {
+      for (const d of dirs) {
+        const n = this.dirsInUse.get(d)! - 1;
+        if (n === 0) this.dirsInUse.delete(d);
+        else this.dirsInUse.set(d, n);
+      }
+    }
+  }
+
+  /** Removes `dir` and its parents while they are empty and no write uses them. */
+  async pruneEmptyDirs(dir: string): Promise<void> {
+    let current = dir;
+    while (current.startsWith(this.root + sep) && !this.dirsInUse.has(current)) {
+      try {
+        await rmdir(current);
+      } catch {
+        return;
+      }
+      this.checkedDirs.delete(current);
+      current = dirname(current);
+    }
+  }
+
+  /** Partial files are only left by a crash: called before anything downloads, all of them are stale. */
+  async removeStaleTempFiles(): Promise<void> {
+    let removed = 0;
+    const walk = async (dir: string): Promise<void> => {
+      for await (const entry of await opendir(dir)) {
+        const path = join(dir, entry.name);
+        if (entry.isDirectory()) await walk(path);
+        else if (entry.isFile() && entry.name.endsWith(TEMP_SUFFIX)) {
+          await unlink(path).catch(() => undefined);
+          removed++;
+        }
+      }
+    };
+    await walk(this.root);
+    if (removed > 0) this.logger.log({ removed }, 'removed partial downloads left by a previous run');
+  }
+
+  /** mkdir -p, refusing a path that leaves the root through a symlink or crosses a file (a/b vs a). */
+  private ensureDir(dir: string, key: string): Promise<void> {
+    const now = this.clock.nowMs();
+    const cached = this.checkedDirs.get(dir);
+    if (cached && now - cached.at < DIR_CHECK_TTL_MS) return cached.ready;
+    const ready = this.createDir(dir, key);
+    this.checkedDirs.set(dir, { at: now, ready });
+    ready.catch(() => this.checkedDirs.delete(dir));
+    if (this.checkedDirs.size > MAX_CHECKED_DIRS) this.checkedDirs.clear();
+    return ready;
+  }
+
+  private async createDir(dir: string, key: string): Promise<void> {
+    try {
+      await mkdir(dir, { recursive: true });
+    } catch (err) {
+      if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTDIR')) {
+        throw new ConflictError(`file/folder clash: a parent of "${key}" is a file locally (another object has that key)`);
+      }
+      throw err;
+    }
+    await this.assertInsideRoot(dir);
+  }
+}
