@@ -47,3 +47,29 @@ describe('KeyedLock', () => {
     expect(lock.size).toBe(0);
   });
 });
+
+describe('KeyedLock start', () => {
+  it('starts a task for a free key synchronously and a queued one only after its predecessor', async () => {
+    const lock = new KeyedLock();
+    const started: string[] = [];
+    const gate = deferred();
+    const first = lock.run('k', () => {
+      started.push('first');
+      return gate.promise;
+    });
+    const second = lock.run('k', async () => void started.push('second'));
+    expect(started).toEqual(['first']);
+    gate.resolve();
+    await Promise.all([first, second]);
+    expect(started).toEqual(['first', 'second']);
+  });
+
+  it('turns a task that throws synchronously into a rejection', async () => {
+    const lock = new KeyedLock();
+    await expect(
+      lock.run('k', () => {
+        throw new Error('sync');
+      }),
+    ).rejects.toThrow('sync');
+  });
+});

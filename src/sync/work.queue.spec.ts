@@ -89,3 +89,16 @@ describe('WorkQueue', () => {
     await stopped;
   });
 });
+
+describe('WorkQueue length', () => {
+  it('counts a change for a free key as waiting as soon as it is submitted', () => {
+    const work = queueOf(1);
+    const gate = deferred();
+    void work.run('a', () => gate.promise);
+    void work.run('b', async () => undefined);
+    void work.run('c', async () => undefined);
+    expect(work.running).toBe(1);
+    expect(work.waiting).toBe(2);
+    gate.resolve();
+  });
+});
