@@ -1,17 +1,13 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import { Upload } from '@aws-sdk/lib-storage';
 import { CreateQueueCommand, ReceiveMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
-import { readFileSync } from 'node:fs';
-import { constants as zlibConstants, createGzip, gzipSync } from 'node:zlib';
 import { join } from 'node:path';
+import { gzipSync } from 'node:zlib';
 import { bootApp, eventually, TestApp, tempDir } from './support/app';
+import { jsonl, serviceEnv } from './support/delivery';
 import { FakeDownstream } from './support/fake-downstream';
 import { S3Proxy } from './support/s3-proxy';
 import { startService } from './support/process';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
-
-const jsonl = (from: number, to: number, tag = 'r'): string =>
-  Array.from({ length: to - from }, (_, i) => JSON.stringify({ id: `${tag}-${from + i}`, n: from + i })).join('\n') + '\n';
 
 interface FileStatus {
   fileId: string;
@@ -281,30 +277,14 @@ describe('delivery of records downstream', () => {
     t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint() });
     await put(s3, bucket, 'quiet.jsonl', jsonl(0, 5));
     await sync();
-    await new Promise((r) => setTimeout(r, 200));
-    expect(down.requests).toHaveLength(0);
+    // Committed (the mirror publishes the commit before the run ends) and nobody listens for it.
+    await t.http().get('/api/v1/download/quiet.jsonl').expect(200);
+    const stats = await t.http().get('/api/v1/stats').expect(200);
+    expect(stats.body.delivery).toMatchObject({ enabled: false, files: {} });
     await t.http().get('/api/v1/files/quiet.jsonl/status').expect(404);
+    expect(down.requests).toHaveLength(0);
   });
 });
-
-/** The environment of a service in its own process that syncs at start and delivers to `down`. */
-function serviceEnv(bucket: string, down: FakeDownstream, name: string): Record<string, string> {
-  return {
-    S3_BUCKET_NAME: bucket,
-    S3_ENDPOINT: emulatorEndpoint(),
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-    ENABLE_PERIODIC_SYNC: 'false',
-    SYNC_ON_START: 'true',
-    LOCAL_DOWNLOAD_DIR: join(tempDir(name), 'mirror'),
-    STATE_DIR: tempDir(`${name}-state`),
-    MIN_FREE_DISK_MB: '1',
-    CALL_DETAILS_URL: down.recordsUrl,
-    AUTH_URL: down.authUrl,
-    ACCESS_KEY: down.accessKey,
-    SECRET_KEY: down.secretKey,
-  };
-}
 
 describe('delivery survives a crash', () => {
   it('resumes a file at its checkpoint after kill -9, losing nothing', async () => {
@@ -349,56 +329,4 @@ describe('delivery survives a crash', () => {
       s3.destroy();
     }
   });
-});
-
-/**
- * JSON Lines of at least `bytes` (about 512 bytes per record, `n` counting from 0), gzip-compressed
- * as it is generated: the object stays small in the emulator while the service reads the full size.
- */
-async function bigGzippedJsonl(bytes: number): Promise<{ body: Buffer; records: number }> {
-  const gzip = createGzip({ level: zlibConstants.Z_BEST_SPEED });
-  const out: Buffer[] = [];
-  gzip.on('data', (c: Buffer) => out.push(c));
-  const done = new Promise((resolve, reject) => gzip.once('end', resolve).once('error', reject));
-  const pad = 'x'.repeat(440);
-  let records = 0;
-  for (let written = 0; written < bytes; ) {
-    const lines: string[] = [];
-    for (let i = 0; i < 16_384; i++) lines.push(JSON.stringify({ id: `call-${records + i}`, n: records + i, pad }));
-    records += lines.length;
-    const chunk = lines.join('\n') + '\n';
-    written += chunk.length;
-    if (!gzip.write(chunk)) await new Promise((r) => gzip.once('drain', r));
-  }
-  gzip.end();
-  await done;
-  return { body: Buffer.concat(out), records };
-}
-
-describe('delivery of a 1 GiB file', () => {
-  it('delivers every record of a 1 GiB JSON Lines file (gzip) once, without holding the file in memory', async () => {
-    const s3 = testS3();
-    const bucket = await newBucket(s3);
-    const down = await new FakeDownstream().start();
-    down.summariseOnly = true;
-    const GiB = 1024 * 1024 * 1024;
-    const { body, records } = await bigGzippedJsonl(GiB);
-    // Multipart: the emulator refuses a single PUT of this size.
-    await new Upload({ client: s3, params: { Bucket: bucket, Key: 'cdr/day.jsonl.gz', Body: body }, partSize: 8 * 1024 * 1024 }).done();
-    const service = await startService(serviceEnv(bucket, down, 'gib'));
-    try {
-      const batches = Math.ceil(records / 500);
-      await eventually(() => down.batches.size, (n) => n === batches, 240_000, `${batches} batches delivered`);
-      expect(down.totals()).toEqual({ records, sumOfN: (records * (records - 1)) / 2 });
-      expect(down.duplicates()).toBe(0);
-      // Streaming, not buffering: the peak is a fraction of the file (the figures are in bench/delivery.mjs).
-      const peakKiB = Number(/VmHWM:\s+(\d+)/.exec(readFileSync(`/proc/${service.child.pid}/status`, 'utf8'))![1]);
-      expect(peakKiB * 1024).toBeLessThan(GiB / 3);
-    } finally {
-      service.child.kill('SIGTERM');
-      await service.exited;
-      await down.stop();
-      s3.destroy();
-    }
-  }, 300_000);
 });

@@ -28,7 +28,6 @@ export class TokenProvider {
   private readonly logger = new Logger(TokenProvider.name);
   private cached?: { token: string; expiresAt: number };
   private inflight?: Promise<string>;
-  private logins = 0;
 
   constructor(
     private readonly config: AppConfig,
@@ -37,10 +36,6 @@ export class TokenProvider {
 
   get enabled(): boolean {
     return Boolean(this.config.delivery.authUrl);
-  }
-
-  get loginCount(): number {
-    return this.logins;
   }
 
   /** A valid token, logging in when there is none; undefined when no AUTH_URL is configured. */
@@ -58,7 +53,6 @@ export class TokenProvider {
 
   private async login(signal?: AbortSignal): Promise<string> {
     const { authUrl, accessKey, secretKey, timeoutMs } = this.config.delivery;
-    this.logins++;
     let res: Response;
     try {
       res = await fetch(authUrl!, {

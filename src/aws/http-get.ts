@@ -5,9 +5,9 @@ import tls from 'node:tls';
  * Where a response body goes: memory the consumer owns, which the socket reads into directly.
  *
  * node:http hands every socket read over as a fresh 64 KiB Buffer that is then copied, hashed and
- * collected; for a 1 GiB object that is 16,000 allocations and about 4 s of CPU on this project's
- * reference machine (2 cores), four times what rclone spends. Reading into the consumer's memory
- * (net.Socket's `onread`) took the same download to under 1 s of CPU (bench/, `npm run bench`).
+ * collected; for a 1 GiB object that is 16,000 allocations and about 4 s of CPU on 2 cores, four
+ * times what rclone spends. Reading into the consumer's memory (net.Socket's `onread`) brings the
+ * same download under 1 s of CPU (set C of `npm run bench`).
  */
 export interface BodySink {
   /**
@@ -274,8 +274,8 @@ class Connection {
    * The memory for the next read. Node asks for it as soon as a read is handled, so a body whose
    * sink is not ready yet (not given, or paused) has its memory chosen before the sink can give
    * any: the read after the resume lands in scratch and is copied. That read gets a small slice,
-   * so that the ones after it go to the sink (set B of the benchmark copied 64 KiB of every 1 MiB
-   * object, into shared memory, where copies are slower). The read that brings a head brings the
+   * so that the ones after it go to the sink (a full-size read there would copy 64 KiB of every
+   * 1 MiB object of set B, into shared memory, where copies are slower). The read that brings a head brings the
    * body's first bytes too; it is kept small for the same reason (HEAD_READ_BYTES).
    */
   private nextBuffer(): Uint8Array {

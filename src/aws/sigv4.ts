@@ -1,12 +1,5 @@
 import { createHash, createHmac } from 'node:crypto';
 
-/**
- * AWS Signature Version 4 for S3 GET requests with an unsigned payload. The SDK's signer costs
- * about 45 us per request (it re-derives a cache key with an HMAC of the secret each time and
- * copies every header several times); this one does one SHA-256 and one HMAC per request, the
- * signing key being derived once a day. Checked against AWS's documented example and the SDK's
- * own signer in sigv4.spec.ts.
- */
 export interface SigningCredentials {
   accessKeyId: string;
   secretAccessKey: string;
@@ -15,6 +8,13 @@ export interface SigningCredentials {
 
 export const UNSIGNED_PAYLOAD = 'UNSIGNED-PAYLOAD';
 
+/**
+ * AWS Signature Version 4 for S3 GET requests with an unsigned payload. The SDK's signer costs
+ * about 45 us per request (it re-derives a cache key with an HMAC of the secret each time and
+ * copies every header several times); this one does one SHA-256 and one HMAC per request, the
+ * signing key being derived once a day. Checked against AWS's documented example and the SDK's
+ * own signer in sigv4.spec.ts.
+ */
 export class GetRequestSigner {
   private keyScope = '';
   private key: Buffer = Buffer.alloc(0);

@@ -16,6 +16,7 @@ import { detach } from '../common/detach';
 import { errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { BundleCounts, BundleMember, BundleRecord, StateStore } from '../state/state-store';
+import { sealingDecision } from './bundle-policy';
 import type { FileCommitted } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
 import { deliveryRetryPolicy, HttpPoster, isTransient, raiseForStatus } from './http-delivery';
@@ -171,25 +172,15 @@ export class BundleSink implements OnApplicationBootstrap, BeforeApplicationShut
     return Math.min(this.config.delivery.retryMaxMs, this.config.delivery.retryBaseMs * 2 ** Math.min(bundle.attempts, 16));
   }
 
-  /** Seals one bundle when a limit is reached; false when nothing is due. */
+  /** Seals one bundle when bundle-policy.ts says so; false when nothing is due. */
   private async sealOne(): Promise<boolean> {
-    const { maxFiles, maxBytes, maxAgeMs } = this.config.bundles;
-    const pending = await this.store.bundlePendingMembers(PENDING_PAGE);
-    if (pending.length === 0) return false;
-    const chosen: BundleMember[] = [];
-    let bytes = 0;
-    for (const m of pending) {
-      if (chosen.length >= maxFiles || (chosen.length > 0 && bytes + m.size > maxBytes)) break;
-      chosen.push(m);
-      bytes += m.size;
-    }
-    const full = chosen.length < pending.length || chosen.length >= maxFiles || bytes >= maxBytes;
-    const old = this.clock.nowMs() - pending[0].addedAt.getTime() >= maxAgeMs;
-    if (!full && !old) return false;
+    const decision = sealingDecision(await this.store.bundlePendingMembers(PENDING_PAGE), this.config.bundles, this.clock.nowMs());
+    if (!decision.seal) return false;
+    const { members, bytes, reason } = decision;
     const now = this.clock.now();
-    const bundle: BundleRecord = { id: bundleId(now), status: 'sealed', files: chosen.length, bytes, attempts: 0, createdAt: now, updatedAt: now };
-    const taken = await this.store.bundleSeal(bundle, chosen.map((m) => m.fileId));
-    if (taken > 0) this.logger.log({ bundleId: bundle.id, files: taken, bytes, reason: full ? 'size' : 'age' }, 'bundle sealed');
+    const bundle: BundleRecord = { id: bundleId(now), status: 'sealed', files: members.length, bytes, attempts: 0, createdAt: now, updatedAt: now };
+    const taken = await this.store.bundleSeal(bundle, members.map((m) => m.fileId));
+    if (taken > 0) this.logger.log({ bundleId: bundle.id, files: taken, bytes, reason }, 'bundle sealed');
     return taken > 0;
   }
 

@@ -6,10 +6,6 @@ import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { deliveryRetryPolicy, HttpPoster, isTransient, PostAnswer, raiseForStatus } from './http-delivery';
 
-export interface SendResult {
-  attempts: number;
-}
-
 /**
  * POSTs batch bodies to CALL_DETAILS_URL: bearer token from the TokenProvider (one re-login and one
  * retry on a 401), an Idempotency-Key that is the same on every attempt, retries with full-jitter
@@ -30,29 +26,15 @@ export class RecordsSink implements OnApplicationShutdown {
     this.http = new HttpPoster(config.delivery.concurrency, config.delivery.timeoutMs);
   }
 
-  get url(): string | undefined {
-    return this.config.delivery.url;
-  }
-
   /** Resolves once the downstream acknowledged the body; throws the last error otherwise. */
-  async send(body: string, idempotencyKey: string, signal?: AbortSignal): Promise<SendResult> {
+  async send(body: string, idempotencyKey: string, signal?: AbortSignal): Promise<void> {
     const url = this.config.delivery.url;
     if (!url) throw new Error('CALL_DETAILS_URL is not configured');
     const breaker = this.breakers.for(url);
-    let attempts = 0;
     await this.policy.execute(
-      ({ signal: attemptSignal }) =>
-        breaker.execute(
-          () => {
-            attempts++;
-            return this.post(url, body, idempotencyKey, attemptSignal);
-          },
-          isTransient,
-          attemptSignal,
-        ),
+      ({ signal: attemptSignal }) => breaker.execute(() => this.post(url, body, idempotencyKey, attemptSignal), isTransient, attemptSignal),
       signal,
     );
-    return { attempts };
   }
 
   private async post(url: string, body: string, idempotencyKey: string, signal: AbortSignal): Promise<void> {

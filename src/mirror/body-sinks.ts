@@ -5,9 +5,9 @@ import type { TempFile } from './temp-file';
 const BLOCK_BYTES = 1024 * 1024;
 /**
  * Blocks being written per download (or per range) at most: beyond that the socket waits, the disk
- * being slower than the network. One block fills while one is written; a second one waiting
- * gained nothing, since a file takes two writes at a time (temp-file.ts), and raised the peak RSS
- * of set C of the benchmark (4 ranges) on Node 22 from 188 to 196 MiB at the same speed.
+ * being slower than the network. One block fills while one is written: a file takes two writes at
+ * a time (temp-file.ts), so a second block waiting would only add memory (8 MiB on set C of the
+ * benchmark, for no speed).
  */
 const BLOCKS_WRITING_PER_SINK = 1;
 /** Free blocks kept for the next downloads (a ranged 1 GiB download uses eight). */
@@ -20,10 +20,10 @@ const SHARED_FROM_BYTES = 64 * 1024;
 const SLAB_BYTES = 1024 * 1024;
 /**
  * Slabs in existence at most (16 MiB): a body that finds none free waits for one, its bytes held
- * back in the kernel. Fresh memory costs a page fault per 4 KiB when first written (64 slabs, one
- * per download of the default SYNC_CONCURRENCY, took 0.17 s of the event loop's time in set B of
- * the benchmark); a few slabs used again and again cost nothing, and 16 in flight still keep the
- * commit workers and the network busy.
+ * back in the kernel. Fresh memory costs a page fault per 4 KiB when first written (a fresh slab
+ * per download of the default SYNC_CONCURRENCY costs 0.17 s of the event loop on set B of the
+ * benchmark); a few slabs used again and again cost nothing, and 16 in flight keep the commit
+ * workers and the network busy.
  */
 const MAX_SLABS = 16;
 const slabs = new MemoryPool(() => new SharedArrayBuffer(SLAB_BYTES), MAX_SLABS, MAX_SLABS);
@@ -37,9 +37,8 @@ export interface ReceivedBody {
 /**
  * Receives a whole body of `length` bytes into memory, the socket reading straight into it. Bodies
  * from 64 KiB to 1 MiB land in pooled SharedArrayBuffer slabs, which a worker reads without a copy
- * or a transfer and which are used again: fresh memory for every object cost a page fault per 4 KiB
- * and kept garbage collection busy (set B of the benchmark, 200 objects of 1 MiB: 0.63 s and
- * 390 MiB). Smaller bodies get a buffer with an ArrayBuffer of their own, which can be transferred.
+ * or a transfer and which are used again: fresh memory for every object costs a page fault per
+ * 4 KiB and keeps garbage collection busy. Smaller bodies get a buffer with an ArrayBuffer of their own, which can be transferred.
  * The client never reads past `length`, so the memory is exactly the body's.
  */
 export async function receiveInMemory(body: ResponseBody, length: number, onBytes?: (n: number) => void): Promise<ReceivedBody> {

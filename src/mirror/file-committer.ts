@@ -41,15 +41,15 @@ const BATCH_BYTES = 256 * 1024;
  * Commit workers: two threads for the CPU part (hashing, copying into the page cache), which
  * together hash about 1.2 GB/s, more than a network link brings; an fdatasync that waits for a
  * disk waits in libuv's pool, not in a thread each (see file-commit.worker.js). A worker isolate
- * holds 9 to 13 MiB (Node 20 / 22): four synchronous workers made set B of the benchmark no faster
- * than two of these, on tmpfs and on ext4, and cost 20 MiB more.
+ * holds 9 to 13 MiB (Node 20 / 22), and four synchronous workers are no faster on set B of the
+ * benchmark than two of these, on tmpfs and on ext4.
  */
 const WORKERS = 2;
 /**
  * Messages a worker holds at once: when a batch's fsyncs wait for a disk in libuv's pool, the next
- * batch is already in the worker (with one at a time, set B took 0.73 s instead of 0.60 s on two
- * workers, measured when every fsync went to the pool). Where fsyncs are fast the worker makes them
- * itself and finishes a batch before it reads the next.
+ * batch is already in the worker (one at a time makes set B about 20% slower on a disk whose
+ * fsyncs wait). Where fsyncs are fast the worker makes them itself and finishes a batch before it
+ * reads the next.
  */
 const TASKS_PER_WORKER = 4;
 
@@ -62,9 +62,8 @@ const TASKS_PER_WORKER = 4;
 export class FileCommitter implements OnApplicationShutdown {
   private readonly pool = new Piscina<{ files: CommitFile[] } | RangeOfFile, CommitResult[] | Uint8Array>({
     filename: join(__dirname, 'file-commit.worker.js'),
-    // Both start with the service and stay: a worker takes about 60 ms of CPU to start, which a
-    // sync paid while it downloaded (set B of the benchmark: 0.70 s against 0.53 s with the workers
-    // ready).
+    // Both start with the service and stay: a worker takes about 60 ms of CPU to start, which the
+    // first sync would pay while it downloads (about 0.15 s of wall time on set B of the benchmark).
     minThreads: WORKERS,
     maxThreads: WORKERS,
     concurrentTasksPerWorker: TASKS_PER_WORKER,

@@ -74,15 +74,15 @@ function prefixRange(prefix: string): { lo: string; hi: string | null } {
   return { lo: prefix, hi: null };
 }
 
+/** Manifest rows (alias m) under a prefix range that a run's staged listing does not contain. */
+const NOT_LISTED = `m.key >= @lo AND (@hi IS NULL OR m.key < @hi)
+  AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.run_id = @runId AND l.key = m.key)`;
+
 /**
  * The manifest: key -> what was committed locally. Local state, so always in the SQLite file beside
  * the mirror. A sync stages the keys it lists in `listing` and finds deletions with one query,
  * which is right whatever order the endpoint lists keys in.
  */
-/** Manifest rows (alias m) under a prefix range that a run's staged listing does not contain. */
-const NOT_LISTED = `m.key >= @lo AND (@hi IS NULL OR m.key < @hi)
-  AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.run_id = @runId AND l.key = m.key)`;
-
 @Injectable()
 export class ManifestStore {
   /**

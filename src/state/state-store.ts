@@ -1,9 +1,5 @@
 import type { ObjectChange } from '../common/object-change';
 
-/**
- * The shared-state port. One implementation per backend (SQLite now, DynamoDB for several
- * replicas); the same contract tests run against each. Modules inject this abstract class.
- */
 export type RunStatus = 'running' | 'completed' | 'completed_with_errors' | 'failed' | 'aborted' | 'interrupted';
 export type RunTrigger = 'api' | 'schedule' | 'startup';
 export type RunOperation = 'download' | 'delete' | 'skip' | 'refuse';
@@ -140,6 +136,10 @@ export interface BundleCounts {
   bundles: Partial<Record<BundleStatus, number>>;
 }
 
+/**
+ * The shared-state port. One implementation per backend (SQLite today); the contract suite in
+ * state-store.testing.ts is what any backend must pass. Modules inject this abstract class.
+ */
 export abstract class StateStore {
   abstract createRun(run: RunRecord): Promise<void>;
   abstract updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void>;
@@ -151,8 +151,8 @@ export abstract class StateStore {
   abstract runTotals(): Promise<RunTotals>;
   /** Deletes all but the newest `keep` finished runs and their items; returns how many runs went. */
   abstract pruneRuns(keep: number): Promise<number>;
-  /** Marks runs left `running` by a previous process as `interrupted`; returns how many. */
-  abstract interruptStaleRuns(message: string): Promise<number>;
+  /** Marks runs left `running` by a previous process as `interrupted`, finished `at`; returns how many. */
+  abstract interruptStaleRuns(message: string, at: Date): Promise<number>;
 
   /** Records accepted events durably, all or none; when it resolves they survive a crash. */
   abstract inboxAdd(entries: readonly NewInboxEntry[]): Promise<void>;
@@ -195,7 +195,6 @@ export abstract class StateStore {
    */
   abstract bundleSeal(bundle: BundleRecord, fileIds: readonly string[]): Promise<number>;
   abstract bundleMembers(bundleId: string): Promise<BundleMember[]>;
-  abstract bundleGet(id: string): Promise<BundleRecord | undefined>;
   abstract bundlePut(bundle: BundleRecord): Promise<void>;
   abstract bundlesByStatus(statuses: readonly BundleStatus[], limit: number): Promise<BundleRecord[]>;
   /** Files recorded but not yet in a bundle, and bundles per status. */

@@ -65,7 +65,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const stale = await this.store.interruptStaleRuns('the process stopped while this run was going');
+    const stale = await this.store.interruptStaleRuns('the process stopped while this run was going', this.clock.now());
     if (stale > 0) this.logger.warn({ runs: stale }, 'marked runs left by a previous process as interrupted');
     this.manifest.clearAllListings();
   }

@@ -121,4 +121,7 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX bundles_status ON bundles (status, created_at);
   `,
+  `
+  ALTER TABLE runs DROP COLUMN progress;
+  `,
 ];

@@ -29,7 +29,6 @@ interface RunRow {
   started_at: number;
   finished_at: number | null;
   counts: string;
-  progress: string;
 }
 
 function toRun(r: RunRow): RunRecord {
@@ -193,8 +192,8 @@ export class SqliteStateStore extends StateStore {
 
   createRun(run: RunRecord): Promise<void> {
     this.stmt(
-        `INSERT INTO runs (id, prefix, trigger, dry_run, status, message, started_at, finished_at, counts, progress)
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, '{}')`,
+        `INSERT INTO runs (id, prefix, trigger, dry_run, status, message, started_at, finished_at, counts)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
       )
       .run(run.id, run.prefix, run.trigger, run.dryRun ? 1 : 0, run.status, run.message ?? null, run.startedAt.getTime(),
         run.finishedAt?.getTime() ?? null, JSON.stringify(run.counts));
@@ -257,9 +256,9 @@ export class SqliteStateStore extends StateStore {
     return Promise.resolve(info.changes);
   }
 
-  interruptStaleRuns(message: string): Promise<number> {
+  interruptStaleRuns(message: string, at: Date): Promise<number> {
     const info = this.stmt(`UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? WHERE status = 'running'`)
-      .run(message, Date.now());
+      .run(message, at.getTime());
     return Promise.resolve(info.changes);
   }
 
@@ -415,11 +414,6 @@ export class SqliteStateStore extends StateStore {
   bundleMembers(bundleId: string): Promise<BundleMember[]> {
     const rows = this.stmt('SELECT * FROM bundle_members WHERE bundle_id = ? ORDER BY added_at, file_id').all(bundleId) as MemberRow[];
     return Promise.resolve(rows.map(toMember));
-  }
-
-  bundleGet(id: string): Promise<BundleRecord | undefined> {
-    const row = this.stmt('SELECT * FROM bundles WHERE id = ?').get(id) as BundleRow | undefined;
-    return Promise.resolve(row ? toBundle(row) : undefined);
   }
 
   bundlePut(bundle: BundleRecord): Promise<void> {
