@@ -3,6 +3,7 @@ import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { HttpGetClient, HttpResponse } from './http-get';
 import { ListedObject, ListPage, parseListObjectsV2, stripQuotes } from './list-parser';
@@ -74,7 +75,10 @@ export class S3Repository implements OnApplicationShutdown {
   private readonly listRetry: RetryPolicy;
   private readonly http: HttpGetClient;
 
-  constructor(config: AppConfig) {
+  constructor(
+    config: AppConfig,
+    private readonly clock: Clock,
+  ) {
     const { region, bucket, endpoint, forcePathStyle } = config.s3;
     this.bucket = bucket;
     const maxSockets = config.sync.concurrency + config.sync.multipartConcurrency * 4;
@@ -202,7 +206,7 @@ export class S3Repository implements OnApplicationShutdown {
   private async signedGet(path: string, query: Record<string, string>, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
     // The SDK's provider chain caches and refreshes credentials (env, profile, SSO, IMDS, ECS...).
     const credentials = await this.client.config.credentials();
-    const signed = this.signer.sign(credentials, this.baseUrl.host, path, { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers }, new Date(), query);
+    const signed = this.signer.sign(credentials, this.baseUrl.host, path, { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers }, this.clock.now(), query);
     const search = canonicalQueryString(query);
     const res = await this.http.get(search ? `${path}?${search}` : path, signed, signal);
     if (res.status >= 200 && res.status < 300) return res;
