@@ -18,7 +18,14 @@ const BUCKET = 'bench-delivery';
 const BATCH = 500;
 
 function recordLine(i) {
-  return JSON.stringify({ callId: `call-${i}`, from: '+33123456789', to: '+442071234567', startedAt: '2026-11-23T10:00:00.000Z', durationSeconds: i % 3600, status: 'completed' });
+  return JSON.stringify({
+    callId: `call-${i}`,
+    from: '+33123456789',
+    to: '+442071234567',
+    startedAt: '2026-11-23T10:00:00.000Z',
+    durationSeconds: i % 3600,
+    status: 'completed',
+  });
 }
 
 async function uploadJsonl(s3, key, count) {
@@ -28,7 +35,9 @@ async function uploadJsonl(s3, key, count) {
   let size = 0;
   let part = 1;
   const flush = async () => {
-    const out = await s3.send(new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: part, Body: Buffer.from(buf.join('')) }));
+    const out = await s3.send(
+      new UploadPartCommand({ Bucket: BUCKET, Key: key, UploadId, PartNumber: part, Body: Buffer.from(buf.join('')) }),
+    );
     parts.push({ ETag: out.ETag, PartNumber: part++ });
     buf = [];
     size = 0;
@@ -89,10 +98,20 @@ async function minimalPipeline(file, downstreamUrl, count) {
   const url = new URL(`${downstreamUrl}/calls`);
   const post = (body) =>
     new Promise((resolve, reject) => {
-      const req = request({ host: url.hostname, port: url.port, path: url.pathname, method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-        res.resume();
-        res.on('end', resolve);
-      });
+      const req = request(
+        {
+          host: url.hostname,
+          port: url.port,
+          path: url.pathname,
+          method: 'POST',
+          agent,
+          headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+        },
+        (res) => {
+          res.resume();
+          res.on('end', resolve);
+        },
+      );
       req.on('error', reject);
       req.end(body);
     });
@@ -152,8 +171,10 @@ async function main() {
     '',
     '| records | service | records/s | peak RSS while delivering | minimal pipeline (ceiling) | records/s | service / ceiling |',
     '|---:|---:|---:|---:|---:|---:|---:|',
-    ...rows.map(({ count, ours, peer }) =>
-      `| ${fmt(count)} | ${ours.seconds.toFixed(2)} s | ${fmt(ours.rate)} | ${(ours.rssKiB / 1024).toFixed(0)} MiB | ${peer.seconds.toFixed(2)} s | ${fmt(peer.rate)} | ${(ours.rate / peer.rate).toFixed(2)} |`),
+    ...rows.map(
+      ({ count, ours, peer }) =>
+        `| ${fmt(count)} | ${ours.seconds.toFixed(2)} s | ${fmt(ours.rate)} | ${(ours.rssKiB / 1024).toFixed(0)} MiB | ${peer.seconds.toFixed(2)} s | ${fmt(peer.rate)} | ${(ours.rate / peer.rate).toFixed(2)} |`,
+    ),
     '',
     'Targets: 100,000 records/s or more; at least 0.7 of the minimal pipeline; peak RSS flat in file size.',
   ].join('\n');

@@ -5,7 +5,8 @@ import { createServer } from 'node:http';
 let records = 0;
 let batches = 0;
 const server = createServer((req, res) => {
-  if (req.method === 'GET') return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ records, batches }));
+  if (req.method === 'GET')
+    return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ records, batches }));
   const chunks = [];
   req.on('data', (c) => chunks.push(c));
   req.on('end', () => {

@@ -33,7 +33,11 @@ function record(key, size, sequencer) {
     eventSource: 'aws:s3',
     eventTime: new Date().toISOString(),
     eventName: 'ObjectCreated:Put',
-    s3: { s3SchemaVersion: '1.0', bucket: { name: BUCKET }, object: { key: encodeURIComponent(key).replace(/%2F/g, '/'), size, sequencer } },
+    s3: {
+      s3SchemaVersion: '1.0',
+      bucket: { name: BUCKET },
+      object: { key: encodeURIComponent(key).replace(/%2F/g, '/'), size, sequencer },
+    },
   };
 }
 

@@ -21,7 +21,10 @@ export function freePort() {
 
 /** Runs bench/<script>, which prints one JSON line once ready; resolves with it and a stop(). */
 export async function startHelper(script, env = {}) {
-  const proc = spawn(process.execPath, [join(root, 'bench', script)], { env: { ...process.env, ...env }, stdio: ['ignore', 'pipe', 'inherit'] });
+  const proc = spawn(process.execPath, [join(root, 'bench', script)], {
+    env: { ...process.env, ...env },
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
   const info = await new Promise((resolve, reject) => {
     proc.stdout.once('data', (d) => resolve(JSON.parse(String(d))));
     proc.once('exit', (code) => reject(new Error(`${script} exited ${code}`)));
@@ -60,7 +63,9 @@ export async function startService(endpoint, env) {
   for (;;) {
     try {
       if ((await fetch(`${url}/ping`)).ok) break;
-    } catch { /* starting */ }
+    } catch {
+      /* starting */
+    }
     if (proc.exitCode !== null) throw new Error(`service exited with ${proc.exitCode}`);
     await new Promise((r) => setTimeout(r, 50));
   }

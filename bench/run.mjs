@@ -50,9 +50,13 @@ function need(cmd, pkg) {
 /** Deterministic pseudo-random bytes (incompressible enough, no fixtures). */
 function bytes(size, seed) {
   const b = Buffer.allocUnsafe(size);
-  let x = seed * 2654435761 >>> 0 || 1;
+  let x = (seed * 2654435761) >>> 0 || 1;
   for (let i = 0; i < size; i += 4) {
-    x ^= x << 13; x >>>= 0; x ^= x >>> 17; x ^= x << 5; x >>>= 0;
+    x ^= x << 13;
+    x >>>= 0;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    x >>>= 0;
     b.writeUInt32LE(x, Math.min(i, size - 4));
   }
   return b;
@@ -60,32 +64,53 @@ function bytes(size, seed) {
 
 async function pool(items, concurrency, fn) {
   let next = 0;
-  await Promise.all(Array.from({ length: concurrency }, async () => {
-    while (next < items.length) await fn(items[next++]);
-  }));
+  await Promise.all(
+    Array.from({ length: concurrency }, async () => {
+      while (next < items.length) await fn(items[next++]);
+    }),
+  );
 }
 
 async function buildDataSets(endpoint) {
   const s3 = s3Client(endpoint);
   const info = {};
   if (SETS.includes('A')) {
-    const keys = Array.from({ length: 5000 }, (_, i) => `p${String(i % 20).padStart(2, '0')}/q${String(Math.floor(i / 20) % 10)}/obj-${String(i).padStart(5, '0')}.json`);
-    await pool(keys, 32, (key) => s3.send(new PutObjectCommand({ Bucket: BUCKETS.A, Key: key, Body: bytes(1024 + ((key.length * 7919 + Number(key.slice(-10, -5))) % (7 * 1024)), Number(key.slice(-10, -5)) + 1) })));
+    const keys = Array.from(
+      { length: 5000 },
+      (_, i) => `p${String(i % 20).padStart(2, '0')}/q${String(Math.floor(i / 20) % 10)}/obj-${String(i).padStart(5, '0')}.json`,
+    );
+    await pool(keys, 32, (key) =>
+      s3.send(
+        new PutObjectCommand({
+          Bucket: BUCKETS.A,
+          Key: key,
+          Body: bytes(1024 + ((key.length * 7919 + Number(key.slice(-10, -5))) % (7 * 1024)), Number(key.slice(-10, -5)) + 1),
+        }),
+      ),
+    );
     info.A = { objects: keys.length };
   }
   if (SETS.includes('B')) {
     const keys = Array.from({ length: 200 }, (_, i) => `b/${String(i).padStart(3, '0')}.bin`);
-    await pool(keys, 16, (key) => s3.send(new PutObjectCommand({ Bucket: BUCKETS.B, Key: key, Body: bytes(MiB, Number(key.slice(2, 5)) + 7) })));
+    await pool(keys, 16, (key) =>
+      s3.send(new PutObjectCommand({ Bucket: BUCKETS.B, Key: key, Body: bytes(MiB, Number(key.slice(2, 5)) + 7) })),
+    );
     info.B = { objects: keys.length, bytes: 200 * MiB };
   }
   if (SETS.includes('C')) {
     const partSize = 8 * MiB;
     const { UploadId } = await s3.send(new CreateMultipartUploadCommand({ Bucket: BUCKETS.C, Key: 'big.bin' }));
     const parts = [];
-    await pool(Array.from({ length: 128 }, (_, i) => i + 1), 8, async (n) => {
-      const out = await s3.send(new UploadPartCommand({ Bucket: BUCKETS.C, Key: 'big.bin', UploadId, PartNumber: n, Body: bytes(partSize, n) }));
-      parts.push({ ETag: out.ETag, PartNumber: n });
-    });
+    await pool(
+      Array.from({ length: 128 }, (_, i) => i + 1),
+      8,
+      async (n) => {
+        const out = await s3.send(
+          new UploadPartCommand({ Bucket: BUCKETS.C, Key: 'big.bin', UploadId, PartNumber: n, Body: bytes(partSize, n) }),
+        );
+        parts.push({ ETag: out.ETag, PartNumber: n });
+      },
+    );
     parts.sort((a, b) => a.PartNumber - b.PartNumber);
     await s3.send(new CompleteMultipartUploadCommand({ Bucket: BUCKETS.C, Key: 'big.bin', UploadId, MultipartUpload: { Parts: parts } }));
     info.C = { objects: 1, bytes: 1024 * MiB };
@@ -193,10 +218,19 @@ async function measureInterleaved(runners) {
       samples[t].full.push(r.full);
       if (r.warm) samples[t].warm.push(r.warm);
       if (r.noop) samples[t].noop.push(r.noop);
-      log(`    ${runner.name} run ${i + 1}: full ${r.full.seconds.toFixed(2)} s${r.warm ? `, warm ${r.warm.seconds.toFixed(2)} s` : ''}${r.noop ? `, no-op ${r.noop.seconds.toFixed(2)} s` : ''}`);
+      log(
+        `    ${runner.name} run ${i + 1}: full ${r.full.seconds.toFixed(2)} s${r.warm ? `, warm ${r.warm.seconds.toFixed(2)} s` : ''}${r.noop ? `, no-op ${r.noop.seconds.toFixed(2)} s` : ''}`,
+      );
     }
   }
-  const pick = (xs) => xs.length === 0 ? undefined : { seconds: median(xs.map((x) => x.seconds)), rssKiB: Math.max(...xs.map((x) => x.rssKiB)), failed: xs.find((x) => x.failed)?.failed };
+  const pick = (xs) =>
+    xs.length === 0
+      ? undefined
+      : {
+          seconds: median(xs.map((x) => x.seconds)),
+          rssKiB: Math.max(...xs.map((x) => x.rssKiB)),
+          failed: xs.find((x) => x.failed)?.failed,
+        };
   return samples.map((s) => ({ full: pick(s.full), warm: pick(s.warm), noop: pick(s.noop) }));
 }
 
@@ -216,44 +250,59 @@ async function main() {
       log(`set ${set}:`);
       const runners = [];
       if (TOOLS.includes('service')) {
-        runners.push({ name: 's3-sync-service', run: async (i) => {
-          const dir = join(WORK, `svc-${set}-${i}`);
-          const state = join(WORK, `svc-${set}-${i}-state`);
-          const full = await serviceSync(emulator.endpoint, bucket, dir, state, { warm: true });
-          const noop = await serviceSync(emulator.endpoint, bucket, dir, state);
-          if (noop.report.counts.downloaded !== 0) throw new Error('no-op resync downloaded objects');
-          rmSync(dir, { recursive: true, force: true });
-          rmSync(state, { recursive: true, force: true });
-          return { full, warm: full.warm, noop };
-        } });
+        runners.push({
+          name: 's3-sync-service',
+          run: async (i) => {
+            const dir = join(WORK, `svc-${set}-${i}`);
+            const state = join(WORK, `svc-${set}-${i}-state`);
+            const full = await serviceSync(emulator.endpoint, bucket, dir, state, { warm: true });
+            const noop = await serviceSync(emulator.endpoint, bucket, dir, state);
+            if (noop.report.counts.downloaded !== 0) throw new Error('no-op resync downloaded objects');
+            rmSync(dir, { recursive: true, force: true });
+            rmSync(state, { recursive: true, force: true });
+            return { full, warm: full.warm, noop };
+          },
+        });
       }
       if (TOOLS.includes('rclone') && need('rclone', 'rclone')) {
-        runners.push({ name: 'rclone sync', note: 'default flags', run: async (i) => {
-          const dir = join(WORK, `rclone-${set}-${i}`);
-          const env = rcloneEnv(emulator.endpoint);
-          const full = timedCapture('rclone', ['sync', `bench:${bucket}`, dir], env);
-          const noop = timedCapture('rclone', ['sync', `bench:${bucket}`, dir], env);
-          rmSync(dir, { recursive: true, force: true });
-          return { full, noop };
-        } });
+        runners.push({
+          name: 'rclone sync',
+          note: 'default flags',
+          run: async (i) => {
+            const dir = join(WORK, `rclone-${set}-${i}`);
+            const env = rcloneEnv(emulator.endpoint);
+            const full = timedCapture('rclone', ['sync', `bench:${bucket}`, dir], env);
+            const noop = timedCapture('rclone', ['sync', `bench:${bucket}`, dir], env);
+            rmSync(dir, { recursive: true, force: true });
+            return { full, noop };
+          },
+        });
       }
       if (TOOLS.includes('aws') && need(AWS, 'awscli')) {
-        runners.push({ name: 'aws s3 sync', note: AWS, run: async (i) => {
-          const dir = join(WORK, `aws-${set}-${i}`);
-          const args = ['--endpoint-url', emulator.endpoint, 's3', 'sync', `s3://${bucket}`, dir, '--only-show-errors'];
-          const full = timedCapture(AWS, args, awsEnv);
-          const noop = timedCapture(AWS, args, awsEnv);
-          rmSync(dir, { recursive: true, force: true });
-          return { full, noop };
-        } });
+        runners.push({
+          name: 'aws s3 sync',
+          note: AWS,
+          run: async (i) => {
+            const dir = join(WORK, `aws-${set}-${i}`);
+            const args = ['--endpoint-url', emulator.endpoint, 's3', 'sync', `s3://${bucket}`, dir, '--only-show-errors'];
+            const full = timedCapture(AWS, args, awsEnv);
+            const noop = timedCapture(AWS, args, awsEnv);
+            rmSync(dir, { recursive: true, force: true });
+            return { full, noop };
+          },
+        });
       }
       if (set === 'C' && TOOLS.includes('curl') && need('curl', 'curl')) {
-        runners.push({ name: 'curl (ceiling)', note: 'one GET, no verification', run: async (i) => {
-          const file = join(WORK, `curl-${i}.bin`);
-          const full = timedCapture('curl', ['-sf', '-o', file, `${emulator.endpoint}/${bucket}/big.bin`]);
-          rmSync(file, { force: true });
-          return { full };
-        } });
+        runners.push({
+          name: 'curl (ceiling)',
+          note: 'one GET, no verification',
+          run: async (i) => {
+            const file = join(WORK, `curl-${i}.bin`);
+            const full = timedCapture('curl', ['-sf', '-o', file, `${emulator.endpoint}/${bucket}/big.bin`]);
+            rmSync(file, { force: true });
+            return { full };
+          },
+        });
       }
       const measured = await measureInterleaved(runners);
       for (const [t, runner] of runners.entries()) results.push({ set, tool: runner.name, ...measured[t], size, note: runner.note ?? '' });
@@ -277,9 +326,14 @@ function render(results, fsType) {
   ];
   for (const r of results) {
     const rc = results.find((x) => x.set === r.set && x.tool === 'rclone sync');
-    const rate = r.size.bytes && r.size.objects < 10 ? `${(r.size.bytes / MiB / r.full.seconds).toFixed(0)} MiB/s` : `${(r.size.objects / r.full.seconds).toFixed(0)} obj/s${r.size.bytes ? `, ${(r.size.bytes / MiB / r.full.seconds).toFixed(0)} MiB/s` : ''}`;
+    const rate =
+      r.size.bytes && r.size.objects < 10
+        ? `${(r.size.bytes / MiB / r.full.seconds).toFixed(0)} MiB/s`
+        : `${(r.size.objects / r.full.seconds).toFixed(0)} obj/s${r.size.bytes ? `, ${(r.size.bytes / MiB / r.full.seconds).toFixed(0)} MiB/s` : ''}`;
     const ratio = (a, b) => (a && b ? `${(a.seconds / b.seconds).toFixed(2)}x` : '');
-    lines.push(`| ${r.set} | ${r.tool}${r.note ? ` (${r.note})` : ''}${r.full.failed ? ' FAILED' : ''} | ${r.full.seconds.toFixed(2)} s | ${rate} | ${(r.full.rssKiB / 1024).toFixed(0)} MiB | ${ratio(r.full, rc?.full)} | ${r.warm ? `${r.warm.seconds.toFixed(2)} s` : ''} | ${ratio(r.warm, rc?.full)} | ${r.noop ? `${r.noop.seconds.toFixed(2)} s` : ''} | ${ratio(r.noop, rc?.noop)} |`);
+    lines.push(
+      `| ${r.set} | ${r.tool}${r.note ? ` (${r.note})` : ''}${r.full.failed ? ' FAILED' : ''} | ${r.full.seconds.toFixed(2)} s | ${rate} | ${(r.full.rssKiB / 1024).toFixed(0)} MiB | ${ratio(r.full, rc?.full)} | ${r.warm ? `${r.warm.seconds.toFixed(2)} s` : ''} | ${ratio(r.warm, rc?.full)} | ${r.noop ? `${r.noop.seconds.toFixed(2)} s` : ''} | ${ratio(r.noop, rc?.noop)} |`,
+    );
   }
   return lines.join('\n');
 }

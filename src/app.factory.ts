@@ -16,7 +16,10 @@ import type { IncomingMessage } from 'node:http';
 export async function createApp(config: AppConfig, options: { clock?: Clock } = {}): Promise<INestApplication> {
   // Body parsers are registered here, in order: the webhook needs its raw bytes to check the signature.
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), { bufferLogs: true, bodyParser: false });
-  app.useBodyParser('raw', { type: (req: IncomingMessage) => (req.url ?? '').startsWith(WEBHOOK_PATH), limit: config.events.webhookMaxBodyBytes });
+  app.useBodyParser('raw', {
+    type: (req: IncomingMessage) => (req.url ?? '').startsWith(WEBHOOK_PATH),
+    limit: config.events.webhookMaxBodyBytes,
+  });
   app.useBodyParser('json');
   app.useBodyParser('urlencoded', { extended: true });
   app.useLogger(app.get(Logger));

@@ -8,7 +8,15 @@ import { bootApp, TestApp, tempDir } from './support/app';
 import { contentFor, emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
 
 const API_KEY = 'test-api-key-0123456789';
-const KEYS = ['docs/readme.txt', 'docs/café menu.txt', 'docs/a+b%20c.txt', 'data/1.jsonl', 'data/2.jsonl', 'data/3.jsonl', '.hidden/dot.txt'];
+const KEYS = [
+  'docs/readme.txt',
+  'docs/café menu.txt',
+  'docs/a+b%20c.txt',
+  'data/1.jsonl',
+  'data/2.jsonl',
+  'data/3.jsonl',
+  '.hidden/dot.txt',
+];
 
 describe('REST control plane', () => {
   let s3: S3Client;
@@ -102,7 +110,9 @@ describe('REST control plane', () => {
 
     it('describes local files with how they were verified', async () => {
       const res = await get('/api/v1/files?prefix=docs/readme').expect(200);
-      expect(res.body.files).toEqual([expect.objectContaining({ key: 'docs/readme.txt', size: 1000, verifiedBy: 'md5', localPath: 'docs/readme.txt' })]);
+      expect(res.body.files).toEqual([
+        expect.objectContaining({ key: 'docs/readme.txt', size: 1000, verifiedBy: 'md5', localPath: 'docs/readme.txt' }),
+      ]);
     });
 
     it.each([
@@ -224,7 +234,15 @@ describe('REST control plane', () => {
     it('documents every route with schemas', async () => {
       const res = await t.http().get('/docs-json').expect(200);
       const paths = Object.keys(res.body.paths);
-      for (const p of ['/api/v1/sync', '/api/v1/sync/runs/{id}', '/api/v1/files', '/api/v1/download/{path}', '/api/v1/stats', '/api/v1/config', '/api/v1/health']) {
+      for (const p of [
+        '/api/v1/sync',
+        '/api/v1/sync/runs/{id}',
+        '/api/v1/files',
+        '/api/v1/download/{path}',
+        '/api/v1/stats',
+        '/api/v1/config',
+        '/api/v1/health',
+      ]) {
         expect(paths).toContain(p);
       }
       expect(res.body.components.schemas.SyncRunResponseDto.properties.sync_details).toBeDefined();
@@ -246,7 +264,10 @@ describe('the service process (dist/main.js)', () => {
     onReady?: (port: number) => Promise<void>,
   ): Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string; stdout: string }> {
     return new Promise((resolve, reject) => {
-      const child = spawn(process.execPath, [main], { env: { PATH: process.env.PATH ?? '', HOME: tempDir('home'), ...env }, cwd: tempDir('cwd') });
+      const child = spawn(process.execPath, [main], {
+        env: { PATH: process.env.PATH ?? '', HOME: tempDir('home'), ...env },
+        cwd: tempDir('cwd'),
+      });
       let stdout = '';
       let stderr = '';
       child.stdout.on('data', (d: Buffer) => {
@@ -255,10 +276,13 @@ describe('the service process (dist/main.js)', () => {
           const port = Number(env.API_PORT);
           const ready = onReady;
           onReady = undefined;
-          ready(port).then(() => child.kill('SIGTERM'), (err: unknown) => {
-            child.kill('SIGKILL');
-            reject(err);
-          });
+          ready(port).then(
+            () => child.kill('SIGTERM'),
+            (err: unknown) => {
+              child.kill('SIGKILL');
+              reject(err);
+            },
+          );
         }
       });
       child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
@@ -307,7 +331,10 @@ describe('the service process (dist/main.js)', () => {
     );
     expect(code).toBe(0);
     expect(stdout).toMatch(/"msg":"stopped: running syncs aborted and recorded"/);
-    const lines = stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, unknown>);
+    const lines = stdout
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
     const request = lines.find((l) => (l.req as { url?: string } | undefined)?.url === '/api/v1/config');
     expect(request).toMatchObject({ req: { id: expect.any(String), headers: expect.objectContaining({ 'x-api-key': '[redacted]' }) } });
     expect(stdout).not.toContain(API_KEY);

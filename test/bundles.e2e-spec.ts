@@ -68,7 +68,12 @@ describe('bundles to an ingest endpoint', () => {
     for (const [i, k] of keys.entries()) await put(s3, bucket, k, contentFor(k, 1000 + i * 100));
     await t.http().post('/api/v1/sync').expect(200);
     // Three by count at once, the other two when the oldest is a second old.
-    await eventually(() => ingest.received.length, (n) => n === 2, 15_000, 'two bundles posted');
+    await eventually(
+      () => ingest.received.length,
+      (n) => n === 2,
+      15_000,
+      'two bundles posted',
+    );
     const unpacked = new Map<string, Buffer>();
     for (const r of ingest.received) for (const [name, data] of await untar(r.body)) unpacked.set(name, data);
     expect([...unpacked.keys()].sort()).toEqual([...keys].sort());
@@ -94,7 +99,12 @@ describe('bundles to an ingest endpoint', () => {
     ingest.failures.push(503, 503, 503);
     for (const k of ['x/1.txt', 'x/2.txt', 'x/3.txt']) await put(s3, bucket, k, contentFor(k, 500));
     await t.http().post('/api/v1/sync').expect(200);
-    await eventually(() => ingest.received.length, (n) => n === 1, 15_000, 'bundle posted after the outage');
+    await eventually(
+      () => ingest.received.length,
+      (n) => n === 1,
+      15_000,
+      'bundle posted after the outage',
+    );
     expect(ingest.attempts).toBe(4);
     const [key] = await archived();
     expect(ingest.received[0].body).toEqual(await archivedBody(key));
@@ -107,7 +117,12 @@ describe('bundles to an ingest endpoint', () => {
     await put(s3, bucket, 'c/1.bin', big[0]);
     await put(s3, bucket, 'c/2.bin', big[1]);
     await t.http().post('/api/v1/sync').expect(200);
-    await eventually(() => ingest.received.length, (n) => n === 1, 15_000, 'bundle posted');
+    await eventually(
+      () => ingest.received.length,
+      (n) => n === 1,
+      15_000,
+      'bundle posted',
+    );
     expect(gunzipSync(ingest.received[0].body)).toEqual(Buffer.concat(big));
     expect(ingest.received[0].headers['x-bundle-format']).toBe('concat');
   });
@@ -118,7 +133,12 @@ describe('bundles to an ingest endpoint', () => {
     await put(s3, bucket, 'm/1.bin', big[0]);
     await put(s3, bucket, 'm/2.bin', big[1]);
     await t.http().post('/api/v1/sync').expect(200);
-    await eventually(() => ingest.received.length, (n) => n === 1, 30_000, 'bundle posted');
+    await eventually(
+      () => ingest.received.length,
+      (n) => n === 1,
+      30_000,
+      'bundle posted',
+    );
     const [key] = await archived();
     const stored = await archivedBody(key);
     expect(stored.length).toBeGreaterThan(8 * 1024 * 1024);

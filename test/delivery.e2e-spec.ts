@@ -44,7 +44,12 @@ describe('delivery of records downstream', () => {
     return res.status === 200 ? (res.body as FileStatus) : undefined;
   };
   const finished = async (key: string, timeoutMs = 20_000): Promise<FileStatus> =>
-    (await eventually(() => statusOf(key), (s) => s !== undefined && ['delivered', 'dead', 'failed'].includes(s.status), timeoutMs, `${key} delivered`))!;
+    (await eventually(
+      () => statusOf(key),
+      (s) => s !== undefined && ['delivered', 'dead', 'failed'].includes(s.status),
+      timeoutMs,
+      `${key} delivered`,
+    ))!;
 
   beforeEach(async () => {
     s3 = testS3();
@@ -78,7 +83,11 @@ describe('delivery of records downstream', () => {
     expect(await statusOf('images/c.png')).toBeUndefined();
     const byId = await t.http().get('/api/v1/status').query({ fileId: a.fileId }).expect(200);
     expect(byId.body).toMatchObject({ fileId: a.fileId, status: 'delivered', timestamp: expect.any(String) });
-    await t.http().get('/api/v1/status').query({ fileId: `${bucket}/nope@x` }).expect(404);
+    await t
+      .http()
+      .get('/api/v1/status')
+      .query({ fileId: `${bucket}/nope@x` })
+      .expect(404);
     const config = await t.http().get('/api/v1/config').expect(200);
     expect(config.body.delivery).toMatchObject({ url: down.recordsUrl, accessKey: '[redacted]', secretKey: '[redacted]' });
     expect(config.text).not.toContain(down.secretKey);
@@ -108,9 +117,19 @@ describe('delivery of records downstream', () => {
     const s = await finished('f.jsonl');
     expect(s).toMatchObject({ status: 'dead', recordsSent: 200, recordsFailed: 100, batchesAcknowledged: 3 });
     expect(Date.now() - started).toBeGreaterThanOrEqual(1000); // the Retry-After was honoured
-    const dead = (await t.http().get('/api/v1/dead-letters').expect(200)).body as { total: number; letters: Array<Record<string, unknown>> };
+    const dead = (await t.http().get('/api/v1/dead-letters').expect(200)).body as {
+      total: number;
+      letters: Array<Record<string, unknown>>;
+    };
     expect(dead.total).toBe(1);
-    expect(dead.letters[0]).toMatchObject({ kind: 'batch', fileId: s.fileId, batchNo: 0, reason: expect.stringContaining('400'), firstLine: 1, lastLine: 100 });
+    expect(dead.letters[0]).toMatchObject({
+      kind: 'batch',
+      fileId: s.fileId,
+      batchNo: 0,
+      reason: expect.stringContaining('400'),
+      firstLine: 1,
+      lastLine: 100,
+    });
     expect(down.delivered()).toHaveLength(200);
 
     const redrive = await t.http().post('/api/v1/dead-letters/redrive').expect(200);
@@ -132,7 +151,11 @@ describe('delivery of records downstream', () => {
   });
 
   it('sends dead letters to SQS as well when DLQ_URL is set', async () => {
-    const sqs = new SQSClient({ endpoint: emulatorEndpoint(), region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    const sqs = new SQSClient({
+      endpoint: emulatorEndpoint(),
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     const dlq = (await sqs.send(new CreateQueueCommand({ QueueName: `delivery-dlq-${Date.now()}` }))).QueueUrl!;
     try {
       await boot({ DLQ_URL: dlq, SQS_ENDPOINT: emulatorEndpoint() });
@@ -141,10 +164,17 @@ describe('delivery of records downstream', () => {
       await sync();
       const s = await finished('refused.jsonl');
       expect(s.status).toBe('dead');
-      const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: dlq, MessageAttributeNames: ['All'], WaitTimeSeconds: 2 }));
+      const { Messages = [] } = await sqs.send(
+        new ReceiveMessageCommand({ QueueUrl: dlq, MessageAttributeNames: ['All'], WaitTimeSeconds: 2 }),
+      );
       expect(Messages).toHaveLength(1);
       expect(Messages[0].MessageAttributes?.reason?.StringValue).toContain('422');
-      expect(JSON.parse(Messages[0].Body!)).toMatchObject({ kind: 'batch', fileId: s.fileId, batchNo: 0, payload: expect.stringContaining('"r-3"') });
+      expect(JSON.parse(Messages[0].Body!)).toMatchObject({
+        kind: 'batch',
+        fileId: s.fileId,
+        batchNo: 0,
+        payload: expect.stringContaining('"r-3"'),
+      });
     } finally {
       sqs.destroy();
     }
@@ -158,12 +188,19 @@ describe('delivery of records downstream', () => {
     await put(s3, bucket, 'mixed.jsonl', lines.join('\n'));
     await sync();
     expect(await finished('mixed.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 5, recordsFailed: 2 });
-    const dead = (await t.http().get('/api/v1/dead-letters').expect(200)).body as { letters: Array<{ kind: string; line: number; payload: string }> };
+    const dead = (await t.http().get('/api/v1/dead-letters').expect(200)).body as {
+      letters: Array<{ kind: string; line: number; payload: string }>;
+    };
     expect(dead.letters.map((l) => [l.kind, l.line, l.payload])).toEqual([
       ['record', 3, '{"broken":'],
       ['record', 7, 'not json at all'],
     ]);
-    expect(down.delivered()).toEqual(jsonl(0, 5).trim().split('\n').map((l) => JSON.parse(l)));
+    expect(down.delivered()).toEqual(
+      jsonl(0, 5)
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l)),
+    );
   });
 
   it('reads gzip-compressed JSON Lines and plain text', async () => {
@@ -219,7 +256,12 @@ describe('delivery of records downstream', () => {
     await sync();
     const s = await finished('again.jsonl');
     await t.http().post('/api/v1/files/again.jsonl/reprocess').expect(202);
-    await eventually(() => down.batches.get(`${s.fileId}#0`)?.deliveries ?? 0, (n) => n === 2, 10_000, 'second delivery');
+    await eventually(
+      () => down.batches.get(`${s.fileId}#0`)?.deliveries ?? 0,
+      (n) => n === 2,
+      10_000,
+      'second delivery',
+    );
     expect(await finished('again.jsonl')).toMatchObject({ status: 'delivered', attempts: 2 });
     await t.http().post('/api/v1/files/no-such.jsonl/reprocess').expect(404);
   });
@@ -255,7 +297,12 @@ describe('delivery of records downstream', () => {
       proxy.stallMs = 2000;
       proxy.fail.set('in/broken.jsonl', 100);
       await t.http().post('/api/v1/sync?background=true').expect(202);
-      const pending = await eventually(() => statusOf('in/slow.jsonl'), (s) => s !== undefined, 5000, 'slow.jsonl recorded');
+      const pending = await eventually(
+        () => statusOf('in/slow.jsonl'),
+        (s) => s !== undefined,
+        5000,
+        'slow.jsonl recorded',
+      );
       expect(pending).toMatchObject({ status: 'pending', recordsSent: 0 });
       expect(await finished('in/slow.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 4 });
       const broken = await finished('in/broken.jsonl');
@@ -263,8 +310,18 @@ describe('delivery of records downstream', () => {
       expect((broken as FileStatus & { lastError: string }).lastError).toMatch(/^not mirrored: .*InternalError: injected failure/);
       proxy.fail.clear();
       await sync();
-      await eventually(() => statusOf('in/broken.jsonl'), (s) => s?.status === 'delivered', 10_000, 'broken.jsonl delivered');
-      expect(down.delivered().map((r) => (r as { id: string }).id).sort()).toEqual(['r-0', 'r-1', 'r-10', 'r-11', 'r-12', 'r-2', 'r-3']);
+      await eventually(
+        () => statusOf('in/broken.jsonl'),
+        (s) => s?.status === 'delivered',
+        10_000,
+        'broken.jsonl delivered',
+      );
+      expect(
+        down
+          .delivered()
+          .map((r) => (r as { id: string }).id)
+          .sort(),
+      ).toEqual(['r-0', 'r-1', 'r-10', 'r-11', 'r-12', 'r-2', 'r-3']);
       const stats = (await t.http().get('/api/v1/stats').expect(200)).body as { delivery: { files: Record<string, number> } };
       expect(stats.delivery.files).toEqual({ delivered: 2 });
     } finally {
@@ -296,7 +353,12 @@ describe('delivery survives a crash', () => {
     const env = { ...serviceEnv(bucket, down, 'dcrash'), MAX_RECORDS_PER_BATCH: '100', DELIVERY_CONCURRENCY: '2' };
     const first = await startService(env);
     try {
-      await eventually(() => down.batches.size, (n) => n >= 15, 20_000, 'some batches acknowledged').catch((err: Error) => {
+      await eventually(
+        () => down.batches.size,
+        (n) => n >= 15,
+        20_000,
+        'some batches acknowledged',
+      ).catch((err: Error) => {
         throw new Error(`${err.message}\n${first.output().slice(-3000)}`);
       });
       first.child.kill('SIGKILL');
@@ -307,14 +369,20 @@ describe('delivery survives a crash', () => {
       down.latencyMs = 0;
       const second = await startService({ ...env, SYNC_ON_START: 'false' });
       try {
-        await eventually(() => down.batches.size, (n) => n === 60, 20_000, 'every batch delivered');
+        await eventually(
+          () => down.batches.size,
+          (n) => n === 60,
+          20_000,
+          'every batch delivered',
+        );
         expect(down.delivered()).toHaveLength(6000);
         // Resumed at the checkpoint: the first batches were not sent again.
         expect(down.batches.get([...down.batches.keys()].find((k) => k.endsWith('#0'))!)!.deliveries).toBe(1);
         expect(down.duplicates()).toBeLessThanOrEqual(2); // at most the requests in flight at the kill
         const fileId = [...down.batches.keys()][0].split('#')[0];
         await eventually(
-          async () => ((await (await fetch(`${second.url}/api/v1/status?fileId=${encodeURIComponent(fileId)}`)).json()) as { status: string }).status,
+          async () =>
+            ((await (await fetch(`${second.url}/api/v1/status?fileId=${encodeURIComponent(fileId)}`)).json()) as { status: string }).status,
           (st) => st === 'delivered',
           10_000,
           'ledger says delivered',

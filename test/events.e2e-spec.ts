@@ -1,11 +1,5 @@
 import { S3Client } from '@aws-sdk/client-s3';
-import {
-  CreateQueueCommand,
-  GetQueueAttributesCommand,
-  ReceiveMessageCommand,
-  SendMessageCommand,
-  SQSClient,
-} from '@aws-sdk/client-sqs';
+import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createHash, randomBytes } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -31,11 +25,19 @@ function signed(t: TestApp, body: unknown, secret = SECRET, nowMs = Date.now()) 
     .send(raw);
 }
 
-async function stats(t: TestApp): Promise<{ events: { pending: number; parked: number; inFlight: number; applied: Record<string, number> } }> {
+async function stats(
+  t: TestApp,
+): Promise<{ events: { pending: number; parked: number; inFlight: number; applied: Record<string, number> } }> {
   return (await t.http().get('/api/v1/stats').set('x-api-key', API_KEY).expect(200)).body;
 }
 
-const settled = (t: TestApp) => eventually(() => stats(t), (s) => s.events.pending === 0 && s.events.inFlight === 0, 15_000, 'events applied');
+const settled = (t: TestApp) =>
+  eventually(
+    () => stats(t),
+    (s) => s.events.pending === 0 && s.events.inFlight === 0,
+    15_000,
+    'events applied',
+  );
 
 describe('real-time sync through the webhook', () => {
   let s3: S3Client;
@@ -60,7 +62,10 @@ describe('real-time sync through the webhook', () => {
   it('the Lambda forwarder delivers S3 events and the mirror follows, for keys with spaces, +, % and non-ASCII', async () => {
     await t.app.listen(0, '127.0.0.1');
     const url = await t.app.getUrl();
-    const forward = createHandler({ apiEndpoint: url.replace('[::1]', '127.0.0.1'), webhookSecret: SECRET, timeoutMs: 5000, retryAttempts: 2 }, { log: () => undefined });
+    const forward = createHandler(
+      { apiEndpoint: url.replace('[::1]', '127.0.0.1'), webhookSecret: SECRET, timeoutMs: 5000, retryAttempts: 2 },
+      { log: () => undefined },
+    );
     const keys = ['in/plain.jsonl', 'in/with space.txt', 'in/c++ a+b.txt', 'in/100% sure.txt', 'in/données/été.jsonl'];
     const seq = sequencers(keys.length);
     const events = await Promise.all(keys.map((k, i) => putEvent(k, contentFor(k, 100 + i), seq[i])));
@@ -72,7 +77,12 @@ describe('real-time sync through the webhook', () => {
 
     // An SQS-triggered invocation: each message forwarded on its own; a delete propagates.
     await remove(s3, bucket, keys[0]);
-    const deleteEvent = notification({ bucket, key: keys[0], op: 'delete', sequencer: sequencers(1, BigInt(`0x${seq[seq.length - 1]}`) + 1n)[0] });
+    const deleteEvent = notification({
+      bucket,
+      key: keys[0],
+      op: 'delete',
+      sequencer: sequencers(1, BigInt(`0x${seq[seq.length - 1]}`) + 1n)[0],
+    });
     const sqsEvent = { Records: [{ eventSource: 'aws:sqs', messageId: 'm-1', body: JSON.stringify(deleteEvent) }] };
     await expect(forward(sqsEvent, context)).resolves.toEqual({ batchItemFailures: [] });
     await settled(t);
@@ -113,7 +123,10 @@ describe('real-time sync through the webhook', () => {
     const dirs = Array.from({ length: 40 }, (_, i) => `race/${i}`);
     const [s1, s2] = sequencers(2);
     for (const d of dirs) await put(s3, bucket, `${d}/old.txt`, 'old');
-    await signed(t, notification(...dirs.map((d): EventSpec => ({ bucket, key: `${d}/old.txt`, op: 'put', size: 3, etag: md5('old'), sequencer: s1 })))).expect(202);
+    await signed(
+      t,
+      notification(...dirs.map((d): EventSpec => ({ bucket, key: `${d}/old.txt`, op: 'put', size: 3, etag: md5('old'), sequencer: s1 }))),
+    ).expect(202);
     await settled(t);
     for (const d of dirs) {
       await remove(s3, bucket, `${d}/old.txt`);
@@ -137,7 +150,13 @@ describe('real-time sync through the webhook', () => {
     const raw = JSON.stringify(body);
     const headers = signWebhook(SECRET, raw, Date.now());
     await t.http().post('/api/v1/s3-notification').set('content-type', 'application/json').send(raw).expect(401);
-    const tampered = await t.http().post('/api/v1/s3-notification').set('content-type', 'application/json').set(headers).send(raw.replace('forged', 'forgeD')).expect(401);
+    const tampered = await t
+      .http()
+      .post('/api/v1/s3-notification')
+      .set('content-type', 'application/json')
+      .set(headers)
+      .send(raw.replace('forged', 'forgeD'))
+      .expect(401);
     expect(tampered.body.message).toContain('signature does not match');
     // The API key is no substitute for the signature.
     await t.http().post('/api/v1/s3-notification').set('x-api-key', API_KEY).send(raw).expect(401);
@@ -152,13 +171,21 @@ describe('real-time sync through the webhook', () => {
     const huge = JSON.stringify({ Records: [], padding: 'x'.repeat(1024 * 1024 + 10) });
     await signed(t, huge).expect(413);
 
-    await signed(t, testEvent(bucket)).expect(202, { accepted: 0, ignored: 1, rejected: 0, records: [{ index: 0, status: 'ignored', reason: 's3:TestEvent (sent when notifications are configured)' }] });
-    const res = await signed(t, notification(
-      { bucket: 'someone-elses-bucket', key: 'k', op: 'put' },
-      { bucket, key: '../escape.txt', op: 'put' },
-      { bucket, key: 'folder/', op: 'put' },
-      { bucket, key: 'r/restored.txt', op: 'put', eventName: 'ObjectRestore:Completed' },
-    )).expect(202);
+    await signed(t, testEvent(bucket)).expect(202, {
+      accepted: 0,
+      ignored: 1,
+      rejected: 0,
+      records: [{ index: 0, status: 'ignored', reason: 's3:TestEvent (sent when notifications are configured)' }],
+    });
+    const res = await signed(
+      t,
+      notification(
+        { bucket: 'someone-elses-bucket', key: 'k', op: 'put' },
+        { bucket, key: '../escape.txt', op: 'put' },
+        { bucket, key: 'folder/', op: 'put' },
+        { bucket, key: 'r/restored.txt', op: 'put', eventName: 'ObjectRestore:Completed' },
+      ),
+    ).expect(202);
     expect(res.body.records).toEqual([
       expect.objectContaining({ index: 0, status: 'ignored', reason: expect.stringContaining('someone-elses-bucket') }),
       expect.objectContaining({ index: 1, status: 'rejected', key: '../escape.txt', reason: expect.stringContaining('refused key') }),
@@ -170,7 +197,12 @@ describe('real-time sync through the webhook', () => {
   });
 
   it('ignores events outside S3_PREFIX', async () => {
-    const scoped = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_SECRET: SECRET, S3_PREFIX: 'mirrored/' });
+    const scoped = await bootApp({
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: emulatorEndpoint(),
+      WEBHOOK_SECRET: SECRET,
+      S3_PREFIX: 'mirrored/',
+    });
     try {
       const inside = await putEvent('mirrored/a.txt', 'inside');
       const outside = await putEvent('elsewhere/b.txt', 'outside');
@@ -206,7 +238,11 @@ describe('real-time sync from SQS', () => {
   beforeEach(async () => {
     s3 = testS3();
     bucket = await newBucket(s3);
-    sqs = new SQSClient({ endpoint: emulatorEndpoint(), region: 'us-east-1', credentials: { accessKeyId: 'test', secretAccessKey: 'test' } });
+    sqs = new SQSClient({
+      endpoint: emulatorEndpoint(),
+      region: 'us-east-1',
+      credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+    });
     const suffix = randomBytes(4).toString('hex');
     queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `events-${suffix}` }))).QueueUrl!;
     dlqUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `events-dlq-${suffix}` }))).QueueUrl!;
@@ -234,7 +270,10 @@ describe('real-time sync from SQS', () => {
     sqs.send(new SendMessageCommand({ QueueUrl: queueUrl, MessageBody: typeof body === 'string' ? body : JSON.stringify(body) }));
   const queueDepth = async (url: string): Promise<number> => {
     const { Attributes } = await sqs.send(
-      new GetQueueAttributesCommand({ QueueUrl: url, AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'] }),
+      new GetQueueAttributesCommand({
+        QueueUrl: url,
+        AttributeNames: ['ApproximateNumberOfMessages', 'ApproximateNumberOfMessagesNotVisible'],
+      }),
     );
     return Number(Attributes?.ApproximateNumberOfMessages ?? 0) + Number(Attributes?.ApproximateNumberOfMessagesNotVisible ?? 0);
   };
@@ -252,10 +291,20 @@ describe('real-time sync from SQS', () => {
     await enqueue({ Records: 'nope' });
 
     // Temporary files may show while a commit is under way: wait for exactly the three files.
-    await eventually(() => filesUnder(t.mirrorDir), (f) => f.join() === [...keys].sort().join(), 20_000, 'all three files');
+    await eventually(
+      () => filesUnder(t.mirrorDir),
+      (f) => f.join() === [...keys].sort().join(),
+      20_000,
+      'all three files',
+    );
     expect(proxy.objectGets('q/flaky.txt')).toBe(2);
     for (const k of keys) expect(await readFile(join(t.mirrorDir, k))).toEqual(contentFor(k, 300));
-    await eventually(() => queueDepth(queueUrl), (n) => n === 0, 15_000, 'source queue drained');
+    await eventually(
+      () => queueDepth(queueUrl),
+      (n) => n === 0,
+      15_000,
+      'source queue drained',
+    );
 
     const { Messages = [] } = await sqs.send(
       new ReceiveMessageCommand({ QueueUrl: dlqUrl, MaxNumberOfMessages: 10, MessageAttributeNames: ['All'], WaitTimeSeconds: 1 }),
@@ -275,13 +324,30 @@ describe('real-time sync from SQS', () => {
     proxy.stall.set('q/slow.bin', 1);
     proxy.stallMs = 6000; // three times the 2 s visibility timeout
     await enqueue(notification({ bucket, key: 'q/slow.bin', op: 'put', size: 1000, sequencer: sequencers(1)[0] }));
-    await eventually(() => proxy.objectGets('q/slow.bin'), (n) => n === 1, 10_000, 'download started');
+    await eventually(
+      () => proxy.objectGets('q/slow.bin'),
+      (n) => n === 1,
+      10_000,
+      'download started',
+    );
     // Another consumer polling the queue after the original timeout has passed must find nothing.
     await new Promise((r) => setTimeout(r, 3500));
-    const { Messages = [] } = await sqs.send(new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0, MaxNumberOfMessages: 10 }));
+    const { Messages = [] } = await sqs.send(
+      new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0, MaxNumberOfMessages: 10 }),
+    );
     expect(Messages).toEqual([]);
-    await eventually(() => filesUnder(t.mirrorDir), (f) => f.includes('q/slow.bin'), 20_000, 'slow file');
-    await eventually(() => queueDepth(queueUrl), (n) => n === 0, 10_000, 'queue drained');
+    await eventually(
+      () => filesUnder(t.mirrorDir),
+      (f) => f.includes('q/slow.bin'),
+      20_000,
+      'slow file',
+    );
+    await eventually(
+      () => queueDepth(queueUrl),
+      (n) => n === 0,
+      10_000,
+      'queue drained',
+    );
     expect(proxy.objectGets('q/slow.bin')).toBe(1);
   });
 
@@ -289,9 +355,19 @@ describe('real-time sync from SQS', () => {
     const [s1, s2] = sequencers(2);
     await put(s3, bucket, 'q/k.txt', 'final');
     await enqueue(notification({ bucket, key: 'q/k.txt', op: 'put', size: 5, sequencer: s2 }));
-    await eventually(() => filesUnder(t.mirrorDir), (f) => f.includes('q/k.txt'), 15_000, 'q/k.txt');
+    await eventually(
+      () => filesUnder(t.mirrorDir),
+      (f) => f.includes('q/k.txt'),
+      15_000,
+      'q/k.txt',
+    );
     await enqueue(notification({ bucket, key: 'q/k.txt', op: 'delete', sequencer: s1 }));
-    await eventually(() => queueDepth(queueUrl), (n) => n === 0, 15_000, 'queue drained');
+    await eventually(
+      () => queueDepth(queueUrl),
+      (n) => n === 0,
+      15_000,
+      'queue drained',
+    );
     expect(await readFile(join(t.mirrorDir, 'q/k.txt'), 'utf8')).toBe('final');
   });
 });
@@ -327,7 +403,12 @@ describe('acknowledged events survive a crash', () => {
     });
     expect(res.status).toBe(202);
     expect(await res.json()).toMatchObject({ accepted: keys.length });
-    await eventually(() => proxy.objectGets(), (n) => n > 0, 10_000, 'downloads started');
+    await eventually(
+      () => proxy.objectGets(),
+      (n) => n > 0,
+      10_000,
+      'downloads started',
+    );
     first.child.kill('SIGKILL');
     await first.exited;
     expect(await filesUnder(env.LOCAL_DOWNLOAD_DIR)).toEqual([]);
@@ -336,9 +417,15 @@ describe('acknowledged events survive a crash', () => {
     const second = await startService(env);
     try {
       // Every key by name: a count would also take a commit's temporary file, not yet renamed.
-      await eventually(() => filesUnder(env.LOCAL_DOWNLOAD_DIR), (f) => keys.every((k) => f.includes(k)), 20_000, 'mirror converged');
+      await eventually(
+        () => filesUnder(env.LOCAL_DOWNLOAD_DIR),
+        (f) => keys.every((k) => f.includes(k)),
+        20_000,
+        'mirror converged',
+      );
       for (const k of keys) expect(await readFile(join(env.LOCAL_DOWNLOAD_DIR, k))).toEqual(contentFor(k, 200));
-      const pending = async (): Promise<number> => ((await (await fetch(`${second.url}/api/v1/stats`)).json()) as { events: { pending: number } }).events.pending;
+      const pending = async (): Promise<number> =>
+        ((await (await fetch(`${second.url}/api/v1/stats`)).json()) as { events: { pending: number } }).events.pending;
       await eventually(pending, (n) => n === 0, 10_000, 'inbox empty');
       expect(await filesUnder(env.LOCAL_DOWNLOAD_DIR)).toEqual([...keys].sort());
     } finally {

@@ -27,7 +27,7 @@ const TREE = [
   'reports/q3 summary/résumé+final.txt',
   'odd/100%.txt',
   'odd/a+b=c.txt',
-  "odd/x&y<z>'q\"uote.txt",
+  'odd/x&y<z>\'q"uote.txt',
   'Mixed/Upper.txt',
   'Mixed/lower.txt',
   'Mixed/_underscore.txt',
@@ -79,11 +79,16 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     for (const key of keys) expect(await readFile(join(t.mirrorDir, key))).toEqual(contentFor(key));
   }
 
-  it('mirrors a nested tree with awkward names, byte for byte, with the objects\' mtimes', async () => {
+  it("mirrors a nested tree with awkward names, byte for byte, with the objects' mtimes", async () => {
     await seed(TREE);
     await boot();
     const report = await sync();
-    expect(report).toMatchObject({ status: 'completed', processed_files: TREE.length, successful_operations: TREE.length, failed_operations: 0 });
+    expect(report).toMatchObject({
+      status: 'completed',
+      processed_files: TREE.length,
+      successful_operations: TREE.length,
+      failed_operations: 0,
+    });
     await expectMirrorMatches(TREE);
     const st = await stat(join(t.mirrorDir, 'README.txt'));
     expect(Math.abs(st.mtimeMs - Date.now())).toBeLessThan(120_000);
@@ -130,7 +135,9 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await remove(s3, bucket, 'gone/deep/file.txt');
     const report = await sync();
     expect(report.counts).toMatchObject({ deleted: 1, toDelete: 1 });
-    expect(report.sync_details).toContainEqual(expect.objectContaining({ operation: 'delete', file_key: 'gone/deep/file.txt', status: 'success' }));
+    expect(report.sync_details).toContainEqual(
+      expect.objectContaining({ operation: 'delete', file_key: 'gone/deep/file.txt', status: 'success' }),
+    );
     await expectMirrorMatches(['keep.txt', 'gone2.txt']);
     expect(existsSync(join(t.mirrorDir, 'gone'))).toBe(false);
   });
@@ -243,7 +250,10 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     const report = await sync();
     expect(report.status).toBe('completed_with_errors');
     expect(report.counts).toMatchObject({ refused: hostile.length, downloaded: 1 });
-    const refused = report.sync_details.filter((d) => d.operation === 'refuse').map((d) => d.file_key).sort();
+    const refused = report.sync_details
+      .filter((d) => d.operation === 'refuse')
+      .map((d) => d.file_key)
+      .sort();
     expect(refused).toEqual([...hostile].sort());
     expect(await filesUnder(outside)).toEqual(['mirror/fine.txt']);
   });
@@ -276,7 +286,9 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await boot({ MAX_FILE_SIZE_MB: '1' });
     const report = await sync();
     expect(report.counts).toMatchObject({ downloaded: 1, skipped: 1, failed: 0 });
-    expect(report.sync_details).toContainEqual(expect.objectContaining({ file_key: 'big.bin', status: 'skipped', message: expect.stringMatching(/exceeds MAX_FILE_SIZE_MB/) }));
+    expect(report.sync_details).toContainEqual(
+      expect.objectContaining({ file_key: 'big.bin', status: 'skipped', message: expect.stringMatching(/exceeds MAX_FILE_SIZE_MB/) }),
+    );
     expect(await filesUnder(t.mirrorDir)).toEqual(['small.txt']);
   });
 
@@ -359,7 +371,7 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
   it('verifies a multipart object by its ETag when S3 tells the part size, and catches a bad part', async () => {
     const MiB = 1024 * 1024;
     const body = Buffer.alloc(12 * MiB);
-    for (let i = 0; i < body.length; i += 512) body.writeUInt32LE(i * 2654435761 >>> 0, i);
+    for (let i = 0; i < body.length; i += 512) body.writeUInt32LE((i * 2654435761) >>> 0, i);
     await putMultipart(s3, bucket, 'mp/ok.bin', body, 5 * MiB);
     await putMultipart(s3, bucket, 'mp/bad.bin', body, 5 * MiB);
     proxy.partSizes.set('mp/ok.bin', 5 * MiB);
@@ -368,9 +380,15 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     proxy.corrupt.set('mp/bad.bin', 1);
     const report = await sync();
     expect(report.sync_details.find((d) => d.file_key === 'mp/ok.bin')?.message).toMatch(/verified by multipart-etag/);
-    expect(report.sync_details.find((d) => d.file_key === 'mp/bad.bin')).toMatchObject({ status: 'failed', message: expect.stringMatching(/multipart-etag mismatch/) });
+    expect(report.sync_details.find((d) => d.file_key === 'mp/bad.bin')).toMatchObject({
+      status: 'failed',
+      message: expect.stringMatching(/multipart-etag mismatch/),
+    });
     // The ranges follow the parts (5 + 5 + 2 MiB), so each part's MD5 can be checked.
-    const ranges = proxy.requests.filter((r) => r.key === 'mp/ok.bin' && r.range).map((r) => r.range).sort();
+    const ranges = proxy.requests
+      .filter((r) => r.key === 'mp/ok.bin' && r.range)
+      .map((r) => r.range)
+      .sort();
     expect(ranges).toEqual([`bytes=0-${5 * MiB - 1}`, `bytes=${10 * MiB}-${12 * MiB - 1}`, `bytes=${5 * MiB}-${10 * MiB - 1}`]);
     expect(existsSync(join(t.mirrorDir, 'mp/bad.bin'))).toBe(false);
   });
@@ -389,7 +407,10 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await boot({ RETRY_ATTEMPTS: '0' });
     const report = await sync();
     expect(report.sync_details.find((d) => d.file_key === 'kms/good.txt')?.message).toMatch(/verified by crc32/);
-    expect(report.sync_details.find((d) => d.file_key === 'kms/bad.txt')).toMatchObject({ status: 'failed', message: expect.stringMatching(/crc32 mismatch/) });
+    expect(report.sync_details.find((d) => d.file_key === 'kms/bad.txt')).toMatchObject({
+      status: 'failed',
+      message: expect.stringMatching(/crc32 mismatch/),
+    });
     await expectMirrorMatches(['kms/good.txt']);
   });
 
@@ -501,6 +522,11 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await mkdir(dirname(leftover), { recursive: true });
     await writeFile(leftover, 'half a file');
     t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: endpoint, LOCAL_DOWNLOAD_DIR: mirrorDir, STATE_DIR: stateDir });
-    await eventually(() => existsSync(leftover), (present) => !present, 15_000, 'the partial file to be swept');
+    await eventually(
+      () => existsSync(leftover),
+      (present) => !present,
+      15_000,
+      'the partial file to be swept',
+    );
   });
 });

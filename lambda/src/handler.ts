@@ -85,10 +85,13 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
   const now = deps.now ?? Date.now;
   const log = deps.log ?? jsonLog;
   const url = `${config.apiEndpoint}${WEBHOOK_PATH}`;
-  const policy = retry(handleWhen((e) => e instanceof TransientForwardError), {
-    maxAttempts: config.retryAttempts,
-    backoff: new ExponentialBackoff({ initialDelay: config.initialDelayMs ?? 200, maxDelay: config.maxDelayMs ?? 5000 }),
-  });
+  const policy = retry(
+    handleWhen((e) => e instanceof TransientForwardError),
+    {
+      maxAttempts: config.retryAttempts,
+      backoff: new ExponentialBackoff({ initialDelay: config.initialDelayMs ?? 200, maxDelay: config.maxDelayMs ?? 5000 }),
+    },
+  );
 
   async function attempt(body: string, deadline: number, signal: AbortSignal): Promise<unknown> {
     const budget = Math.min(config.timeoutMs, deadline - now());
@@ -112,7 +115,9 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
   }
 
   async function forward(body: string, deadline: number, context: Record<string, unknown>): Promise<unknown> {
-    const listener = policy.onRetry((r) => log({ level: 'warn', msg: 'retrying forward', ...context, reason: 'error' in r ? r.error.message : 'result', delayMs: r.delay }));
+    const listener = policy.onRetry((r) =>
+      log({ level: 'warn', msg: 'retrying forward', ...context, reason: 'error' in r ? r.error.message : 'result', delayMs: r.delay }),
+    );
     try {
       const report = await policy.execute(({ signal }) => attempt(body, deadline, signal));
       log({ level: 'info', msg: 'forwarded', ...context, report: summary(report) });
@@ -122,7 +127,10 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
     }
   }
 
-  return async function handler(event: IncomingEvent, context?: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>): Promise<SQSBatchResponse | { forwarded: true }> {
+  return async function handler(
+    event: IncomingEvent,
+    context?: Pick<Context, 'getRemainingTimeInMillis' | 'awsRequestId'>,
+  ): Promise<SQSBatchResponse | { forwarded: true }> {
     // Keep a second for the runtime to answer before the function's own timeout.
     const deadline = now() + (context ? context.getRemainingTimeInMillis() - 1000 : config.timeoutMs * (config.retryAttempts + 1) + 60_000);
     const requestId = context?.awsRequestId;
@@ -134,7 +142,13 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
           try {
             await forward(record.body, deadline, { requestId, messageId: record.messageId });
           } catch (err) {
-            log({ level: 'error', msg: 'forward failed; message returns to the queue', requestId, messageId: record.messageId, err: (err as Error).message });
+            log({
+              level: 'error',
+              msg: 'forward failed; message returns to the queue',
+              requestId,
+              messageId: record.messageId,
+              err: (err as Error).message,
+            });
             failures.push({ itemIdentifier: record.messageId });
           }
         }),
@@ -144,7 +158,12 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
     try {
       await forward(JSON.stringify(event), deadline, { requestId, records: records?.length ?? 1 });
     } catch (err) {
-      log({ level: 'error', msg: 'forward failed; Lambda retries, then the on-failure destination keeps the event', requestId, err: (err as Error).message });
+      log({
+        level: 'error',
+        msg: 'forward failed; Lambda retries, then the on-failure destination keeps the event',
+        requestId,
+        err: (err as Error).message,
+      });
       throw err;
     }
     return { forwarded: true };
@@ -152,7 +171,12 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
 }
 
 function isSqsRecord(r: unknown): r is SQSRecord {
-  return typeof r === 'object' && r !== null && (r as { eventSource?: unknown }).eventSource === 'aws:sqs' && typeof (r as { body?: unknown }).body === 'string';
+  return (
+    typeof r === 'object' &&
+    r !== null &&
+    (r as { eventSource?: unknown }).eventSource === 'aws:sqs' &&
+    typeof (r as { body?: unknown }).body === 'string'
+  );
 }
 
 function summary(report: unknown): unknown {

@@ -23,7 +23,13 @@ class FakeWebhook {
     const chunks: Buffer[] = [];
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
-    const check = verifyWebhook(secret, { signature: req.headers[SIGNATURE_HEADER] as string, timestamp: req.headers[TIMESTAMP_HEADER] as string }, body, Date.now(), 300);
+    const check = verifyWebhook(
+      secret,
+      { signature: req.headers[SIGNATURE_HEADER] as string, timestamp: req.headers[TIMESTAMP_HEADER] as string },
+      body,
+      Date.now(),
+      300,
+    );
     this.received.push({ path: req.url ?? '', body: body.toString(), verified: check.ok });
     const next = this.script.shift() ?? 202;
     if (next === 'hang') return; // never answers: the forwarder's timeout must fire
@@ -48,14 +54,19 @@ describe('Lambda forwarder', () => {
   });
 
   const make = (over: Partial<ForwarderConfig> = {}) =>
-    createHandler({ apiEndpoint: hook.url, webhookSecret: secret, timeoutMs: 2000, retryAttempts: 3, initialDelayMs: 5, maxDelayMs: 20, ...over }, { log: (e) => logs.push(e) });
+    createHandler(
+      { apiEndpoint: hook.url, webhookSecret: secret, timeoutMs: 2000, retryAttempts: 3, initialDelayMs: 5, maxDelayMs: 20, ...over },
+      { log: (e) => logs.push(e) },
+    );
   const context = { getRemainingTimeInMillis: () => 30_000, awsRequestId: 'req-1' };
   const s3Event = notification({ bucket: 'b', key: 'a b/c+d.json', op: 'put', size: 3, sequencer: '00A1' });
 
   it('forwards a direct S3 event as it is, signed, to the webhook route', async () => {
     await expect(make()(s3Event, context)).resolves.toEqual({ forwarded: true });
     expect(hook.received).toEqual([{ path: WEBHOOK_PATH, body: JSON.stringify(s3Event), verified: true }]);
-    expect(logs).toEqual([expect.objectContaining({ level: 'info', msg: 'forwarded', requestId: 'req-1', report: { accepted: 1, ignored: 0, rejected: 0 } })]);
+    expect(logs).toEqual([
+      expect.objectContaining({ level: 'info', msg: 'forwarded', requestId: 'req-1', report: { accepted: 1, ignored: 0, rejected: 0 } }),
+    ]);
   });
 
   it('retries 5xx, 429 and 408 with backoff, then succeeds', async () => {
@@ -103,7 +114,8 @@ describe('Lambda forwarder', () => {
       { apiEndpoint: hook.url, webhookSecret: secret, timeoutMs: 2000, retryAttempts: 0 },
       {
         log: (e) => logs.push(e),
-        fetch: (input, init) => (String(init?.body).includes('"m2"') ? Promise.resolve(new Response('no', { status: 400 })) : fetch(input, init)),
+        fetch: (input, init) =>
+          String(init?.body).includes('"m2"') ? Promise.resolve(new Response('no', { status: 400 })) : fetch(input, init),
       },
     );
     await expect(handler(sqsEvent, context)).resolves.toEqual({ batchItemFailures: [{ itemIdentifier: 'm2' }] });
@@ -138,7 +150,16 @@ describe('Lambda bundle', () => {
     const dir = mkdtempSync(join(tmpdir(), 'lambda-bundle-'));
     const outfile = join(dir, 'handler.js');
     try {
-      const result = await build({ entryPoints: [join(__dirname, '..', 'src', 'handler.ts')], bundle: true, platform: 'node', target: 'node22', format: 'cjs', outfile, metafile: true, logLevel: 'silent' });
+      const result = await build({
+        entryPoints: [join(__dirname, '..', 'src', 'handler.ts')],
+        bundle: true,
+        platform: 'node',
+        target: 'node22',
+        format: 'cjs',
+        outfile,
+        metafile: true,
+        logLevel: 'silent',
+      });
       const inputs = Object.keys(result.metafile.inputs);
       expect(inputs.some((p) => p.includes('@nestjs') || p.includes('@aws-sdk'))).toBe(false);
       expect(readFileSync(outfile, 'utf8')).not.toMatch(/require\("(?!node:)[^"]+"\)/);

@@ -69,7 +69,9 @@ export class TokenProvider {
       throw new LoginError(`login refused with HTTP ${res.status}`, res.status);
     }
     const body = (await res.json().catch(() => undefined)) as Record<string, unknown> | undefined;
-    const token = [body?.token, body?.access_token, body?.accessToken, body?.jwt].find((t): t is string => typeof t === 'string' && t !== '');
+    const token = [body?.token, body?.access_token, body?.accessToken, body?.jwt].find(
+      (t): t is string => typeof t === 'string' && t !== '',
+    );
     if (!token) throw new LoginError('login answer carries no token (expected token, access_token, accessToken or jwt)');
     const exp = jwtExpiry(token);
     const now = this.clock.nowMs();

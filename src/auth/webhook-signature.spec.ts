@@ -16,14 +16,22 @@ describe('webhook signature', () => {
   it('matches a known HMAC-SHA256 value', () => {
     // printf 'v1:1700000000:hello' | openssl dgst -sha256 -hmac key
     expect(computeSignature('key', 1700000000, 'hello')).toBe('ee4583d15b356f4bde6beb016b036f6750a61b64abbc540c9ce21b8c364777d0');
-    expect(computeSignature('key', 1700000000, Buffer.from('hello'))).toBe('ee4583d15b356f4bde6beb016b036f6750a61b64abbc540c9ce21b8c364777d0');
+    expect(computeSignature('key', 1700000000, Buffer.from('hello'))).toBe(
+      'ee4583d15b356f4bde6beb016b036f6750a61b64abbc540c9ce21b8c364777d0',
+    );
   });
 
   it('refuses a changed body, a wrong secret, a missing header', () => {
     const h = headersOf(signWebhook(secret, body, now));
-    expect(verifyWebhook(secret, h, Buffer.from('{"Records":[1]}'), now, 300)).toEqual({ ok: false, reason: expect.stringContaining('does not match') });
+    expect(verifyWebhook(secret, h, Buffer.from('{"Records":[1]}'), now, 300)).toEqual({
+      ok: false,
+      reason: expect.stringContaining('does not match'),
+    });
     expect(verifyWebhook('another-secret-entirely', h, body, now, 300).ok).toBe(false);
-    expect(verifyWebhook(secret, { timestamp: h.timestamp }, body, now, 300)).toEqual({ ok: false, reason: expect.stringContaining('missing') });
+    expect(verifyWebhook(secret, { timestamp: h.timestamp }, body, now, 300)).toEqual({
+      ok: false,
+      reason: expect.stringContaining('missing'),
+    });
     expect(verifyWebhook(secret, { ...h, signature: 'v1=zz' }, body, now, 300).ok).toBe(false);
     expect(verifyWebhook(secret, { ...h, timestamp: 'soon' }, body, now, 300).ok).toBe(false);
   });

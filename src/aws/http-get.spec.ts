@@ -281,7 +281,9 @@ describe('HttpGetClient against hand-written servers', () => {
 
   it('drops a connection on which the server says more than it was asked', async () => {
     let answers = 0;
-    const server = await rawServer((socket) => socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok${answers++ === 0 ? 'EXTRA' : ''}`));
+    const server = await rawServer((socket) =>
+      socket.write(`HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok${answers++ === 0 ? 'EXTRA' : ''}`),
+    );
     const client = new HttpGetClient(server.origin, { maxSockets: 2 });
     await expect((await client.get('/', {})).text()).rejects.toThrow(/Content-Length|after/);
     expect(await (await client.get('/', {})).text()).toBe('ok');
@@ -304,10 +306,35 @@ describe('HttpGetClient over TLS', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('reads bodies through TLS, checking the certificate against the given CA', async () => {
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1', '-keyout', join(dir, 'key.pem'), '-out', join(dir, 'cert.pem')], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=localhost',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+        '-keyout',
+        join(dir, 'key.pem'),
+        '-out',
+        join(dir, 'cert.pem'),
+      ],
+      { stdio: 'ignore' },
+    );
     const cert = readFileSync(join(dir, 'cert.pem'));
     const body = payload(2 * 1024 * 1024);
-    const server = await listen(https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body)), 'https');
+    const server = await listen(
+      https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (_req, res) =>
+        res.writeHead(200, { 'content-length': body.length }).end(body),
+      ),
+      'https',
+    );
     const trusting = new HttpGetClient(server.origin, { maxSockets: 2, tls: { ca: cert } });
     const res = await trusting.get('/', {});
     const sink = new SlowSink(body.length, 1 << 20, () => res.resume());

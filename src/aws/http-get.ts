@@ -63,7 +63,10 @@ function connectionError(message: string): Error {
 }
 
 function abortError(signal: AbortSignal): Error {
-  return Object.assign(new Error('The operation was aborted', { cause: signal.reason as unknown }), { name: 'AbortError', code: 'ABORT_ERR' });
+  return Object.assign(new Error('The operation was aborted', { cause: signal.reason as unknown }), {
+    name: 'AbortError',
+    code: 'ABORT_ERR',
+  });
 }
 
 /**
@@ -511,7 +514,8 @@ function parseHead(text: string): ParsedHead {
   const headers: Record<string, string> = {};
   for (const line of lines.slice(1)) {
     const colon = line.indexOf(':');
-    if (colon <= 0 || line[0] === ' ' || line[0] === '\t') throw connectionError(`malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
+    if (colon <= 0 || line[0] === ' ' || line[0] === '\t')
+      throw connectionError(`malformed header line: ${JSON.stringify(line.slice(0, 80))}`);
     const name = line.slice(0, colon).toLowerCase();
     const value = line.slice(colon + 1).trim();
     headers[name] = name in headers ? `${headers[name]}, ${value}` : value;
@@ -523,7 +527,8 @@ function parseHead(text: string): ParsedHead {
   if (status === 204 || status === 304 || (status >= 100 && status < 200)) {
     framing = { kind: 'length', remaining: 0 };
   } else if (headers['transfer-encoding'] !== undefined) {
-    if (!/(^|,)\s*chunked\s*$/i.test(headers['transfer-encoding'])) throw connectionError(`unsupported transfer-encoding ${headers['transfer-encoding']}`);
+    if (!/(^|,)\s*chunked\s*$/i.test(headers['transfer-encoding']))
+      throw connectionError(`unsupported transfer-encoding ${headers['transfer-encoding']}`);
     framing = { kind: 'chunked' };
   } else if (headers['content-length'] !== undefined) {
     if (!/^\d+$/.test(headers['content-length'])) throw connectionError(`bad content-length ${headers['content-length']}`);

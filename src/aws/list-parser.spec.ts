@@ -25,7 +25,10 @@ describe('parseListObjectsV2', () => {
 
   it('returns the continuation token of a truncated page, wherever the element stands', () => {
     const token = '1ueGcxLPRx1Tr/XYExHnhbYLgveDs2J/wm36Hy4vbOwM=';
-    expect(parseListObjectsV2(doc(entry('k'), `<IsTruncated>true</IsTruncated><NextContinuationToken>${token}</NextContinuationToken>`)).nextToken).toBe(token);
+    expect(
+      parseListObjectsV2(doc(entry('k'), `<IsTruncated>true</IsTruncated><NextContinuationToken>${token}</NextContinuationToken>`))
+        .nextToken,
+    ).toBe(token);
     const after = `<ListBucketResult>${entry('k')}<IsTruncated>true</IsTruncated><NextContinuationToken>t&amp;1</NextContinuationToken></ListBucketResult>`;
     expect(parseListObjectsV2(after).nextToken).toBe('t&1');
   });

@@ -139,7 +139,12 @@ export class S3Repository implements OnApplicationShutdown {
    * multipart upload in 8 MiB parts when it is not (lib-storage decides).
    */
   async upload(bucket: string, key: string, body: Buffer | Readable, contentType: string): Promise<{ etag?: string }> {
-    const upload = new Upload({ client: this.client, params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType }, partSize: 8 * 1024 * 1024, queueSize: 4 });
+    const upload = new Upload({
+      client: this.client,
+      params: { Bucket: bucket, Key: key, Body: body, ContentType: contentType },
+      partSize: 8 * 1024 * 1024,
+      queueSize: 4,
+    });
     const out = await upload.done();
     return { etag: out.ETag ? stripQuotes(out.ETag) : undefined };
   }
@@ -180,7 +185,8 @@ export class S3Repository implements OnApplicationShutdown {
         versionId: out.VersionId,
         contentType: out.ContentType,
         checksums: partNumber === undefined ? checksums : {},
-        etagIsOpaque: out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || Boolean(out.SSECustomerAlgorithm),
+        etagIsOpaque:
+          out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || Boolean(out.SSECustomerAlgorithm),
         partsCount: out.PartsCount,
       };
     } catch (err) {
@@ -203,10 +209,22 @@ export class S3Repository implements OnApplicationShutdown {
   }
 
   /** A SigV4-signed GET; resolves with a 2xx response, else rejects with S3RequestError. */
-  private async signedGet(path: string, query: Record<string, string>, headers: Record<string, string>, signal?: AbortSignal): Promise<HttpResponse> {
+  private async signedGet(
+    path: string,
+    query: Record<string, string>,
+    headers: Record<string, string>,
+    signal?: AbortSignal,
+  ): Promise<HttpResponse> {
     // The SDK's provider chain caches and refreshes credentials (env, profile, SSO, IMDS, ECS...).
     const credentials = await this.client.config.credentials();
-    const signed = this.signer.sign(credentials, this.baseUrl.host, path, { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers }, this.clock.now(), query);
+    const signed = this.signer.sign(
+      credentials,
+      this.baseUrl.host,
+      path,
+      { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers },
+      this.clock.now(),
+      query,
+    );
     const search = canonicalQueryString(query);
     const res = await this.http.get(search ? `${path}?${search}` : path, signed, signal);
     if (res.status >= 200 && res.status < 300) return res;

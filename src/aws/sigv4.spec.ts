@@ -50,7 +50,14 @@ describe('GetRequestSigner', () => {
     const now = new Date('2026-11-23T10:11:12Z');
     const headers = { 'x-amz-content-sha256': 'UNSIGNED-PAYLOAD', ...extra };
     const mine = new GetRequestSigner('eu-west-3').sign(credentials, '127.0.0.1:9000', path, headers, now, query);
-    const sdk = await new SignatureV4({ credentials, region: 'eu-west-3', service: 's3', sha256: Sha256, uriEscapePath: false, applyChecksum: false }).sign(
+    const sdk = await new SignatureV4({
+      credentials,
+      region: 'eu-west-3',
+      service: 's3',
+      sha256: Sha256,
+      uriEscapePath: false,
+      applyChecksum: false,
+    }).sign(
       { method: 'GET', protocol: 'http:', hostname: '127.0.0.1', port: 9000, path, query, headers: { ...headers, host: '127.0.0.1:9000' } },
       { signingDate: now },
     );

@@ -37,7 +37,10 @@ export class GetRequestSigner {
     now: Date,
     query: Record<string, string> = {},
   ): Record<string, string> {
-    const amzDate = now.toISOString().replace(/[-:]/g, '').replace(/\.\d{3}/, '');
+    const amzDate = now
+      .toISOString()
+      .replace(/[-:]/g, '')
+      .replace(/\.\d{3}/, '');
     const day = amzDate.slice(0, 8);
     const all: Record<string, string> = { ...headers, host, 'x-amz-date': amzDate };
     if (credentials.sessionToken) all['x-amz-security-token'] = credentials.sessionToken;
@@ -50,7 +53,9 @@ export class GetRequestSigner {
     const canonicalRequest = `GET\n${path}\n${canonicalQuery}\n${canonicalHeaders}\n${signedHeaders}\n${payloadHash}`;
     const scope = `${day}/${this.region}/${this.service}/aws4_request`;
     const stringToSign = `AWS4-HMAC-SHA256\n${amzDate}\n${scope}\n${createHash('sha256').update(canonicalRequest).digest('hex')}`;
-    const signature = createHmac('sha256', this.signingKey(credentials.secretAccessKey, day, scope)).update(stringToSign).digest('hex');
+    const signature = createHmac('sha256', this.signingKey(credentials.secretAccessKey, day, scope))
+      .update(stringToSign)
+      .digest('hex');
     const { host: _host, ...toSend } = all;
     toSend.authorization = `AWS4-HMAC-SHA256 Credential=${credentials.accessKeyId}/${scope}, SignedHeaders=${signedHeaders}, Signature=${signature}`;
     return toSend;

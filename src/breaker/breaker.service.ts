@@ -37,7 +37,13 @@ export class BreakerService {
         name,
         this.store,
         this.clock,
-        { threshold: breakerThreshold, cooldownMs: breakerCooldownMs, probeLeaseMs: timeoutMs * 2, pollMs: Math.min(1000, breakerCooldownMs), cacheMs: 100 },
+        {
+          threshold: breakerThreshold,
+          cooldownMs: breakerCooldownMs,
+          probeLeaseMs: timeoutMs * 2,
+          pollMs: Math.min(1000, breakerCooldownMs),
+          cacheMs: 100,
+        },
         (t) => this.logger.warn(t, `circuit ${t.from} -> ${t.to}`),
       );
       this.breakers.set(name, breaker);

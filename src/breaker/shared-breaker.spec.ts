@@ -126,7 +126,13 @@ describe('SharedCircuitBreaker', () => {
 
   it('does not count errors that are not the endpoint’s fault', async () => {
     const b = breaker();
-    for (let i = 0; i < 5; i++) await expect(b.execute(() => Promise.reject(new Error('400')), () => false)).rejects.toThrow();
+    for (let i = 0; i < 5; i++)
+      await expect(
+        b.execute(
+          () => Promise.reject(new Error('400')),
+          () => false,
+        ),
+      ).rejects.toThrow();
     expect((await b.state()).state).toBe('closed');
   });
 });

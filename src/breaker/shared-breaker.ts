@@ -122,9 +122,10 @@ export class SharedCircuitBreaker {
       let next: BreakerState;
       if (s.state === 'closed') {
         const failures = s.failures + 1;
-        next = failures >= this.options.threshold
-          ? { ...s, state: 'open', failures, openedAt: now, version: s.version + 1 }
-          : { ...s, failures, version: s.version + 1 };
+        next =
+          failures >= this.options.threshold
+            ? { ...s, state: 'open', failures, openedAt: now, version: s.version + 1 }
+            : { ...s, failures, version: s.version + 1 };
       } else if (probe && s.state === 'half-open') {
         next = { ...s, state: 'open', failures: s.failures + 1, openedAt: now, probeUntil: 0, version: s.version + 1 };
       } else {

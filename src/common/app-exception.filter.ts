@@ -55,7 +55,5 @@ export class AppExceptionFilter implements ExceptionFilter {
 }
 
 function isBodyParserError(e: unknown): e is { status: number; message: string } {
-  return (
-    typeof e === 'object' && e !== null && 'status' in e && typeof e.status === 'number' && e.status >= 400 && e.status < 500
-  );
+  return typeof e === 'object' && e !== null && 'status' in e && typeof e.status === 'number' && e.status >= 400 && e.status < 500;
 }

@@ -5,7 +5,9 @@ describe('detach', () => {
     const logged: Array<[Record<string, unknown>, string]> = [];
     const before = detachedFailures();
     const failing = Promise.reject(new Error('boom'));
-    detach(failing, { error: (obj: Record<string, unknown>, msg: string) => logged.push([obj, msg]) } as never, 'renewal failed', { fileId: 'b/k@e' });
+    detach(failing, { error: (obj: Record<string, unknown>, msg: string) => logged.push([obj, msg]) } as never, 'renewal failed', {
+      fileId: 'b/k@e',
+    });
     await failing.catch(() => undefined);
     await new Promise((resolve) => setImmediate(resolve));
     expect(logged).toEqual([[{ fileId: 'b/k@e', err: 'boom' }, 'renewal failed']]);

@@ -61,10 +61,12 @@ describe('mapKey', () => {
 
   it('never yields a path outside the root, whatever the key', () => {
     const parts = ['..', '.', '', 'a', '/', '\\', '%2e%2e', '\0', 'b/..', '../..', '~', 'é'];
-    for (const a of parts) for (const b of parts) for (const c of parts) {
-      const m = mapKey(root, `${a}/${b}${c}`);
-      if (m.kind === 'file') expect(m.absPath.startsWith(root + sep)).toBe(true);
-    }
+    for (const a of parts)
+      for (const b of parts)
+        for (const c of parts) {
+          const m = mapKey(root, `${a}/${b}${c}`);
+          if (m.kind === 'file') expect(m.absPath.startsWith(root + sep)).toBe(true);
+        }
   });
 });
 

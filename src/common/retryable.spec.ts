@@ -3,8 +3,16 @@ import { isNetworkOrTimeoutError, isRetryableStatus } from './retryable';
 
 describe('isRetryableStatus', () => {
   it.each([
-    [408, true], [429, true], [500, true], [503, true], [599, true],
-    [200, false], [400, false], [401, false], [404, false], [413, false],
+    [408, true],
+    [429, true],
+    [500, true],
+    [503, true],
+    [599, true],
+    [200, false],
+    [400, false],
+    [401, false],
+    [404, false],
+    [413, false],
   ])('%i -> %s', (status, expected) => expect(isRetryableStatus(status)).toBe(expected));
 });
 
@@ -16,7 +24,9 @@ describe('isNetworkOrTimeoutError', () => {
     }
     expect(isNetworkOrTimeoutError(Object.assign(new Error('t'), { name: 'TimeoutError' }))).toBe(true);
     expect(isNetworkOrTimeoutError(new DOMException('late', 'TimeoutError'))).toBe(true);
-    expect(isNetworkOrTimeoutError(Object.assign(new Error('a'), { name: 'AbortError', cause: new DOMException('late', 'TimeoutError') }))).toBe(true);
+    expect(
+      isNetworkOrTimeoutError(Object.assign(new Error('a'), { name: 'AbortError', cause: new DOMException('late', 'TimeoutError') })),
+    ).toBe(true);
   });
 
   it('refuses an abort that is not a timeout, file errors, and non-errors', () => {

@@ -126,7 +126,9 @@ export class AppConfig {
       authUrl: env.AUTH_URL,
       accessKey: env.ACCESS_KEY,
       secretKey: env.SECRET_KEY,
-      patterns: env.DELIVERY_PATTERNS.split(',').map((p) => p.trim()).filter(Boolean),
+      patterns: env.DELIVERY_PATTERNS.split(',')
+        .map((p) => p.trim())
+        .filter(Boolean),
       maxRecordsPerBatch: env.MAX_RECORDS_PER_BATCH,
       maxBatchBytes: env.MAX_BATCH_BYTES,
       concurrency: env.DELIVERY_CONCURRENCY,
@@ -145,7 +147,9 @@ export class AppConfig {
       password: env.NIFI_PASSWORD,
       archiveBucket: env.ARCHIVE_BUCKET_NAME,
       archivePrefix: env.ARCHIVE_PREFIX,
-      patterns: env.BUNDLE_PATTERNS.split(',').map((p) => p.trim()).filter(Boolean),
+      patterns: env.BUNDLE_PATTERNS.split(',')
+        .map((p) => p.trim())
+        .filter(Boolean),
       maxFiles: env.BUNDLE_MAX_FILES,
       maxBytes: Math.round(env.BUNDLE_MAX_MB * MiB),
       maxAgeMs: Math.round(env.BUNDLE_MAX_AGE_SECONDS * 1000),
@@ -168,7 +172,11 @@ export class AppConfig {
         accessKey: this.delivery.accessKey ? '[redacted]' : null,
         secretKey: this.delivery.secretKey ? '[redacted]' : null,
       },
-      bundles: { ...this.bundles, username: this.bundles.username ? '[redacted]' : null, password: this.bundles.password ? '[redacted]' : null },
+      bundles: {
+        ...this.bundles,
+        username: this.bundles.username ? '[redacted]' : null,
+        password: this.bundles.password ? '[redacted]' : null,
+      },
       state: { ...this.state },
       api: { host: this.api.host, port: this.api.port, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },

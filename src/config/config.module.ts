@@ -20,6 +20,11 @@ export function loadConfig(env: RawEnv = process.env, envFile = '.env'): AppConf
 @Module({})
 export class AppConfigModule {
   static forRoot(config: AppConfig): DynamicModule {
-    return { module: AppConfigModule, controllers: [ConfigController], providers: [{ provide: AppConfig, useValue: config }], exports: [AppConfig] };
+    return {
+      module: AppConfigModule,
+      controllers: [ConfigController],
+      providers: [{ provide: AppConfig, useValue: config }],
+      exports: [AppConfig],
+    };
   }
 }

@@ -32,7 +32,13 @@ describe('validateEnv', () => {
   });
 
   it('parses numbers and booleans from strings', () => {
-    const env = validateEnv({ ...minimal, API_PORT: '8080', ENABLE_PERIODIC_SYNC: 'false', MAX_FILE_SIZE_MB: '1.5', SYNC_CRON: '0 */5 * * * *' });
+    const env = validateEnv({
+      ...minimal,
+      API_PORT: '8080',
+      ENABLE_PERIODIC_SYNC: 'false',
+      MAX_FILE_SIZE_MB: '1.5',
+      SYNC_CRON: '0 */5 * * * *',
+    });
     expect(env.API_PORT).toBe(8080);
     expect(env.ENABLE_PERIODIC_SYNC).toBe(false);
     expect(new AppConfig(env).sync.maxFileBytes).toBe(1.5 * 1024 * 1024);

@@ -49,214 +49,344 @@ export const LOG_FORMATS = ['json', 'pretty'] as const;
  * else: the rest of the code receives the typed `AppConfig` built from this class.
  */
 export class EnvironmentVariables {
-  @IsString() @IsNotEmpty() @Transform(trimmed)
+  @IsString()
+  @IsNotEmpty()
+  @Transform(trimmed)
   AWS_REGION = 'us-east-1';
 
-  @IsString() @IsNotEmpty() @Transform(trimmed)
+  @IsString()
+  @IsNotEmpty()
+  @Transform(trimmed)
   @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'must be a valid S3 bucket name' })
   S3_BUCKET_NAME!: string;
 
-  @IsOptional() @Transform(trimmed)
+  @IsOptional()
+  @Transform(trimmed)
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
   S3_ENDPOINT?: string;
 
-  @IsOptional() @IsBoolean() @Transform(toBoolean)
+  @IsOptional()
+  @IsBoolean()
+  @Transform(toBoolean)
   S3_FORCE_PATH_STYLE?: boolean;
 
-  @IsString() @Transform(trimmed)
+  @IsString()
+  @Transform(trimmed)
   S3_PREFIX = '';
 
-  @IsString() @IsNotEmpty() @Transform(trimmed)
+  @IsString()
+  @IsNotEmpty()
+  @Transform(trimmed)
   LOCAL_DOWNLOAD_DIR = './data/mirror';
 
-  @IsString() @IsNotEmpty() @Transform(trimmed)
+  @IsString()
+  @IsNotEmpty()
+  @Transform(trimmed)
   STATE_DIR = './data/state';
 
-  @Transform(toNumber) @Min(0.01) @Max(24 * 365)
+  @Transform(toNumber)
+  @Min(0.01)
+  @Max(24 * 365)
   SYNC_INTERVAL_HOURS = 1;
 
-  @IsOptional() @IsString() @Transform(trimmed) @IsCronExpression()
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  @IsCronExpression()
   SYNC_CRON?: string;
 
-  @IsBoolean() @Transform(toBoolean)
+  @IsBoolean()
+  @Transform(toBoolean)
   ENABLE_PERIODIC_SYNC = true;
 
-  @IsBoolean() @Transform(toBoolean)
+  @IsBoolean()
+  @Transform(toBoolean)
   SYNC_ON_START = false;
 
-  @Transform(toNumber) @Min(0)
+  @Transform(toNumber)
+  @Min(0)
   MAX_FILE_SIZE_MB = 0;
 
-  @IsString() @IsNotEmpty() @Transform(trimmed)
+  @IsString()
+  @IsNotEmpty()
+  @Transform(trimmed)
   API_HOST = '0.0.0.0';
 
-  @Transform(toNumber) @IsInt() @Min(0) @Max(65535)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(0)
+  @Max(65535)
   API_PORT = 3000;
 
-  @IsIn(LOG_LEVELS) @Transform(trimmed)
+  @IsIn(LOG_LEVELS)
+  @Transform(trimmed)
   LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
 
-  @IsIn(LOG_FORMATS) @Transform(trimmed)
+  @IsIn(LOG_FORMATS)
+  @Transform(trimmed)
   LOG_FORMAT: (typeof LOG_FORMATS)[number] = 'json';
 
-  @IsBoolean() @Transform(toBoolean)
+  @IsBoolean()
+  @Transform(toBoolean)
   SKIP_EXISTING_FILES = true;
 
-  @IsBoolean() @Transform(toBoolean)
+  @IsBoolean()
+  @Transform(toBoolean)
   VERIFY_FILE_INTEGRITY = true;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(86_400)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(86_400)
   DOWNLOAD_TIMEOUT_SECONDS = 300;
 
-  @Transform(toNumber) @IsInt() @Min(0) @Max(20)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(0)
+  @Max(20)
   RETRY_ATTEMPTS = 3;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(512)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(512)
   SYNC_CONCURRENCY = 64;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(1024)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(1024)
   MULTIPART_THRESHOLD_MB = 64;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(1024)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(1024)
   MULTIPART_CHUNK_MB = 16;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(64)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(64)
   MULTIPART_CONCURRENCY = 4;
 
-  @IsBoolean() @Transform(toBoolean)
+  @IsBoolean()
+  @Transform(toBoolean)
   DELETE_REMOVED_FILES = true;
 
-  @Transform(toNumber) @IsInt() @Min(-1)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(-1)
   MAX_DELETE = 1000;
 
-  @Transform(toNumber) @Min(0)
+  @Transform(toNumber)
+  @Min(0)
   MIN_FREE_DISK_MB = 512;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(1_000_000)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(1_000_000)
   RUN_HISTORY_LIMIT = 200;
 
-  @IsOptional() @IsString() @MinLength(16, { message: 'must be at least 16 characters' })
+  @IsOptional()
+  @IsString()
+  @MinLength(16, { message: 'must be at least 16 characters' })
   API_KEY?: string;
 
   /** Shared with the Lambda forwarder: the webhook accepts only bodies signed with it. */
-  @IsOptional() @IsString() @MinLength(16, { message: 'must be at least 16 characters' })
+  @IsOptional()
+  @IsString()
+  @MinLength(16, { message: 'must be at least 16 characters' })
   WEBHOOK_SECRET?: string;
 
-  @Transform(toNumber) @IsInt() @Min(30) @Max(3600)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(30)
+  @Max(3600)
   WEBHOOK_TOLERANCE_SECONDS = 300;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(10_240)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(10_240)
   WEBHOOK_MAX_BODY_KB = 1024;
 
-  @IsOptional() @Transform(trimmed)
+  @IsOptional()
+  @Transform(trimmed)
   @Matches(/^https?:\/\/[^\s/]+\/\S+$/, { message: 'must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)' })
   EVENT_QUEUE_URL?: string;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(10)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(10)
   EVENT_QUEUE_BATCH_SIZE = 10;
 
-  @Transform(toNumber) @IsInt() @Min(0) @Max(20)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(0)
+  @Max(20)
   EVENT_QUEUE_WAIT_SECONDS = 20;
 
-  @Transform(toNumber) @IsInt() @Min(2) @Max(43_200)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(2)
+  @Max(43_200)
   EVENT_QUEUE_VISIBILITY_SECONDS = 60;
 
   /** Where unparseable queue messages go; without it the source queue's redrive policy decides. */
-  @IsOptional() @Transform(trimmed)
+  @IsOptional()
+  @Transform(trimmed)
   @Matches(/^https?:\/\/[^\s/]+\/\S+$/, { message: 'must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)' })
   DLQ_URL?: string;
 
   /** Downstream records API; without it the service is a pure mirror. */
-  @IsOptional() @Transform(trimmed)
+  @IsOptional()
+  @Transform(trimmed)
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
   CALL_DETAILS_URL?: string;
 
   /** Login endpoint that exchanges ACCESS_KEY / SECRET_KEY for a JWT; without it requests carry no token. */
-  @IsOptional() @Transform(trimmed)
+  @IsOptional()
+  @Transform(trimmed)
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
   AUTH_URL?: string;
 
-  @IsOptional() @IsString() @IsNotEmpty()
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
   ACCESS_KEY?: string;
 
-  @IsOptional() @IsString() @IsNotEmpty()
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
   SECRET_KEY?: string;
 
   /** Comma-separated glob patterns of keys to deliver (`*` within a folder, `**` across folders). */
-  @IsString() @Transform(trimmed)
+  @IsString()
+  @Transform(trimmed)
   DELIVERY_PATTERNS = '**';
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(100_000)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
   MAX_RECORDS_PER_BATCH = 500;
 
-  @Transform(toNumber) @IsInt() @Min(1024) @Max(64 * 1024 * 1024)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1024)
+  @Max(64 * 1024 * 1024)
   MAX_BATCH_BYTES = 4 * 1024 * 1024;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(1000)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
   DELIVERY_CONCURRENCY = 50;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(600)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(600)
   DELIVERY_TIMEOUT_SECONDS = 30;
 
-  @Transform(toNumber) @IsInt() @Min(0) @Max(20)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(0)
+  @Max(20)
   MAX_RETRIES = 3;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(60_000)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(60_000)
   RETRY_BASE_MS = 200;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(600_000)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(600_000)
   RETRY_MAX_MS = 30_000;
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(1000)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
   BREAKER_FAILURE_THRESHOLD = 5;
 
-  @Transform(toNumber) @Min(0.1) @Max(86_400)
+  @Transform(toNumber)
+  @Min(0.1)
+  @Max(86_400)
   BREAKER_COOLDOWN_SECONDS = 300;
 
-  @Transform(toNumber) @Min(0) @Max(3650)
+  @Transform(toNumber)
+  @Min(0)
+  @Max(3650)
   IDEMPOTENCY_TTL_DAYS = 7;
 
   /** Ingest endpoint (NiFi ListenHTTP style) that receives bundles; bundling is off without it. */
-  @IsOptional() @Transform(trimmed)
+  @IsOptional()
+  @Transform(trimmed)
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
   NIFI_ENDPOINT_URL?: string;
 
-  @IsOptional() @IsString() @IsNotEmpty()
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
   NIFI_USERNAME?: string;
 
-  @IsOptional() @IsString() @IsNotEmpty()
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
   NIFI_PASSWORD?: string;
 
   /** Where every bundle is archived before it is posted (required with NIFI_ENDPOINT_URL). */
-  @IsOptional() @IsString() @Transform(trimmed)
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
   @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'must be a valid S3 bucket name' })
   ARCHIVE_BUCKET_NAME?: string;
 
-  @IsString() @Transform(trimmed)
+  @IsString()
+  @Transform(trimmed)
   ARCHIVE_PREFIX = 'bundles/';
 
   /** Comma-separated globs of keys that go into bundles. */
-  @IsString() @Transform(trimmed)
+  @IsString()
+  @Transform(trimmed)
   BUNDLE_PATTERNS = '**';
 
-  @Transform(toNumber) @IsInt() @Min(1) @Max(100_000)
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(100_000)
   BUNDLE_MAX_FILES = 100;
 
-  @Transform(toNumber) @Min(0.001) @Max(100_000)
+  @Transform(toNumber)
+  @Min(0.001)
+  @Max(100_000)
   BUNDLE_MAX_MB = 64;
 
-  @Transform(toNumber) @Min(0.1) @Max(86_400)
+  @Transform(toNumber)
+  @Min(0.1)
+  @Max(86_400)
   BUNDLE_MAX_AGE_SECONDS = 60;
 
-  @IsIn(['tar', 'concat']) @Transform(trimmed)
+  @IsIn(['tar', 'concat'])
+  @Transform(trimmed)
   BUNDLE_FORMAT: 'tar' | 'concat' = 'tar';
 
   /** Bundles up to this size are built in memory; larger ones are spooled to a file under STATE_DIR. */
-  @Transform(toNumber) @Min(0) @Max(4096)
+  @Transform(toNumber)
+  @Min(0)
+  @Max(4096)
   BUNDLE_SPOOL_MEMORY_MB = 16;
 
   /** SQS endpoint for S3-compatible set-ups (defaults to the queue URL's own host). */
-  @IsOptional() @Transform(trimmed)
+  @IsOptional()
+  @Transform(trimmed)
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
   SQS_ENDPOINT?: string;
 }
@@ -292,7 +422,8 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   const env = plainToInstance(EnvironmentVariables, present, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
   const problems = describe(errors);
-  if (env.NIFI_ENDPOINT_URL && !env.ARCHIVE_BUCKET_NAME) problems.push('ARCHIVE_BUCKET_NAME: is required when NIFI_ENDPOINT_URL is set (bundles are archived before they are posted)');
+  if (env.NIFI_ENDPOINT_URL && !env.ARCHIVE_BUCKET_NAME)
+    problems.push('ARCHIVE_BUCKET_NAME: is required when NIFI_ENDPOINT_URL is set (bundles are archived before they are posted)');
   if (problems.length > 0) throw new ConfigValidationError(problems);
   return env;
 }

@@ -2,7 +2,12 @@ import type { BundleMember } from '../state/state-store';
 import { sealingDecision } from './bundle-policy';
 
 const T0 = Date.UTC(2026, 10, 23, 10, 0, 0);
-const member = (n: number, size: number, ageMs = 0): BundleMember => ({ fileId: `b/f${n}@e`, key: `f${n}`, size, addedAt: new Date(T0 - ageMs) });
+const member = (n: number, size: number, ageMs = 0): BundleMember => ({
+  fileId: `b/f${n}@e`,
+  key: `f${n}`,
+  size,
+  addedAt: new Date(T0 - ageMs),
+});
 const limits = { maxFiles: 3, maxBytes: 100, maxAgeMs: 60_000 };
 const ids = (d: ReturnType<typeof sealingDecision>): string[] => (d.seal ? d.members.map((m) => m.key) : []);
 
@@ -22,7 +27,11 @@ describe('bundle sealing policy', () => {
   });
 
   it('seals by count at the file limit, leaving the rest for the next bundle', () => {
-    const d = sealingDecision([1, 2, 3, 4].map((n) => member(n, 1)), limits, T0);
+    const d = sealingDecision(
+      [1, 2, 3, 4].map((n) => member(n, 1)),
+      limits,
+      T0,
+    );
     expect(d).toMatchObject({ seal: true, reason: 'size' });
     expect(ids(d)).toEqual(['f1', 'f2', 'f3']);
   });

@@ -12,9 +12,7 @@ export interface BundleLimits {
   maxAgeMs: number;
 }
 
-export type SealDecision =
-  | { seal: false }
-  | { seal: true; members: BundleMember[]; bytes: number; reason: 'size' | 'age' };
+export type SealDecision = { seal: false } | { seal: true; members: BundleMember[]; bytes: number; reason: 'size' | 'age' };
 
 /** `waiting`: files not yet in a bundle, oldest first. */
 export function sealingDecision(waiting: readonly BundleMember[], limits: BundleLimits, nowMs: number): SealDecision {

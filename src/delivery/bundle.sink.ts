@@ -178,8 +178,19 @@ export class BundleSink implements OnApplicationBootstrap, BeforeApplicationShut
     if (!decision.seal) return false;
     const { members, bytes, reason } = decision;
     const now = this.clock.now();
-    const bundle: BundleRecord = { id: bundleId(now), status: 'sealed', files: members.length, bytes, attempts: 0, createdAt: now, updatedAt: now };
-    const taken = await this.store.bundleSeal(bundle, members.map((m) => m.fileId));
+    const bundle: BundleRecord = {
+      id: bundleId(now),
+      status: 'sealed',
+      files: members.length,
+      bytes,
+      attempts: 0,
+      createdAt: now,
+      updatedAt: now,
+    };
+    const taken = await this.store.bundleSeal(
+      bundle,
+      members.map((m) => m.fileId),
+    );
     if (taken > 0) this.logger.log({ bundleId: bundle.id, files: taken, bytes, reason }, 'bundle sealed');
     return taken > 0;
   }
@@ -188,14 +199,29 @@ export class BundleSink implements OnApplicationBootstrap, BeforeApplicationShut
     try {
       if (bundle.status === 'sealed') bundle = await this.archive(bundle);
       await this.post(bundle);
-      await this.store.bundlePut({ ...bundle, status: 'posted', attempts: bundle.attempts + 1, lastError: undefined, updatedAt: this.clock.now() });
+      await this.store.bundlePut({
+        ...bundle,
+        status: 'posted',
+        attempts: bundle.attempts + 1,
+        lastError: undefined,
+        updatedAt: this.clock.now(),
+      });
       await this.discardSpool(bundle.id);
       this.logger.log({ bundleId: bundle.id, files: bundle.files, archiveKey: bundle.archiveKey }, 'bundle posted');
     } catch (err) {
       if (this.shutdown.signal.aborted) return;
       const status = bundle.status === 'sealed' ? 'sealed' : 'failed';
-      await this.store.bundlePut({ ...bundle, status, attempts: bundle.attempts + 1, lastError: errorMessage(err), updatedAt: this.clock.now() });
-      this.logger.error({ bundleId: bundle.id, err: errorMessage(err) }, status === 'sealed' ? 'bundle could not be archived' : 'bundle could not be posted; the archived copy will be sent again');
+      await this.store.bundlePut({
+        ...bundle,
+        status,
+        attempts: bundle.attempts + 1,
+        lastError: errorMessage(err),
+        updatedAt: this.clock.now(),
+      });
+      this.logger.error(
+        { bundleId: bundle.id, err: errorMessage(err) },
+        status === 'sealed' ? 'bundle could not be archived' : 'bundle could not be posted; the archived copy will be sent again',
+      );
     }
   }
 
@@ -226,7 +252,10 @@ export class BundleSink implements OnApplicationBootstrap, BeforeApplicationShut
     const files: Array<{ member: BundleMember; path: string; size: number; mtime: Date }> = [];
     for (const member of members) {
       if (this.mirror.committedVersion(member.key)?.fileId !== member.fileId) {
-        this.logger.warn({ fileId: member.fileId }, 'left out of its bundle: the mirror holds another version now (that one is bundled on its own)');
+        this.logger.warn(
+          { fileId: member.fileId },
+          'left out of its bundle: the mirror holds another version now (that one is bundled on its own)',
+        );
         continue;
       }
       const { absPath } = await this.mirror.openForRead(member.key, member);

@@ -56,7 +56,10 @@ export class DeadLetters {
   async add(letter: NewDeadLetter): Promise<DeadLetter> {
     const full: DeadLetter = { id: randomUUID(), at: this.clock.now().toISOString(), ...letter };
     await this.append(full);
-    this.logger.warn({ id: full.id, kind: full.kind, fileId: full.fileId, line: full.line, batchNo: full.batchNo, reason: full.reason }, 'dead letter');
+    this.logger.warn(
+      { id: full.id, kind: full.kind, fileId: full.fileId, line: full.line, batchNo: full.batchNo, reason: full.reason },
+      'dead letter',
+    );
     const dlq = this.config.delivery.dlqUrl;
     if (dlq) {
       try {

@@ -5,19 +5,26 @@ import type { DeadLetter } from './dead-letters';
 
 export class StatusQueryDto {
   @ApiProperty({ example: 'my-bucket/logs/2026/11/23/app.jsonl@9b2cf535f27731c974343645a3985328', description: 'bucket/key@etag' })
-  @IsString() @IsNotEmpty() @MaxLength(2048)
+  @IsString()
+  @IsNotEmpty()
+  @MaxLength(2048)
   fileId!: string;
 }
 
 export class FileStatusDto {
   @ApiProperty({ example: 'my-bucket/logs/2026/11/23/app.jsonl@9b2cf535f27731c974343645a3985328' }) fileId!: string;
   @ApiProperty({ example: 'logs/2026/11/23/app.jsonl' }) key!: string;
-  @ApiProperty({ enum: ['pending', 'synced', 'delivering', 'delivered', 'failed', 'dead'], description: 'pending: being downloaded; synced: committed, waiting for delivery; failed: see lastError' }) status!: LedgerStatus;
+  @ApiProperty({
+    enum: ['pending', 'synced', 'delivering', 'delivered', 'failed', 'dead'],
+    description: 'pending: being downloaded; synced: committed, waiting for delivery; failed: see lastError',
+  })
+  status!: LedgerStatus;
   @ApiProperty({ example: '2026-11-23T10:00:02.000Z', description: 'When the status last changed' }) timestamp!: string;
   @ApiProperty({ example: 1200 }) recordsParsed!: number;
   @ApiProperty({ example: 1198 }) recordsSent!: number;
   @ApiProperty({ example: 2, description: 'Records that became dead letters' }) recordsFailed!: number;
-  @ApiProperty({ example: 3, description: 'Batches acknowledged in order: the checkpoint a restart resumes from' }) batchesAcknowledged!: number;
+  @ApiProperty({ example: 3, description: 'Batches acknowledged in order: the checkpoint a restart resumes from' })
+  batchesAcknowledged!: number;
   @ApiProperty({ example: 1 }) attempts!: number;
   @ApiPropertyOptional({ example: 'downstream answered 503' }) lastError?: string;
   @ApiProperty({ example: '2026-11-23T10:00:00.000Z' }) createdAt!: string;

@@ -70,7 +70,15 @@ describe('DeliveryService (fakes of its ports)', () => {
     const config = {
       s3: { bucket },
       state: { dir },
-      delivery: { url: 'http://downstream.invalid/calls', patterns: ['**'], concurrency: 2, maxRecordsPerBatch: 2, maxBatchBytes: 1 << 20, maxRetries: 0, idempotencyTtlMs: 1000 },
+      delivery: {
+        url: 'http://downstream.invalid/calls',
+        patterns: ['**'],
+        concurrency: 2,
+        maxRecordsPerBatch: 2,
+        maxBatchBytes: 1 << 20,
+        maxRetries: 0,
+        idempotencyTtlMs: 1000,
+      },
     } as unknown as AppConfig;
     const mirror = {
       committedVersion: () => ({ fileId, etag, size: 1 }),
@@ -78,7 +86,14 @@ describe('DeliveryService (fakes of its ports)', () => {
       *committedSince() {},
     } as unknown as MirrorService;
     const deadLetters = { add: async () => undefined } as unknown as DeadLetters;
-    service = new DeliveryService(config, mirror, store as unknown as StateStore, sink as unknown as RecordsSink, deadLetters, new FixedClock());
+    service = new DeliveryService(
+      config,
+      mirror,
+      store as unknown as StateStore,
+      sink as unknown as RecordsSink,
+      deadLetters,
+      new FixedClock(),
+    );
   });
 
   afterEach(async () => {

@@ -205,7 +205,10 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     if (this.shutdown.signal.aborted) return;
     const claim = await this.store.claim(fileId, this.replicaId, this.clock.nowMs(), CLAIM_LEASE_MS, force);
     if (claim !== 'claimed') {
-      this.logger.log({ fileId, claim }, claim === 'completed' ? 'already delivered within the idempotency window' : 'delivered by another replica');
+      this.logger.log(
+        { fileId, claim },
+        claim === 'completed' ? 'already delivered within the idempotency window' : 'delivered by another replica',
+      );
       if (claim === 'completed') await this.update(fileId, (e) => ledger.alreadyDelivered(e, this.clock.now()));
       return;
     }
@@ -213,7 +216,10 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     const stop = new AbortController();
     const onShutdown = (): void => stop.abort(this.shutdown.signal.reason);
     this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
-    const renewal = setInterval(() => detach(this.renewClaim(fileId, stop), this.logger, 'claim renewal failed', { fileId }), CLAIM_LEASE_MS / 3);
+    const renewal = setInterval(
+      () => detach(this.renewClaim(fileId, stop), this.logger, 'claim renewal failed', { fileId }),
+      CLAIM_LEASE_MS / 3,
+    );
     renewal.unref();
     try {
       const started = await this.update(fileId, (e) => ledger.deliveryStarted(e, this.clock.now()));
@@ -249,7 +255,16 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
 
   private fileDeliveryDeps(): ConstructorParameters<typeof FileDelivery>[1] {
     const { maxRecordsPerBatch, maxBatchBytes, maxRetries } = this.config.delivery;
-    return { store: this.store, sink: this.sink, deadLetters: this.deadLetters, clock: this.clock, requests: this.requests, maxRecordsPerBatch, maxBatchBytes, maxRetries };
+    return {
+      store: this.store,
+      sink: this.sink,
+      deadLetters: this.deadLetters,
+      clock: this.clock,
+      requests: this.requests,
+      maxRecordsPerBatch,
+      maxBatchBytes,
+      maxRetries,
+    };
   }
 
   private async update(fileId: string, next: (current: LedgerEntry) => LedgerEntry): Promise<LedgerEntry> {

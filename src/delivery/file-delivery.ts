@@ -49,7 +49,12 @@ export class FileDelivery {
     private readonly signal: AbortSignal,
   ) {
     this.checkpoint = new Checkpoint(start.batchesAcked);
-    this.progress = { recordsParsed: 0, recordsSent: start.recordsSent, recordsFailed: start.recordsFailed, batchesAcked: start.batchesAcked };
+    this.progress = {
+      recordsParsed: 0,
+      recordsSent: start.recordsSent,
+      recordsFailed: start.recordsFailed,
+      batchesAcked: start.batchesAcked,
+    };
     this.batcher = new Batcher(deps.maxRecordsPerBatch, deps.maxBatchBytes);
   }
 
@@ -65,7 +70,12 @@ export class FileDelivery {
           continue;
         }
         if (!this.batcher.fits(Buffer.byteLength(parsed.json))) {
-          if (!handled) await this.deadRecord(parsed.line, `record larger than MAX_BATCH_BYTES (${this.deps.maxBatchBytes})`, parsed.json.slice(0, 1024));
+          if (!handled)
+            await this.deadRecord(
+              parsed.line,
+              `record larger than MAX_BATCH_BYTES (${this.deps.maxBatchBytes})`,
+              parsed.json.slice(0, 1024),
+            );
           continue;
         }
         const full = this.batcher.add(parsed.json, parsed.line);

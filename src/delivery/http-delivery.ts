@@ -90,23 +90,33 @@ export class HttpPoster {
     const isHttps = target.protocol === 'https:';
     const send = isHttps ? httpsRequest : httpRequest;
     return new Promise<PostAnswer>((resolve, reject) => {
-      const req = send(target, { method: 'POST', headers: { ...headers, 'content-length': length }, agent: isHttps ? this.httpsAgent : this.httpAgent }, (res) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        res.on('data', (c: Buffer) => {
-          // Only the start of an answer is kept (error messages).
-          if (size < 4096) chunks.push(c);
-          size += c.length;
-        });
-        res.on('end', () => {
-          const retryAfter = res.headers['retry-after'];
-          resolve({ status: res.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8'), retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter });
-        });
-        res.on('error', reject);
-      });
+      const req = send(
+        target,
+        { method: 'POST', headers: { ...headers, 'content-length': length }, agent: isHttps ? this.httpsAgent : this.httpAgent },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on('data', (c: Buffer) => {
+            // Only the start of an answer is kept (error messages).
+            if (size < 4096) chunks.push(c);
+            size += c.length;
+          });
+          res.on('end', () => {
+            const retryAfter = res.headers['retry-after'];
+            resolve({
+              status: res.statusCode ?? 0,
+              text: Buffer.concat(chunks).toString('utf8'),
+              retryAfter: Array.isArray(retryAfter) ? retryAfter[0] : retryAfter,
+            });
+          });
+          res.on('error', reject);
+        },
+      );
       const onAbort = (): void => void req.destroy(signal.reason as Error);
       signal.addEventListener('abort', onAbort, { once: true });
-      req.setTimeout(this.timeoutMs, () => req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { name: 'TimeoutError' })));
+      req.setTimeout(this.timeoutMs, () =>
+        req.destroy(Object.assign(new Error(`no answer within ${this.timeoutMs} ms`), { name: 'TimeoutError' })),
+      );
       req.on('error', reject);
       req.on('close', () => signal.removeEventListener('abort', onAbort));
       if (Buffer.isBuffer(body)) req.end(body);

@@ -36,9 +36,12 @@ function entry(status: LedgerStatus, patch: Partial<LedgerEntry> = {}): LedgerEn
 const ALL: LedgerStatus[] = ['pending', 'synced', 'delivering', 'delivered', 'failed', 'dead'];
 
 describe('ledger transitions', () => {
-  it.each(ALL.map((s) => [s, s === 'pending' || s === 'failed'] as const))('a commit of a %s version starts afresh: %s', (status, expected) => {
-    expect(awaitsCommit(entry(status))).toBe(expected);
-  });
+  it.each(ALL.map((s) => [s, s === 'pending' || s === 'failed'] as const))(
+    'a commit of a %s version starts afresh: %s',
+    (status, expected) => {
+      expect(awaitsCommit(entry(status))).toBe(expected);
+    },
+  );
 
   it('a commit of an unknown version starts afresh', () => expect(awaitsCommit(undefined)).toBe(true));
 
@@ -75,12 +78,19 @@ describe('ledger transitions', () => {
 
   describe('not committed', () => {
     it('marks a pending version failed with the reason', () => {
-      expect(notCommitted(entry('pending'), 'S3 answered 500', T1)).toMatchObject({ status: 'failed', lastError: 'not mirrored: S3 answered 500', updatedAt: T1 });
+      expect(notCommitted(entry('pending'), 'S3 answered 500', T1)).toMatchObject({
+        status: 'failed',
+        lastError: 'not mirrored: S3 answered 500',
+        updatedAt: T1,
+      });
     });
 
-    it.each([undefined, ...ALL.filter((s) => s !== 'pending').map((s) => entry(s))])('leaves anything but pending alone (%#)', (existing) => {
-      expect(notCommitted(existing, 'why', T1)).toBeUndefined();
-    });
+    it.each([undefined, ...ALL.filter((s) => s !== 'pending').map((s) => entry(s))])(
+      'leaves anything but pending alone (%#)',
+      (existing) => {
+        expect(notCommitted(existing, 'why', T1)).toBeUndefined();
+      },
+    );
   });
 
   describe('committed', () => {
@@ -102,7 +112,12 @@ describe('ledger transitions', () => {
   });
 
   it('counts an attempt when delivery starts and clears the last error', () => {
-    expect(deliveryStarted(entry('synced', { lastError: 'old' }), T1)).toMatchObject({ status: 'delivering', attempts: 3, lastError: undefined, updatedAt: T1 });
+    expect(deliveryStarted(entry('synced', { lastError: 'old' }), T1)).toMatchObject({
+      status: 'delivering',
+      attempts: 3,
+      lastError: undefined,
+      updatedAt: T1,
+    });
   });
 
   it('writes progress without changing the status', () => {

@@ -58,7 +58,10 @@ describe('readRecords', () => {
     const out: ParsedLine[] = [];
     const data = `${'"'.padEnd(100, 'a')}"\n{"ok":true}\n`;
     for await (const batch of readRecords(Readable.from([Buffer.from(data)]), 'jsonl', 50)) out.push(...batch);
-    expect(out).toEqual([{ line: 1, error: 'line longer than 50 bytes', raw: expect.any(String) }, { line: 2, json: '{"ok":true}' }]);
+    expect(out).toEqual([
+      { line: 1, error: 'line longer than 50 bytes', raw: expect.any(String) },
+      { line: 2, json: '{"ok":true}' },
+    ]);
   });
 
   it('reads an empty file as no records', async () => {

@@ -57,7 +57,11 @@ export async function* readRecords(source: Readable, format: RecordFormat, maxLi
   const parse = (buf: Buffer, start: number, end: number, out: ParsedLine[]): void => {
     line++;
     if (overlong || end - start > maxLineBytes) {
-      out.push({ line, error: `line longer than ${maxLineBytes} bytes`, raw: buf.toString('utf8', start, Math.min(end, start + 1024)).trim() });
+      out.push({
+        line,
+        error: `line longer than ${maxLineBytes} bytes`,
+        raw: buf.toString('utf8', start, Math.min(end, start + 1024)).trim(),
+      });
       overlong = false;
       return;
     }

@@ -15,7 +15,10 @@ export class HealthController {
 
   @Get()
   @HealthCheck()
-  @ApiOperation({ summary: 'Readiness: bucket reachable, download directory writable, disk space, state store (503 when not ready); an open downstream circuit breaker shows as degraded' })
+  @ApiOperation({
+    summary:
+      'Readiness: bucket reachable, download directory writable, disk space, state store (503 when not ready); an open downstream circuit breaker shows as degraded',
+  })
   ready(): Promise<HealthCheckResult> {
     return this.health.check([
       () => this.indicators.bucket(),

@@ -55,7 +55,9 @@ export class HealthIndicators {
     const fs = await statfs(this.config.sync.localDir);
     const freeBytes = fs.bavail * fs.bsize;
     const minFreeBytes = this.config.sync.minFreeDiskBytes;
-    return freeBytes >= minFreeBytes ? indicator.up({ freeBytes, minFreeBytes }) : indicator.down({ freeBytes, minFreeBytes, message: 'low disk space' });
+    return freeBytes >= minFreeBytes
+      ? indicator.up({ freeBytes, minFreeBytes })
+      : indicator.down({ freeBytes, minFreeBytes, message: 'low disk space' });
   }
 
   stateStore(): PromiseLike<HealthIndicatorResult<'stateStore'>> {
@@ -80,7 +82,11 @@ export class HealthIndicators {
     return indicator.up({
       configured: true,
       condition: open.length > 0 ? 'degraded' : 'ok',
-      breakers: breakers.map((b) => ({ endpoint: b.name, state: b.state, openedAt: b.openedAt ? new Date(b.openedAt).toISOString() : null })),
+      breakers: breakers.map((b) => ({
+        endpoint: b.name,
+        state: b.state,
+        openedAt: b.openedAt ? new Date(b.openedAt).toISOString() : null,
+      })),
     });
   }
 }

@@ -24,7 +24,18 @@ describe('FileCommitter (real worker threads, real files)', () => {
   it('writes many files committed in the same turn, each whole, with its mtime, and no temporary file left', async () => {
     const mtime = new Date('2024-05-06T07:08:09.000Z');
     const files = Array.from({ length: 100 }, (_, i) => ({ name: `f${i}`, bytes: Buffer.alloc(1000 + i * 37, i) }));
-    await Promise.all(files.map((f) => committer.commit(f.name, join(dir, `.${f.name}.tmp`), join(dir, f.name), [f.bytes.subarray(0, 500), f.bytes.subarray(500)], mtime, md5(f.bytes))));
+    await Promise.all(
+      files.map((f) =>
+        committer.commit(
+          f.name,
+          join(dir, `.${f.name}.tmp`),
+          join(dir, f.name),
+          [f.bytes.subarray(0, 500), f.bytes.subarray(500)],
+          mtime,
+          md5(f.bytes),
+        ),
+      ),
+    );
     for (const f of files) {
       expect(readFileSync(join(dir, f.name)).equals(f.bytes)).toBe(true);
       expect(statSync(join(dir, f.name)).mtime.toISOString()).toBe(mtime.toISOString());
@@ -42,7 +53,14 @@ describe('FileCommitter (real worker threads, real files)', () => {
     writeFileSync(join(dir, 'bad'), 'previous version');
     const good = Buffer.from('good bytes');
     const results = await Promise.allSettled([
-      committer.commit('bad', join(dir, '.bad.tmp'), join(dir, 'bad'), [Buffer.from('corrupted')], new Date(), md5(Buffer.from('expected'))),
+      committer.commit(
+        'bad',
+        join(dir, '.bad.tmp'),
+        join(dir, 'bad'),
+        [Buffer.from('corrupted')],
+        new Date(),
+        md5(Buffer.from('expected')),
+      ),
       committer.commit('good', join(dir, '.good.tmp'), join(dir, 'good'), [good], new Date(), md5(good)),
     ]);
     expect(results[0].status).toBe('rejected');
@@ -58,7 +76,9 @@ describe('FileCommitter (real worker threads, real files)', () => {
     // The target is a directory that is not empty: the rename fails after the bytes were written and synced.
     mkdirSync(join(dir, 'clash'));
     writeFileSync(join(dir, 'clash', 'inner'), 'x');
-    await expect(committer.commit('clash', join(dir, '.clash.tmp'), join(dir, 'clash'), [Buffer.from('data')], new Date())).rejects.toMatchObject({ code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/) });
+    await expect(
+      committer.commit('clash', join(dir, '.clash.tmp'), join(dir, 'clash'), [Buffer.from('data')], new Date()),
+    ).rejects.toMatchObject({ code: expect.stringMatching(/^(EISDIR|ENOTEMPTY|EEXIST)$/) });
     expect(readdirSync(dir)).toEqual(['clash']);
   });
 
@@ -98,7 +118,13 @@ describe("the commit worker's flush policy", () => {
     syncFlushNs = 1_000;
     expect(flush(4)).toBeUndefined();
     expect(flush(5)).toBeUndefined();
-    expect(calls.filter((c) => c.startsWith('in thread'))).toEqual(['in thread 1', 'in thread 2', 'in thread 3', 'in thread 4', 'in thread 5']);
+    expect(calls.filter((c) => c.startsWith('in thread'))).toEqual([
+      'in thread 1',
+      'in thread 2',
+      'in thread 3',
+      'in thread 4',
+      'in thread 5',
+    ]);
     expect(calls.filter((c) => c.startsWith('pooled'))).toHaveLength(FLUSH_POLICY.POOLED_FLUSHES);
     expect(calls.indexOf('pooled 100')).toBe(3);
   });

@@ -103,7 +103,9 @@ export class MirrorService implements OnModuleInit, OnApplicationBootstrap {
     try {
       entry = await this.objectRetry.execute(
         ({ signal }) =>
-          withTimeout(signal, this.config.sync.downloadTimeoutMs, object.key, (attempt) => this.fetcher.fetch(object, mapping, attempt, options)),
+          withTimeout(signal, this.config.sync.downloadTimeoutMs, object.key, (attempt) =>
+            this.fetcher.fetch(object, mapping, attempt, options),
+          ),
         options.signal,
       );
     } catch (err) {

@@ -41,7 +41,10 @@ export class ObjectFetcher {
     private readonly clock: Clock,
   ) {
     const backoff = new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 });
-    this.rangeRetry = retry(handleWhen((e) => !(e instanceof IntegrityError) && isRetryableDownload(e)), { maxAttempts: config.sync.retryAttempts, backoff });
+    this.rangeRetry = retry(
+      handleWhen((e) => !(e instanceof IntegrityError) && isRetryableDownload(e)),
+      { maxAttempts: config.sync.retryAttempts, backoff },
+    );
   }
 
   fetch(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: FetchOptions): Promise<ManifestEntry> {
@@ -79,7 +82,14 @@ export class ObjectFetcher {
         const dir = dirname(mapping.absPath);
         await this.dirs.usingDir(dir, mapping.key, async () => {
           try {
-            await this.committer.commit(mapping.key, tempPathIn(dir), mapping.absPath, [received.bytes], head.lastModified, verification.method === 'md5' ? verification.expected : undefined);
+            await this.committer.commit(
+              mapping.key,
+              tempPathIn(dir),
+              mapping.absPath,
+              [received.bytes],
+              head.lastModified,
+              verification.method === 'md5' ? verification.expected : undefined,
+            );
           } catch (err) {
             throw asClash(err, mapping.key);
           }
@@ -94,7 +104,12 @@ export class ObjectFetcher {
     }
   }
 
-  private async fetchRanged(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: FetchOptions): Promise<ManifestEntry> {
+  private async fetchRanged(
+    object: RemoteObject,
+    mapping: FileMapping,
+    signal: AbortSignal,
+    options: FetchOptions,
+  ): Promise<ManifestEntry> {
     const head = await this.s3.headObject(object.key);
     if (!head) throw new S3RequestError(404, 'NoSuchKey', `${object.key} no longer exists`);
     const partSize = this.config.sync.verifyIntegrity ? await this.learnPartSize(object.key, head) : undefined;
@@ -179,7 +194,11 @@ export class ObjectFetcher {
     return (await this.committer.md5OfRange(file.path, 0, length)).toString('hex');
   }
 
-  private async writeAtomically(mapping: FileMapping, head: ObjectHead, write: (file: TempFile) => Promise<ManifestEntry>): Promise<ManifestEntry> {
+  private async writeAtomically(
+    mapping: FileMapping,
+    head: ObjectHead,
+    write: (file: TempFile) => Promise<ManifestEntry>,
+  ): Promise<ManifestEntry> {
     const dir = dirname(mapping.absPath);
     return this.dirs.usingDir(dir, mapping.key, async () => {
       const file = await TempFile.create(dir);

@@ -120,7 +120,9 @@ export class ManifestStore {
     this.stageStmt = db.prepare('INSERT OR IGNORE INTO listing (run_id, key) VALUES (?, ?)');
     this.goneStmt = db.prepare(`SELECT m.* FROM manifest m WHERE ${NOT_LISTED} AND m.key > @after ORDER BY m.key LIMIT 500`);
     this.goneCountStmt = db.prepare(`SELECT COUNT(*) AS n FROM manifest m WHERE ${NOT_LISTED}`);
-    this.pageStmt = db.prepare(`SELECT * FROM manifest WHERE key >= @lo AND (@hi IS NULL OR key < @hi) AND key > @after ORDER BY key LIMIT @limit`);
+    this.pageStmt = db.prepare(
+      `SELECT * FROM manifest WHERE key >= @lo AND (@hi IS NULL OR key < @hi) AND key > @after ORDER BY key LIMIT @limit`,
+    );
     this.totalsStmt = db.prepare('SELECT COUNT(*) AS files, SUM(size) AS bytes FROM manifest');
     this.sequencerStmt = db.prepare('SELECT sequencer FROM key_sequencers WHERE key = ?');
     this.recordSequencerStmt = db.prepare(

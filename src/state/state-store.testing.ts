@@ -14,7 +14,10 @@ export function sqliteAt(dir: string): SqliteDatabase {
  * The behaviour every StateStore backend must have. Each backend's spec calls this with a factory
  * for a fresh, empty store (the SQLite one now; DynamoDB when it lands).
  */
-export function describeStateStoreContract(name: string, makeStore: () => Promise<{ store: StateStore; close: () => Promise<void> }>): void {
+export function describeStateStoreContract(
+  name: string,
+  makeStore: () => Promise<{ store: StateStore; close: () => Promise<void> }>,
+): void {
   describe(`StateStore contract: ${name}`, () => {
     let store: StateStore;
     let close: () => Promise<void>;
@@ -150,7 +153,9 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       await store.inboxRecordFailure(a.id, 'timeout', false);
       await store.inboxRecordFailure(a.id, 'still failing', true);
       expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
-      expect(await store.inboxList('failed', 10)).toEqual([expect.objectContaining({ id: a.id, attempts: 2, status: 'failed', lastError: 'still failing' })]);
+      expect(await store.inboxList('failed', 10)).toEqual([
+        expect.objectContaining({ id: a.id, attempts: 2, status: 'failed', lastError: 'still failing' }),
+      ]);
       await expect(store.inboxCounts()).resolves.toEqual({ pending: 1, failed: 1 });
       await expect(store.inboxRetryFailed()).resolves.toBe(1);
       expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([a.id, b.id]);
@@ -173,12 +178,23 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
     it('keeps ledger entries per file version, finds them by status and by key', async () => {
       const a1 = ledger('b/a.jsonl@e1', { key: 'b/a.jsonl' });
       const a2 = ledger('b/a.jsonl@e2', { key: 'b/a.jsonl', status: 'delivering', updatedAt: new Date('2026-11-23T11:00:00.000Z') });
-      const c = ledger('b/c.jsonl@e1', { key: 'b/c.jsonl', status: 'delivered', deliveredAt: new Date('2026-11-23T10:00:01.000Z'), lastError: 'x' });
+      const c = ledger('b/c.jsonl@e1', {
+        key: 'b/c.jsonl',
+        status: 'delivered',
+        deliveredAt: new Date('2026-11-23T10:00:01.000Z'),
+        lastError: 'x',
+      });
       for (const e of [a1, a2, c]) await store.ledgerPut(e);
       await expect(store.ledgerGet(c.fileId)).resolves.toEqual(c);
       await expect(store.ledgerLatestForKey('b/a.jsonl')).resolves.toEqual(a2);
       expect((await store.ledgerByStatus(['synced', 'delivering'], 10)).map((e) => e.fileId)).toEqual([a1.fileId, a2.fileId]);
-      const updated = { ...a1, status: 'delivered' as const, recordsSent: 1000, batchesAcked: 2, updatedAt: new Date('2026-11-23T12:00:00.000Z') };
+      const updated = {
+        ...a1,
+        status: 'delivered' as const,
+        recordsSent: 1000,
+        batchesAcked: 2,
+        updatedAt: new Date('2026-11-23T12:00:00.000Z'),
+      };
       await store.ledgerPut(updated);
       await expect(store.ledgerGet(a1.fileId)).resolves.toEqual(updated);
       await expect(store.ledgerCounts()).resolves.toEqual({ delivering: 1, delivered: 2 });
@@ -218,12 +234,23 @@ export function describeStateStoreContract(name: string, makeStore: () => Promis
       await store.bundleAddMember({ fileId: 'b/c@1', key: 'c', size: 30, addedAt: at(2) });
       expect((await store.bundlePendingMembers(10)).map((m) => m.fileId)).toEqual(['b/a@1', 'b/c@1']);
       await expect(store.bundleCounts()).resolves.toEqual({ waitingFiles: 2, bundles: {} });
-      const bundle: BundleRecord = { id: 'bundle-1', status: 'sealed', files: 2, bytes: 40, attempts: 0, createdAt: at(3), updatedAt: at(3) };
+      const bundle: BundleRecord = {
+        id: 'bundle-1',
+        status: 'sealed',
+        files: 2,
+        bytes: 40,
+        attempts: 0,
+        createdAt: at(3),
+        updatedAt: at(3),
+      };
       await expect(store.bundleSeal(bundle, ['b/a@1', 'b/c@1'])).resolves.toBe(2);
       await expect(store.bundleSeal({ ...bundle, id: 'bundle-2' }, ['b/a@1'])).resolves.toBe(0);
       expect((await store.bundlesByStatus(['sealed', 'archived', 'posted', 'failed'], 10)).map((b) => b.id)).toEqual(['bundle-1']);
       expect(await store.bundlePendingMembers(10)).toEqual([]);
-      expect((await store.bundleMembers('bundle-1')).map((m) => [m.key, m.bundleId])).toEqual([['a', 'bundle-1'], ['c', 'bundle-1']]);
+      expect((await store.bundleMembers('bundle-1')).map((m) => [m.key, m.bundleId])).toEqual([
+        ['a', 'bundle-1'],
+        ['c', 'bundle-1'],
+      ]);
       const archived = { ...bundle, status: 'archived' as const, archiveKey: 'bundles/x.tar.gz', archiveBytes: 99, updatedAt: at(4) };
       await store.bundlePut(archived);
       expect(await store.bundlesByStatus(['archived'], 10)).toEqual([archived]);

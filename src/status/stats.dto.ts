@@ -29,7 +29,9 @@ export class BundleStatsDto {
 
 export class DeliveryStatsDto {
   @ApiProperty({ description: 'Whether CALL_DETAILS_URL is set' }) enabled!: boolean;
-  @ApiProperty({ example: { delivered: 120, delivering: 2 }, description: 'Files per ledger status' }) files!: Partial<Record<LedgerStatus, number>>;
+  @ApiProperty({ example: { delivered: 120, delivering: 2 }, description: 'Files per ledger status' }) files!: Partial<
+    Record<LedgerStatus, number>
+  >;
   @ApiProperty({ type: [BreakerStateDto] }) breakers!: BreakerStateDto[];
   @ApiProperty({ type: BundleStatsDto }) bundles!: BundleStatsDto;
 }
@@ -39,5 +41,9 @@ export class StatsResponseDto {
   @ApiProperty({ type: RunSummaryDto, nullable: true }) lastRun!: RunSummaryDto | null;
   @ApiProperty({ type: [RunProgressDto] }) running!: RunProgress[];
   @ApiProperty({ type: EventStatsDto, description: 'Real-time sync from S3 events (webhook and queue)' }) events!: EventStatsDto;
-  @ApiProperty({ type: DeliveryStatsDto, description: 'Delivery downstream: files per ledger status, the circuit breakers and the bundles' }) delivery!: DeliveryStatsDto;
+  @ApiProperty({
+    type: DeliveryStatsDto,
+    description: 'Delivery downstream: files per ledger status, the circuit breakers and the bundles',
+  })
+  delivery!: DeliveryStatsDto;
 }

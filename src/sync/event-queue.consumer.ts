@@ -77,7 +77,10 @@ export class EventQueueConsumer implements OnApplicationBootstrap, BeforeApplica
     const { dlqUrl, queueUrl } = this.config.events;
     const context = { messageId: message.MessageId, reason };
     if (!dlqUrl) {
-      this.logger.error(context, applied ? 'message had records that cannot be applied' : 'poison message left to the queue redrive policy');
+      this.logger.error(
+        context,
+        applied ? 'message had records that cannot be applied' : 'poison message left to the queue redrive policy',
+      );
       return applied;
     }
     try {

@@ -10,7 +10,15 @@ describe('parseNotification', () => {
       { bucket: 'b', key: 'a/two.json', op: 'delete', sequencer: '0055AED6DCD90281E6', eventName: 'ObjectRemoved:DeleteMarkerCreated' },
     );
     expect(changes(parseNotification(body))).toEqual([
-      expect.objectContaining({ bucket: 'b', key: 'a/one.json', op: 'put', size: 12, etag: 'abc', sequencer: '0055AED6DCD90281E5', eventName: 'ObjectCreated:Put' }),
+      expect.objectContaining({
+        bucket: 'b',
+        key: 'a/one.json',
+        op: 'put',
+        size: 12,
+        etag: 'abc',
+        sequencer: '0055AED6DCD90281E5',
+        eventName: 'ObjectCreated:Put',
+      }),
       expect.objectContaining({ key: 'a/two.json', op: 'delete', eventName: 'ObjectRemoved:DeleteMarkerCreated' }),
     ]);
   });

@@ -106,7 +106,10 @@ function fromS3Record(r: Json, index: number): RecordResult {
   const eventName = typeof r.eventName === 'string' ? r.eventName.replace(/^s3:/, '') : '';
   const op = opOfEventName(eventName);
   if (!op) return { status: 'ignored', reason: `${eventName || 'an unnamed event'} does not change the object's content`, key };
-  return changed({ bucket, key, op, eventName }, { etag: object.eTag, size: object.size, versionId: object.versionId, sequencer: object.sequencer, eventTime: r.eventTime });
+  return changed(
+    { bucket, key, op, eventName },
+    { etag: object.eTag, size: object.size, versionId: object.versionId, sequencer: object.sequencer, eventTime: r.eventTime },
+  );
 }
 
 function fromEventBridge(e: Json): RecordResult {

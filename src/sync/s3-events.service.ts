@@ -139,7 +139,8 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   async stats(): Promise<EventStats> {
     const inbox = await this.store.inboxCounts();
     const sorted = [...this.latencies].sort((a, b) => a - b);
-    const pick = (q: number): number | null => (sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]);
+    const pick = (q: number): number | null =>
+      sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
     return {
       accepted: this.counts.accepted,
       ignored: this.counts.ignored,
@@ -177,7 +178,12 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     const admission = this.mirror.admit(change.key);
     if (admission.kind !== 'file') throw new UnsafeKeyError(change.key, admission.reason);
     // A notification names the version it announces: an absent ETag or size never matches the manifest.
-    const remote = { key: change.key, etag: change.etag ?? '', size: change.size ?? 0, lastModified: new Date(change.eventTime ?? this.clock.nowMs()) };
+    const remote = {
+      key: change.key,
+      etag: change.etag ?? '',
+      size: change.size ?? 0,
+      lastModified: new Date(change.eventTime ?? this.clock.nowMs()),
+    };
     const decision = planObject(remote, this.manifest.committed(change.key), this.mirror.localFile(admission.mapping), {
       maxFileBytes: this.config.sync.maxFileBytes,
       // Adoption compares with the object's LastModified, which a notification does not carry.

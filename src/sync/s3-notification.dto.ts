@@ -31,7 +31,12 @@ export const S3_NOTIFICATION_EXAMPLE = {
       s3: {
         s3SchemaVersion: '1.0',
         bucket: { name: 'my-bucket', arn: 'arn:aws:s3:::my-bucket' },
-        object: { key: 'logs/2026/11/23/app+1.jsonl', size: 1024, eTag: 'd41d8cd98f00b204e9800998ecf8427e', sequencer: '0055AED6DCD90281E5' },
+        object: {
+          key: 'logs/2026/11/23/app+1.jsonl',
+          size: 1024,
+          eTag: 'd41d8cd98f00b204e9800998ecf8427e',
+          sequencer: '0055AED6DCD90281E5',
+        },
       },
     },
   ],
@@ -41,7 +46,8 @@ export class AppliedCountsDto implements Record<ApplyResult, number> {
   @ApiProperty({ example: 120, description: 'Objects fetched and committed' }) downloaded!: number;
   @ApiProperty({ example: 4, description: 'Local files deleted' }) deleted!: number;
   @ApiProperty({ example: 2, description: 'Already mirrored at that ETag' }) unchanged!: number;
-  @ApiProperty({ example: 3, description: 'Dropped: not newer than the last event applied to the key (duplicates, reordering)' }) stale!: number;
+  @ApiProperty({ example: 3, description: 'Dropped: not newer than the last event applied to the key (duplicates, reordering)' })
+  stale!: number;
   @ApiProperty({ example: 0, description: 'Object deleted again before it could be fetched' }) gone!: number;
   @ApiProperty({ example: 0, description: 'Not applied by configuration (MAX_FILE_SIZE_MB, DELETE_REMOVED_FILES=false)' }) skipped!: number;
 }
@@ -61,5 +67,6 @@ export class EventStatsDto implements EventStats {
   @ApiProperty({ example: 0, description: 'Changes queued or being applied now' }) inFlight!: number;
   @ApiProperty({ example: 0, description: 'Accepted webhook events not yet applied (durable inbox)' }) pending!: number;
   @ApiProperty({ example: 0, description: 'Webhook events that failed; tried again at the next start' }) parked!: number;
-  @ApiProperty({ type: LatencyDto, description: 'Milliseconds from acceptance to the committed change, recent events' }) latencyMs!: LatencyDto;
+  @ApiProperty({ type: LatencyDto, description: 'Milliseconds from acceptance to the committed change, recent events' })
+  latencyMs!: LatencyDto;
 }

@@ -11,7 +11,10 @@ describe('planObject', () => {
   });
 
   it('skips an object whose committed etag and size match and whose file is there', () => {
-    expect(planObject(remote, { etag: 'abc', size: 100 }, { size: 100, mtimeMs: 0 }, opts)).toEqual({ action: 'skip', reason: 'unchanged' });
+    expect(planObject(remote, { etag: 'abc', size: 100 }, { size: 100, mtimeMs: 0 }, opts)).toEqual({
+      action: 'skip',
+      reason: 'unchanged',
+    });
   });
 
   it.each([
@@ -26,7 +29,10 @@ describe('planObject', () => {
   });
 
   it('downloads again when the local file was altered (size differs)', () => {
-    expect(planObject(remote, { etag: 'abc', size: 100 }, { size: 7, mtimeMs: 0 }, opts)).toEqual({ action: 'download', reason: 'local-differs' });
+    expect(planObject(remote, { etag: 'abc', size: 100 }, { size: 7, mtimeMs: 0 }, opts)).toEqual({
+      action: 'download',
+      reason: 'local-differs',
+    });
   });
 
   it('adopts a local file of equal size and mtime when the manifest has no row', () => {

@@ -12,14 +12,7 @@ import {
 import type { Response } from 'express';
 import { Clock } from '../common/clock';
 import { OffsetPageQueryDto } from '../common/paging.dto';
-import {
-  RunItemsResponseDto,
-  RunSummaryDto,
-  SyncAcceptedDto,
-  SyncDetailDto,
-  SyncRequestDto,
-  SyncRunResponseDto,
-} from './sync.dto';
+import { RunItemsResponseDto, RunSummaryDto, SyncAcceptedDto, SyncDetailDto, SyncRequestDto, SyncRunResponseDto } from './sync.dto';
 import { SyncService } from './sync.service';
 
 /** How many per-object outcomes a run report carries inline; the rest are paged. */

@@ -8,19 +8,27 @@ const queryBoolean = ({ value }: { value: unknown }): unknown => (value === 'tru
 
 export class SyncRequestDto {
   @ApiPropertyOptional({ description: 'Sync only keys under this prefix (must lie under S3_PREFIX)', example: 'logs/2026/' })
-  @IsOptional() @IsString() @MaxLength(1024)
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
   prefix?: string;
 
   @ApiPropertyOptional({ description: 'Answer 202 at once with the run id instead of waiting for the report', default: false })
-  @IsOptional() @Transform(queryBoolean) @IsBoolean()
+  @IsOptional()
+  @Transform(queryBoolean)
+  @IsBoolean()
   background?: boolean;
 
   @ApiPropertyOptional({ description: 'Plan and report without touching the disk', default: false })
-  @IsOptional() @Transform(queryBoolean) @IsBoolean()
+  @IsOptional()
+  @Transform(queryBoolean)
+  @IsBoolean()
   dryRun?: boolean;
 
   @ApiPropertyOptional({ description: 'Allow a run to delete every mirrored file under the prefix', default: false })
-  @IsOptional() @Transform(queryBoolean) @IsBoolean()
+  @IsOptional()
+  @Transform(queryBoolean)
+  @IsBoolean()
   allowDeleteAll?: boolean;
 }
 
@@ -133,19 +141,28 @@ export const FILE_SOURCES = ['s3', 'local'] as const;
 
 export class FilesQueryDto {
   @ApiPropertyOptional({ enum: FILE_SOURCES, default: 'local', description: 'List the bucket or the mirror' })
-  @IsOptional() @IsIn(FILE_SOURCES)
+  @IsOptional()
+  @IsIn(FILE_SOURCES)
   source?: (typeof FILE_SOURCES)[number];
 
   @ApiPropertyOptional({ example: 'logs/' })
-  @IsOptional() @IsString() @MaxLength(1024)
+  @IsOptional()
+  @IsString()
+  @MaxLength(1024)
   prefix?: string;
 
   @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional() @Type(() => Number) @IsInt() @Min(1) @Max(1000)
+  @IsOptional()
+  @Type(() => Number)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
   limit?: number;
 
   @ApiPropertyOptional({ description: 'The nextCursor of the previous page' })
-  @IsOptional() @IsString() @MaxLength(4096)
+  @IsOptional()
+  @IsString()
+  @MaxLength(4096)
   cursor?: string;
 }
 

@@ -28,7 +28,10 @@ export class SyncScheduler implements OnApplicationBootstrap {
         this.logger.log({ cron, next: job.nextDate().toISO() }, 'periodic sync scheduled');
       } else {
         const ms = Math.round(intervalHours * 3_600_000);
-        this.registry.addInterval(JOB, setInterval(() => void this.tick('schedule'), ms));
+        this.registry.addInterval(
+          JOB,
+          setInterval(() => void this.tick('schedule'), ms),
+        );
         this.logger.log({ everyHours: intervalHours }, 'periodic sync scheduled');
       }
     }

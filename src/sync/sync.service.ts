@@ -147,7 +147,11 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     return this.store.listRuns(limit);
   }
 
-  async stats(): Promise<{ totals: { objects: number; bytes: number; runs: number; failedRuns: number }; lastRun: RunRecord | null; running: RunProgress[] }> {
+  async stats(): Promise<{
+    totals: { objects: number; bytes: number; runs: number; failedRuns: number };
+    lastRun: RunRecord | null;
+    running: RunProgress[];
+  }> {
     const files = this.manifest.totals();
     const runs = await this.store.runTotals();
     const lastFinished = (await this.store.listRuns(20)).find((r) => r.status !== 'running') ?? null;
@@ -198,9 +202,9 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
         finishedAt: record.finishedAt,
         counts: record.counts,
       });
-      await this.store.pruneRuns(this.config.sync.runHistory).catch((err: unknown) =>
-        this.logger.warn({ err: errorMessage(err) }, 'could not prune the run history'),
-      );
+      await this.store
+        .pruneRuns(this.config.sync.runHistory)
+        .catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'could not prune the run history'));
     }
     this.logger.log({ ...log, status: record.status, counts: record.counts }, record.message ?? 'sync finished');
     return { ...record, counts: { ...record.counts } };
@@ -214,7 +218,10 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const downloads = new Set<Promise<void>>();
     for await (const page of this.s3.list(record.prefix)) {
       abort.signal.throwIfAborted();
-      this.manifest.stageListing(record.id, page.map((o) => o.key));
+      this.manifest.stageListing(
+        record.id,
+        page.map((o) => o.key),
+      );
       for (const object of page) {
         c.listed++;
         const admission = this.mirror.admit(object.key);

@@ -25,9 +25,7 @@ export class WorkQueue implements BeforeApplicationShutdown {
 
   /** Runs `task` in `key`'s turn; rejects with ShuttingDownError when its slot comes after the shutdown began. */
   run<T>(key: string, task: () => Promise<T>, priority: number = PRIORITY.sync): Promise<T> {
-    return this.keys.run(key, () =>
-      this.queue.add(() => (this.stopping ? Promise.reject(new ShuttingDownError()) : task()), { priority }),
-    );
+    return this.keys.run(key, () => this.queue.add(() => (this.stopping ? Promise.reject(new ShuttingDownError()) : task()), { priority }));
   }
 
   /** Changes waiting for a slot. */

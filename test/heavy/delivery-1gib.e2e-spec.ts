@@ -19,7 +19,12 @@ describe('delivery of a 1 GiB file', () => {
     const service = await startService(serviceEnv(bucket, down, 'gib'));
     try {
       const batches = Math.ceil(records / 500);
-      await eventually(() => down.batches.size, (n) => n === batches, 240_000, `${batches} batches delivered`);
+      await eventually(
+        () => down.batches.size,
+        (n) => n === batches,
+        240_000,
+        `${batches} batches delivered`,
+      );
       expect(down.totals()).toEqual({ records, sumOfN: (records * (records - 1)) / 2 });
       expect(down.duplicates()).toBe(0);
       // Streaming, not buffering: the peak is a fraction of the file (the figures are in bench/delivery.mjs).

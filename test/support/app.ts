@@ -62,7 +62,12 @@ export async function filesUnder(dir: string): Promise<string[]> {
 }
 
 /** Polls `probe` until it returns a value that `done` accepts, or fails after `timeoutMs`. */
-export async function eventually<T>(probe: () => Promise<T> | T, done: (value: T) => boolean, timeoutMs = 15_000, what = 'condition'): Promise<T> {
+export async function eventually<T>(
+  probe: () => Promise<T> | T,
+  done: (value: T) => boolean,
+  timeoutMs = 15_000,
+  what = 'condition',
+): Promise<T> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
     const value = await probe();

@@ -38,7 +38,7 @@ export async function bigGzippedJsonl(bytes: number): Promise<{ body: Buffer; re
   const done = new Promise((resolve, reject) => gzip.once('end', resolve).once('error', reject));
   const pad = 'x'.repeat(440);
   let records = 0;
-  for (let written = 0; written < bytes; ) {
+  for (let written = 0; written < bytes;) {
     const lines: string[] = [];
     for (let i = 0; i < 16_384; i++) lines.push(JSON.stringify({ id: `call-${records + i}`, n: records + i, pad }));
     records += lines.length;

@@ -17,7 +17,10 @@ export class FakeDownstream {
   /** Every request to the records endpoint, in arrival order. */
   readonly requests: Array<{ at: number; key?: string; status: number }> = [];
   /** Idempotency-Key -> body of the first accepted delivery, and how many times it was accepted. */
-  readonly batches = new Map<string, { records: unknown[]; timestamp: string; batchSize: number; deliveries: number; count: number; sumOfN: number }>();
+  readonly batches = new Map<
+    string,
+    { records: unknown[]; timestamp: string; batchSize: number; deliveries: number; count: number; sumOfN: number }
+  >();
   /** Answers for the next requests to the records endpoint, in order. */
   readonly faults: Fault[] = [];
   /** Until this time (ms), the records endpoint answers 503. */
@@ -57,9 +60,7 @@ export class FakeDownstream {
 
   /** Every record accepted, once per Idempotency-Key, in key order. */
   delivered(): unknown[] {
-    return [...this.batches.entries()]
-      .sort(([a], [b]) => compareKeys(a, b))
-      .flatMap(([, b]) => b.records);
+    return [...this.batches.entries()].sort(([a], [b]) => compareKeys(a, b)).flatMap(([, b]) => b.records);
   }
 
   /** Records accepted and the sum of their `n`, once per Idempotency-Key (works in summary mode). */

@@ -31,10 +31,13 @@ export class S3Proxy {
   }
 
   async start(): Promise<string> {
-    this.server = http.createServer((req, res) => void this.handle(req, res).catch((err: unknown) => {
-      res.statusCode = 502;
-      res.end(String(err));
-    }));
+    this.server = http.createServer(
+      (req, res) =>
+        void this.handle(req, res).catch((err: unknown) => {
+          res.statusCode = 502;
+          res.end(String(err));
+        }),
+    );
     await new Promise<void>((resolve) => this.server!.listen(0, '127.0.0.1', resolve));
     return `http://127.0.0.1:${(this.server!.address() as AddressInfo).port}`;
   }
@@ -164,6 +167,9 @@ export class S3Proxy {
 
 /** A scrambled order that is the same on every request, so that pages of one listing fit together. */
 function shuffle(blocks: string[]): string[] {
-  const rank = (b: string): string => createHash('md5').update(b.replace(/<LastModified>.*?<\/LastModified>/, '')).digest('hex');
+  const rank = (b: string): string =>
+    createHash('md5')
+      .update(b.replace(/<LastModified>.*?<\/LastModified>/, ''))
+      .digest('hex');
   return [...blocks].sort((a, b) => (rank(a) < rank(b) ? -1 : 1));
 }

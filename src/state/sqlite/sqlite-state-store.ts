@@ -192,26 +192,33 @@ export class SqliteStateStore extends StateStore {
 
   createRun(run: RunRecord): Promise<void> {
     this.stmt(
-        `INSERT INTO runs (id, prefix, trigger, dry_run, status, message, started_at, finished_at, counts)
+      `INSERT INTO runs (id, prefix, trigger, dry_run, status, message, started_at, finished_at, counts)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-      )
-      .run(run.id, run.prefix, run.trigger, run.dryRun ? 1 : 0, run.status, run.message ?? null, run.startedAt.getTime(),
-        run.finishedAt?.getTime() ?? null, JSON.stringify(run.counts));
+    ).run(
+      run.id,
+      run.prefix,
+      run.trigger,
+      run.dryRun ? 1 : 0,
+      run.status,
+      run.message ?? null,
+      run.startedAt.getTime(),
+      run.finishedAt?.getTime() ?? null,
+      JSON.stringify(run.counts),
+    );
     return Promise.resolve();
   }
 
   updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void> {
     this.stmt(
-        `UPDATE runs SET status = COALESCE(@status, status), message = COALESCE(@message, message),
+      `UPDATE runs SET status = COALESCE(@status, status), message = COALESCE(@message, message),
            finished_at = COALESCE(@finishedAt, finished_at), counts = COALESCE(@counts, counts) WHERE id = @id`,
-      )
-      .run({
-        id,
-        status: patch.status ?? null,
-        message: patch.message ?? null,
-        finishedAt: patch.finishedAt?.getTime() ?? null,
-        counts: patch.counts ? JSON.stringify(patch.counts) : null,
-      });
+    ).run({
+      id,
+      status: patch.status ?? null,
+      message: patch.message ?? null,
+      finishedAt: patch.finishedAt?.getTime() ?? null,
+      counts: patch.counts ? JSON.stringify(patch.counts) : null,
+    });
     return Promise.resolve();
   }
 
@@ -235,30 +242,35 @@ export class SqliteStateStore extends StateStore {
   }
 
   getRunItems(runId: string, offset: number, limit: number): Promise<RunItem[]> {
-    const rows = this.stmt('SELECT operation, key, status, message FROM run_items WHERE run_id = ? ORDER BY seq LIMIT ? OFFSET ?')
-      .all(runId, limit, offset) as Array<RunItem & { message: string | null }>;
+    const rows = this.stmt('SELECT operation, key, status, message FROM run_items WHERE run_id = ? ORDER BY seq LIMIT ? OFFSET ?').all(
+      runId,
+      limit,
+      offset,
+    ) as Array<RunItem & { message: string | null }>;
     return Promise.resolve(rows.map((r) => ({ ...r, message: r.message ?? undefined })));
   }
 
   runTotals(): Promise<RunTotals> {
-    const row = this.stmt(`SELECT COUNT(*) AS runs, SUM(status IN ('failed', 'completed_with_errors', 'interrupted')) AS failedRuns FROM runs`)
-      .get() as { runs: number; failedRuns: number | null };
+    const row = this.stmt(
+      `SELECT COUNT(*) AS runs, SUM(status IN ('failed', 'completed_with_errors', 'interrupted')) AS failedRuns FROM runs`,
+    ).get() as { runs: number; failedRuns: number | null };
     return Promise.resolve({ runs: row.runs, failedRuns: row.failedRuns ?? 0 });
   }
 
   pruneRuns(keep: number): Promise<number> {
     // run_items go with their run (ON DELETE CASCADE).
     const info = this.stmt(
-        `DELETE FROM runs WHERE status != 'running' AND id NOT IN (
+      `DELETE FROM runs WHERE status != 'running' AND id NOT IN (
            SELECT id FROM runs WHERE status != 'running' ORDER BY started_at DESC LIMIT ?)`,
-      )
-      .run(keep);
+    ).run(keep);
     return Promise.resolve(info.changes);
   }
 
   interruptStaleRuns(message: string, at: Date): Promise<number> {
-    const info = this.stmt(`UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? WHERE status = 'running'`)
-      .run(message, at.getTime());
+    const info = this.stmt(`UPDATE runs SET status = 'interrupted', message = ?, finished_at = ? WHERE status = 'running'`).run(
+      message,
+      at.getTime(),
+    );
     return Promise.resolve(info.changes);
   }
 
@@ -282,8 +294,9 @@ export class SqliteStateStore extends StateStore {
   }
 
   inboxRecordFailure(id: string, error: string, park: boolean): Promise<void> {
-    this.stmt(`UPDATE inbox SET attempts = attempts + 1, last_error = ?, status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?`)
-      .run(error, park ? 1 : 0, id);
+    this.stmt(
+      `UPDATE inbox SET attempts = attempts + 1, last_error = ?, status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?`,
+    ).run(error, park ? 1 : 0, id);
     return Promise.resolve();
   }
 
@@ -328,8 +341,10 @@ export class SqliteStateStore extends StateStore {
 
   ledgerByStatus(statuses: readonly LedgerStatus[], limit: number): Promise<LedgerEntry[]> {
     if (statuses.length === 0) return Promise.resolve([]);
-    const rows = this.stmt(`SELECT * FROM ledger WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY updated_at LIMIT ?`)
-      .all(...statuses, limit) as LedgerRow[];
+    const rows = this.stmt(`SELECT * FROM ledger WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY updated_at LIMIT ?`).all(
+      ...statuses,
+      limit,
+    ) as LedgerRow[];
     return Promise.resolve(rows.map(toLedger));
   }
 
@@ -341,26 +356,30 @@ export class SqliteStateStore extends StateStore {
   claim(id: string, owner: string, nowMs: number, leaseMs: number, force: boolean): Promise<ClaimResult> {
     const db = this.sqlite.db;
     // One transaction: the read and the conditional write cannot interleave with another writer.
-    const result = db.transaction((): ClaimResult => {
-      const row = this.stmt('SELECT status, owner, expires_at FROM idempotency WHERE id = ?').get(id) as
-        | { status: 'IN_PROGRESS' | 'COMPLETED'; owner: string; expires_at: number }
-        | undefined;
-      if (row && !force && row.expires_at > nowMs) {
-        if (row.status === 'COMPLETED') return 'completed';
-        if (row.owner !== owner) return 'held';
-      }
-      this.stmt(
-        `INSERT INTO idempotency (id, status, owner, expires_at) VALUES (?, 'IN_PROGRESS', ?, ?)
+    const result = db
+      .transaction((): ClaimResult => {
+        const row = this.stmt('SELECT status, owner, expires_at FROM idempotency WHERE id = ?').get(id) as
+          { status: 'IN_PROGRESS' | 'COMPLETED'; owner: string; expires_at: number } | undefined;
+        if (row && !force && row.expires_at > nowMs) {
+          if (row.status === 'COMPLETED') return 'completed';
+          if (row.owner !== owner) return 'held';
+        }
+        this.stmt(
+          `INSERT INTO idempotency (id, status, owner, expires_at) VALUES (?, 'IN_PROGRESS', ?, ?)
          ON CONFLICT (id) DO UPDATE SET status = 'IN_PROGRESS', owner = excluded.owner, expires_at = excluded.expires_at`,
-      ).run(id, owner, nowMs + leaseMs);
-      return 'claimed';
-    }).immediate();
+        ).run(id, owner, nowMs + leaseMs);
+        return 'claimed';
+      })
+      .immediate();
     return Promise.resolve(result);
   }
 
   completeClaim(id: string, owner: string, expiresAtMs: number): Promise<boolean> {
-    const info = this.stmt(`UPDATE idempotency SET status = 'COMPLETED', expires_at = ? WHERE id = ? AND owner = ?`)
-      .run(expiresAtMs, id, owner);
+    const info = this.stmt(`UPDATE idempotency SET status = 'COMPLETED', expires_at = ? WHERE id = ? AND owner = ?`).run(
+      expiresAtMs,
+      id,
+      owner,
+    );
     return Promise.resolve(info.changes === 1);
   }
 
@@ -371,10 +390,16 @@ export class SqliteStateStore extends StateStore {
 
   breakerGet(name: string): Promise<BreakerState | undefined> {
     const row = this.stmt('SELECT * FROM breakers WHERE name = ?').get(name) as
-      | { name: string; state: BreakerState['state']; failures: number; opened_at: number; probe_until: number; version: number }
-      | undefined;
+      { name: string; state: BreakerState['state']; failures: number; opened_at: number; probe_until: number; version: number } | undefined;
     return Promise.resolve(
-      row && { name: row.name, state: row.state, failures: row.failures, openedAt: row.opened_at, probeUntil: row.probe_until, version: row.version },
+      row && {
+        name: row.name,
+        state: row.state,
+        failures: row.failures,
+        openedAt: row.opened_at,
+        probeUntil: row.probe_until,
+        version: row.version,
+      },
     );
   }
 
@@ -382,16 +407,21 @@ export class SqliteStateStore extends StateStore {
     const params = [next.state, next.failures, next.openedAt, next.probeUntil, next.version, next.name] as const;
     const info =
       expectedVersion === 0
-        ? this.stmt('INSERT OR IGNORE INTO breakers (state, failures, opened_at, probe_until, version, name) VALUES (?, ?, ?, ?, ?, ?)')
-            .run(...params)
-        : this.stmt('UPDATE breakers SET state = ?, failures = ?, opened_at = ?, probe_until = ?, version = ? WHERE name = ? AND version = ?')
-            .run(...params, expectedVersion);
+        ? this.stmt(
+            'INSERT OR IGNORE INTO breakers (state, failures, opened_at, probe_until, version, name) VALUES (?, ?, ?, ?, ?, ?)',
+          ).run(...params)
+        : this.stmt(
+            'UPDATE breakers SET state = ?, failures = ?, opened_at = ?, probe_until = ?, version = ? WHERE name = ? AND version = ?',
+          ).run(...params, expectedVersion);
     return Promise.resolve(info.changes === 1);
   }
 
   bundleAddMember(m: Omit<BundleMember, 'bundleId'>): Promise<boolean> {
     const info = this.stmt('INSERT OR IGNORE INTO bundle_members (file_id, key, size, added_at) VALUES (?, ?, ?, ?)').run(
-      m.fileId, m.key, m.size, m.addedAt.getTime(),
+      m.fileId,
+      m.key,
+      m.size,
+      m.addedAt.getTime(),
     );
     return Promise.resolve(info.changes === 1);
   }
@@ -402,12 +432,15 @@ export class SqliteStateStore extends StateStore {
   }
 
   bundleSeal(bundle: BundleRecord, fileIds: readonly string[]): Promise<number> {
-    const taken = this.sqlite.db.transaction((): number => {
-      let n = 0;
-      for (const id of fileIds) n += this.stmt('UPDATE bundle_members SET bundle_id = ? WHERE file_id = ? AND bundle_id IS NULL').run(bundle.id, id).changes;
-      if (n > 0) this.writeBundle(bundle);
-      return n;
-    }).immediate();
+    const taken = this.sqlite.db
+      .transaction((): number => {
+        let n = 0;
+        for (const id of fileIds)
+          n += this.stmt('UPDATE bundle_members SET bundle_id = ? WHERE file_id = ? AND bundle_id IS NULL').run(bundle.id, id).changes;
+        if (n > 0) this.writeBundle(bundle);
+        return n;
+      })
+      .immediate();
     return Promise.resolve(taken);
   }
 
@@ -430,7 +463,8 @@ export class SqliteStateStore extends StateStore {
   bundlesByStatus(statuses: readonly BundleStatus[], limit: number): Promise<BundleRecord[]> {
     if (statuses.length === 0) return Promise.resolve([]);
     const rows = this.stmt(`SELECT * FROM bundles WHERE status IN (${statuses.map(() => '?').join(',')}) ORDER BY created_at LIMIT ?`).all(
-      ...statuses, limit,
+      ...statuses,
+      limit,
     ) as BundleRow[];
     return Promise.resolve(rows.map(toBundle));
   }
@@ -442,7 +476,17 @@ export class SqliteStateStore extends StateStore {
        ON CONFLICT (id) DO UPDATE SET status = excluded.status, files = excluded.files, bytes = excluded.bytes,
          archive_key = excluded.archive_key, archive_bytes = excluded.archive_bytes, attempts = excluded.attempts,
          last_error = excluded.last_error, updated_at = excluded.updated_at`,
-    ).run(b.id, b.status, b.files, b.bytes, b.archiveKey ?? null, b.archiveBytes ?? null, b.attempts, b.lastError ?? null,
-      b.createdAt.getTime(), b.updatedAt.getTime());
+    ).run(
+      b.id,
+      b.status,
+      b.files,
+      b.bytes,
+      b.archiveKey ?? null,
+      b.archiveBytes ?? null,
+      b.attempts,
+      b.lastError ?? null,
+      b.createdAt.getTime(),
+      b.updatedAt.getTime(),
+    );
   }
 }
