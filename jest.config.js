@@ -31,7 +31,7 @@ module.exports = {
       globalSetup: '<rootDir>/test/support/global-setup.mjs',
       globalTeardown: '<rootDir>/test/support/global-teardown.mjs',
     },
-    // Minutes, not seconds: `npm run test:heavy`, run once by CI (.ci/run), not by `npm test`.
+    // The longest tests (a 1 GiB delivery): `npm run test:heavy`, run once by CI (.ci/run), not by `npm test`.
     {
       ...common,
       displayName: 'heavy',
