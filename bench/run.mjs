@@ -203,14 +203,14 @@ const awsEnv = {
 
 /**
  * Runs every tool once per round, round after round, starting each round with the next tool, so that
- * each tool meets the machine in the same states (on this VM, the first writer of freshly freed memory pays for it: a tool measured alone
- * first looked up to twice as slow). Returns per tool the median wall time and the peak RSS.
+ * each tool meets the machine in the same states (on a shared virtual machine the first writer of freshly freed memory pays for it:
+ * a tool measured alone first can look up to twice as slow). Returns per tool the median wall time and the peak RSS.
  */
 async function measureInterleaved(runners) {
   const samples = runners.map(() => ({ full: [], warm: [], noop: [] }));
   for (let i = 0; i < RUNS; i++) {
     // The order turns every round, so that no tool always meets the machine first after a
-    // previous round's files were freed (the slowest moment on this VM).
+    // previous round's files were freed (the slowest moment on a shared virtual machine).
     const order = runners.map((_, t) => (t + i) % runners.length);
     for (const t of order) {
       const runner = runners[t];
