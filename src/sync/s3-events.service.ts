@@ -59,7 +59,10 @@ const LATENCY_WINDOW = 2048;
 @Injectable()
 export class S3EventsService implements OnApplicationBootstrap, BeforeApplicationShutdown {
   private readonly logger = new Logger(S3EventsService.name);
+  /** Changes being applied (or waiting in the work queue); `idle` settles when none are. */
   private inFlight = 0;
+  private idle: Promise<void> = Promise.resolve();
+  private settleIdle?: () => void;
   /** Inbox entries already handed to the queue (start-up recovery must not schedule them twice). */
   private readonly scheduled = new Set<string>();
   private readonly latencies: number[] = [];
@@ -95,10 +98,6 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     this.shutdown.abort(new ShuttingDownError());
     await this.idle;
   }
-
-  /** Settles when no event of this service is being applied. */
-  private idle: Promise<void> = Promise.resolve();
-  private settleIdle?: () => void;
 
   private track<T>(work: () => Promise<T>): Promise<T> {
     if (this.inFlight++ === 0) this.idle = new Promise((resolve) => (this.settleIdle = resolve));
