@@ -1,0 +1,128 @@
+import { notification } from '../../test/support/s3-events';
+import { Clock } from '../common/clock';
+import { mapKey } from '../common/object-key';
+import type { AppConfig } from '../config/app-config';
+import type { RemoteObject } from '../mirror/file-version';
+import type { MirrorService } from '../mirror/mirror.service';
+import type { ManifestStore } from '../state/manifest.store';
+import type { StateStore } from '../state/state-store';
+import { S3EventsService } from './s3-events.service';
+import { WorkQueue } from './work.queue';
+
+/** Service-level spec: S3EventsService on the real WorkQueue, with fakes of the mirror, the manifest and the store. */
+
+class FixedClock extends Clock {
+  now(): Date {
+    return new Date('2026-11-23T10:00:00Z');
+  }
+}
+
+const ROOT = '/mirror';
+const BUCKET = 'bucket';
+
+function setup(options: { maxFileBytes?: number; deleteRemoved?: boolean } = {}) {
+  const config = {
+    s3: { bucket: BUCKET, prefix: '' },
+    sync: { concurrency: 2, maxFileBytes: options.maxFileBytes ?? 0, deleteRemoved: options.deleteRemoved ?? true },
+  } as unknown as AppConfig;
+  const committed = new Map<string, { etag: string; size: number }>();
+  const sequencers = new Map<string, string>();
+  const local = new Map<string, number>();
+  const downloads: RemoteObject[] = [];
+  const removed: string[] = [];
+  const mirror = {
+    admit: (key: string, bucket = BUCKET) => {
+      if (bucket !== BUCKET) return { kind: 'ignored', reason: 'other bucket' };
+      const mapping = mapKey(ROOT, key);
+      if (mapping.kind === 'file') return { kind: 'file', mapping };
+      return mapping.kind === 'refused' ? { kind: 'refused', reason: mapping.reason } : { kind: 'ignored', reason: 'folder marker' };
+    },
+    localFile: (mapping: { key: string }) => (local.has(mapping.key) ? { size: local.get(mapping.key)!, mtimeMs: 0 } : undefined),
+    download: async (object: RemoteObject) => {
+      downloads.push(object);
+      committed.set(object.key, { etag: object.etag, size: object.size });
+      local.set(object.key, object.size);
+    },
+    remove: async (key: string) => void removed.push(key),
+  } as unknown as MirrorService;
+  const manifest = {
+    committed: (key: string) => committed.get(key),
+    lastSequencer: (key: string) => sequencers.get(key),
+    recordSequencer: (key: string, sequencer: string) => void sequencers.set(key, sequencer),
+  } as unknown as ManifestStore;
+  const store = { inboxCounts: async () => ({ pending: 0, failed: 0 }) } as unknown as StateStore;
+  const service = new S3EventsService(config, new WorkQueue(config), mirror, manifest, store, new FixedClock());
+  const apply = (...events: Parameters<typeof notification>) => service.applyNow(JSON.stringify(notification(...events)));
+  return { service, apply, committed, local, downloads, removed, sequencers };
+}
+
+describe('S3EventsService (fakes of the mirror and the manifest)', () => {
+  it('downloads a new version and records its sequencer', async () => {
+    const t = setup();
+    await t.apply({ bucket: BUCKET, key: 'a.txt', op: 'put', etag: 'e1', size: 3, sequencer: '0A' });
+    expect(t.downloads.map((d) => [d.key, d.etag, d.size])).toEqual([['a.txt', 'e1', 3]]);
+    expect(t.sequencers.get('a.txt')).toBe('0A');
+    expect((await t.service.stats()).applied.downloaded).toBe(1);
+  });
+
+  it('decides an event with the full sync planner: the same version already on disk is not fetched again', async () => {
+    const t = setup();
+    t.committed.set('a.txt', { etag: 'e1', size: 3 });
+    t.local.set('a.txt', 3);
+    await t.apply({ bucket: BUCKET, key: 'a.txt', op: 'put', etag: 'e1', size: 3 });
+    expect(t.downloads).toEqual([]);
+    expect((await t.service.stats()).applied.unchanged).toBe(1);
+  });
+
+  it('fetches the same version again when its local file is missing', async () => {
+    const t = setup();
+    t.committed.set('a.txt', { etag: 'e1', size: 3 });
+    await t.apply({ bucket: BUCKET, key: 'a.txt', op: 'put', etag: 'e1', size: 3 });
+    expect(t.downloads).toHaveLength(1);
+  });
+
+  it('checks the size limit before anything else, as the planner does', async () => {
+    const t = setup({ maxFileBytes: 10 });
+    t.committed.set('big.bin', { etag: 'e1', size: 11 });
+    t.local.set('big.bin', 11);
+    await t.apply({ bucket: BUCKET, key: 'big.bin', op: 'put', etag: 'e1', size: 11 });
+    expect(t.downloads).toEqual([]);
+    expect((await t.service.stats()).applied).toMatchObject({ skipped: 1, unchanged: 0 });
+  });
+
+  it('drops a change whose sequencer is not newer than the last one applied to its key', async () => {
+    const t = setup();
+    await t.apply({ bucket: BUCKET, key: 'a.txt', op: 'put', etag: 'e2', size: 3, sequencer: '0B' });
+    await t.apply({ bucket: BUCKET, key: 'a.txt', op: 'delete', sequencer: '0A' });
+    expect(t.removed).toEqual([]);
+    expect((await t.service.stats()).applied.stale).toBe(1);
+  });
+
+  it('deletes on ObjectRemoved, unless deletes are not propagated', async () => {
+    const on = setup();
+    await on.apply({ bucket: BUCKET, key: 'a.txt', op: 'delete' });
+    expect(on.removed).toEqual(['a.txt']);
+    const off = setup({ deleteRemoved: false });
+    await off.apply({ bucket: BUCKET, key: 'a.txt', op: 'delete' });
+    expect(off.removed).toEqual([]);
+  });
+
+  it('reports each record: another bucket ignored, an unsafe key rejected, the rest accepted', async () => {
+    const t = setup();
+    const report = await t.apply(
+      { bucket: 'other', key: 'x.txt', op: 'put', size: 1 },
+      { bucket: BUCKET, key: '../escape', op: 'put', size: 1 },
+      { bucket: BUCKET, key: 'ok.txt', op: 'put', size: 1 },
+    );
+    expect(report.records.map((r) => r.status)).toEqual(['ignored', 'rejected', 'accepted']);
+    expect(t.downloads.map((d) => d.key)).toEqual(['ok.txt']);
+  });
+
+  it('answers a body that is not JSON with a 400-class error, naming the problem', async () => {
+    const t = setup();
+    await expect(t.service.applyNow('not json')).rejects.toMatchObject({
+      code: 'BAD_REQUEST',
+      message: expect.stringContaining('not valid JSON'),
+    });
+  });
+});
