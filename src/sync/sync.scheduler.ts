@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import { SchedulerRegistry } from '@nestjs/schedule';
 import { CronJob } from 'cron';
+import { detach } from '../common/detach';
 import { ConflictError, errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { RunTrigger } from '../state/state-store';
@@ -30,12 +31,12 @@ export class SyncScheduler implements OnApplicationBootstrap {
         const ms = Math.round(intervalHours * 3_600_000);
         this.registry.addInterval(
           JOB,
-          setInterval(() => void this.tick('schedule'), ms),
+          setInterval(() => detach(this.tick('schedule'), this.logger, 'periodic sync failed'), ms),
         );
         this.logger.log({ everyHours: intervalHours }, 'periodic sync scheduled');
       }
     }
-    if (onStart) void this.tick('startup');
+    if (onStart) detach(this.tick('startup'), this.logger, 'sync at start-up failed');
   }
 
   async tick(trigger: RunTrigger): Promise<void> {

@@ -3,6 +3,7 @@ import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
+import { detach } from '../common/detach';
 import { BadRequestError, ConflictError, errorMessage, NotFoundError, ShuttingDownError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
@@ -177,7 +178,10 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const { record } = run;
     const log = { runId: record.id, prefix: record.prefix, dryRun: record.dryRun };
     this.logger.log({ ...log, trigger: record.trigger }, 'sync started');
-    const persist = setInterval(() => void this.persistProgress(run), PROGRESS_PERSIST_MS);
+    const persist = setInterval(
+      () => detach(this.persistProgress(run), this.logger, 'could not persist run progress'),
+      PROGRESS_PERSIST_MS,
+    );
     persist.unref();
     try {
       await this.listAndDownload(run);
@@ -256,6 +260,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
             } else {
               const download = this.download(run, object, decision.reason);
               downloads.add(download);
+              // Never rejects: a failed download is counted and reported by download() itself.
               void download.finally(() => downloads.delete(download));
               // Backpressure, per object: a task that waits long outlives two young-generation
               // collections and is copied to the old one, which then fills with garbage.
