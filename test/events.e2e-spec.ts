@@ -27,7 +27,7 @@ function signed(t: TestApp, body: unknown, secret = SECRET, nowMs = Date.now()) 
 
 async function stats(
   t: TestApp,
-): Promise<{ events: { pending: number; parked: number; inFlight: number; applied: Record<string, number> } }> {
+): Promise<{ events: { accepted: number; pending: number; parked: number; inFlight: number; applied: Record<string, number> } }> {
   return (await t.http().get('/api/v1/stats').set('x-api-key', API_KEY).expect(200)).body;
 }
 
@@ -145,6 +145,7 @@ describe('real-time sync through the webhook', () => {
   it('refuses forged, stale or unsigned requests with 401 and changes nothing', async () => {
     const ev = await putEvent('f/forged.txt', 'should never appear', sequencers(1)[0]);
     const body = notification(ev);
+    const acceptedBefore = (await stats(t)).events.accepted;
     await signed(t, body, 'not-the-right-secret-at-all').expect(401);
     await signed(t, body, SECRET, Date.now() - 6 * 60_000).expect(401);
     const raw = JSON.stringify(body);
@@ -160,9 +161,9 @@ describe('real-time sync through the webhook', () => {
     expect(tampered.body.message).toContain('signature does not match');
     // The API key is no substitute for the signature.
     await t.http().post('/api/v1/s3-notification').set('x-api-key', API_KEY).send(raw).expect(401);
-    await new Promise((r) => setTimeout(r, 200));
+    // Refused at the guard: nothing was accepted, so nothing can be applied later.
+    expect((await stats(t)).events).toMatchObject({ accepted: acceptedBefore, pending: 0, inFlight: 0 });
     expect(await filesUnder(t.mirrorDir)).toEqual([]);
-    expect((await stats(t)).events).toMatchObject({ pending: 0, inFlight: 0 });
   });
 
   it('answers 400 for bad JSON or a wrong shape, 413 for a body over the limit, and reports each record', async () => {

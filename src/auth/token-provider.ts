@@ -1,5 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
+import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 
 /** Tokens without an `exp` are kept this long. */
@@ -8,13 +9,12 @@ const DEFAULT_LIFETIME_MS = 50 * 60_000;
 const EXPIRY_MARGIN_MS = 60_000;
 
 /** The login failed; delivery treats it like an unreachable downstream (retried, counted by the breaker). */
-export class LoginError extends Error {
+export class LoginError extends AppError {
   constructor(
     message: string,
     readonly status?: number,
   ) {
-    super(message);
-    this.name = 'LoginError';
+    super('UPSTREAM_ERROR', message, status === undefined ? undefined : { status }, { retryable: true });
   }
 }
 

@@ -1,23 +1,18 @@
-import { isNetworkOrTimeoutError, isRetryableStatus } from '../common/retryable';
+import { AppError } from '../common/errors';
+import { isRetryableStatus } from '../common/retryable';
 
-/** A non-2xx answer from S3 to one of the service's own signed requests. */
-export class S3RequestError extends Error {
+/** A non-2xx answer from S3 to one of the service's own signed requests; throttling and server errors are worth another attempt. */
+export class S3RequestError extends AppError {
   constructor(
     readonly statusCode: number,
     readonly s3Code: string,
     message: string,
   ) {
-    super(message);
-    this.name = 'S3RequestError';
+    super(
+      'UPSTREAM_ERROR',
+      message,
+      { s3Status: statusCode, s3Code },
+      { retryable: isRetryableStatus(statusCode) || s3Code === 'SlowDown' },
+    );
   }
-  /** Worth another attempt: throttling and server errors. */
-  get retryable(): boolean {
-    return isRetryableStatus(this.statusCode) || this.s3Code === 'SlowDown';
-  }
-}
-
-/** Failures of an S3 call worth another attempt: throttling, server errors, dropped connections, timeouts. */
-export function isTransient(err: Error): boolean {
-  if (err instanceof S3RequestError) return err.retryable;
-  return isNetworkOrTimeoutError(err);
 }

@@ -8,7 +8,8 @@ import { AppConfig } from '../config/app-config';
 import { HttpGetClient, HttpResponse } from './http-get';
 import { ListedObject, ListPage, parseListObjectsV2, stripQuotes } from './list-parser';
 import { canonicalQueryString, GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
-import { isTransient, S3RequestError } from './s3-errors';
+import { isRetryable } from '../common/retryable';
+import { S3RequestError } from './s3-errors';
 
 export { S3RequestError } from './s3-errors';
 export type { BodySink } from './http-get';
@@ -98,7 +99,7 @@ export class S3Repository implements OnApplicationShutdown {
     const basePath = this.baseUrl.pathname.replace(/\/$/, '');
     this.pathPrefix = pathStyle ? `${basePath}/${bucket}/` : `${basePath}/`;
     this.bucketPath = pathStyle ? `${basePath}/${bucket}` : `${basePath}/`;
-    this.listRetry = retry(handleWhen(isTransient), {
+    this.listRetry = retry(handleWhen(isRetryable), {
       maxAttempts: config.sync.retryAttempts,
       backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 }),
     });

@@ -6,6 +6,8 @@ export const ERROR_STATUS = {
   CONFLICT: 409,
   UNSAFE_KEY: 400,
   INTEGRITY_MISMATCH: 502,
+  /** An outside system (S3, the downstream, the ingest endpoint, the login) answered with an error. */
+  UPSTREAM_ERROR: 502,
   UNAVAILABLE: 503,
   INTERNAL: 500,
 } as const;

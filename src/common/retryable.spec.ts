@@ -1,5 +1,9 @@
 import { runInNewContext } from 'node:vm';
-import { isNetworkOrTimeoutError, isRetryableStatus } from './retryable';
+import { S3RequestError } from '../aws/s3-errors';
+import { LoginError } from '../auth/token-provider';
+import { PermanentDeliveryError, TransientDeliveryError } from '../delivery/http-delivery';
+import { ConflictError, IntegrityError, ShuttingDownError } from './errors';
+import { isNetworkOrTimeoutError, isRetryable, isRetryableStatus } from './retryable';
 
 describe('isRetryableStatus', () => {
   it.each([
@@ -40,5 +44,25 @@ describe('isNetworkOrTimeoutError', () => {
     const foreign = runInNewContext("Object.assign(new Error('x'), { code: 'ECONNRESET' })") as unknown;
     expect(foreign instanceof Error).toBe(false);
     expect(isNetworkOrTimeoutError(foreign)).toBe(true);
+  });
+});
+
+describe('isRetryable', () => {
+  it("reads the service's own errors' flag", () => {
+    expect(isRetryable(new IntegrityError('bad body'))).toBe(true);
+    expect(isRetryable(new ShuttingDownError())).toBe(true);
+    expect(isRetryable(new ConflictError('clash'))).toBe(false);
+    expect(isRetryable(new S3RequestError(503, 'SlowDown', 'slow down'))).toBe(true);
+    expect(isRetryable(new S3RequestError(400, 'SlowDown', 'throttled as 400'))).toBe(true);
+    expect(isRetryable(new S3RequestError(403, 'AccessDenied', 'denied'))).toBe(false);
+    expect(isRetryable(new TransientDeliveryError('503', 503))).toBe(true);
+    expect(isRetryable(new PermanentDeliveryError('400', 400))).toBe(false);
+    expect(isRetryable(new LoginError('login failed'))).toBe(true);
+  });
+
+  it('falls back to the shape of a network error or a timeout for anything else', () => {
+    expect(isRetryable(Object.assign(new Error('reset'), { code: 'ECONNRESET' }))).toBe(true);
+    expect(isRetryable(new Error('a bug'))).toBe(false);
+    expect(isRetryable(runInNewContext('({ retryable: true })'))).toBe(true);
   });
 });

@@ -3,6 +3,20 @@
  * forward): one rule, one place. Pure, so that the Lambda bundle can use it too.
  */
 
+/**
+ * The one predicate every retry policy and every breaker reads: the service's own errors say so
+ * themselves (AppError.retryable), anything else is retryable when it is a dropped connection, a
+ * failed lookup or a timeout. A policy that retries more (the mirror refetches an object that
+ * changed under a ranged read) says so beside its policy.
+ */
+export function isRetryable(err: unknown): boolean {
+  // By shape, like isNetworkOrTimeoutError: the flag is read whatever realm the error comes from.
+  if (typeof err === 'object' && err !== null && typeof (err as { retryable?: unknown }).retryable === 'boolean') {
+    return (err as { retryable: boolean }).retryable;
+  }
+  return isNetworkOrTimeoutError(err);
+}
+
 /** 408, 429 and 5xx: the server may answer differently next time. */
 export function isRetryableStatus(status: number): boolean {
   return status === 408 || status === 429 || status >= 500;

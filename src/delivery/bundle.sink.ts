@@ -19,7 +19,8 @@ import { BundleCounts, BundleMember, BundleRecord, StateStore } from '../state/s
 import { sealingDecision } from './bundle-policy';
 import type { FileCommitted } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
-import { deliveryRetryPolicy, HttpPoster, isTransient, raiseForStatus } from './http-delivery';
+import { isRetryable } from '../common/retryable';
+import { deliveryRetryPolicy, HttpPoster, raiseForStatus } from './http-delivery';
 
 const PENDING_PAGE = 10_000;
 
@@ -298,7 +299,7 @@ export class BundleSink implements OnApplicationBootstrap, BeforeApplicationShut
             const { body, length } = await this.body(bundle);
             raiseForStatus(await this.http.post(url!, headers, body, length, signal), this.clock.nowMs());
           },
-          isTransient,
+          isRetryable,
           signal,
         ),
       this.shutdown.signal,

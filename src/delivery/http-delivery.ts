@@ -7,44 +7,36 @@ import { Agent as HttpAgent, request as httpRequest } from 'node:http';
 import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
 import { Readable } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
-import { LoginError } from '../auth/token-provider';
-import { isNetworkOrTimeoutError, isRetryableStatus } from '../common/retryable';
+import { AppError } from '../common/errors';
+import { isRetryable, isRetryableStatus } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
 import { FullJitterBackoff, parseRetryAfter } from './backoff';
 
-/** Worth another attempt: network errors, timeouts, 408, 429, 5xx. Counted by the circuit breaker. */
-export class TransientDeliveryError extends Error {
+/** Worth another attempt: 408, 429, 5xx. Counted by the circuit breaker, as are network errors and timeouts. */
+export class TransientDeliveryError extends AppError {
   constructor(
     message: string,
     readonly status?: number,
     readonly retryAfterMs?: number,
   ) {
-    super(message);
-    this.name = 'TransientDeliveryError';
+    super('UPSTREAM_ERROR', message, { status }, { retryable: true });
   }
 }
 
 /** The endpoint refused the request itself (4xx): retrying cannot help; it becomes a dead letter. */
-export class PermanentDeliveryError extends Error {
+export class PermanentDeliveryError extends AppError {
   constructor(
     message: string,
     readonly status: number,
   ) {
-    super(message);
-    this.name = 'PermanentDeliveryError';
+    super('UPSTREAM_ERROR', message, { status }, { retryable: false });
   }
 }
 
-export function isTransient(err: unknown): boolean {
-  if (err instanceof PermanentDeliveryError) return false;
-  if (err instanceof TransientDeliveryError || err instanceof LoginError) return true;
-  return isNetworkOrTimeoutError(err);
-}
-
-/** Retries of delivery requests: MAX_RETRIES with full-jitter backoff that honours Retry-After. */
+/** Retries of delivery requests (and logins): MAX_RETRIES with full-jitter backoff that honours Retry-After. */
 export function deliveryRetryPolicy(config: AppConfig): RetryPolicy {
   const { maxRetries, retryBaseMs, retryMaxMs } = config.delivery;
-  return retry(handleWhen(isTransient), { maxAttempts: maxRetries, backoff: new FullJitterBackoff(retryBaseMs, retryMaxMs) });
+  return retry(handleWhen(isRetryable), { maxAttempts: maxRetries, backoff: new FullJitterBackoff(retryBaseMs, retryMaxMs) });
 }
 
 export interface PostAnswer {

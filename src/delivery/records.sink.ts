@@ -4,7 +4,8 @@ import { TokenProvider } from '../auth/token-provider';
 import { BreakerService } from '../breaker/breaker.service';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
-import { deliveryRetryPolicy, HttpPoster, isTransient, PostAnswer, raiseForStatus } from './http-delivery';
+import { isRetryable } from '../common/retryable';
+import { deliveryRetryPolicy, HttpPoster, PostAnswer, raiseForStatus } from './http-delivery';
 
 /**
  * POSTs batch bodies to CALL_DETAILS_URL: bearer token from the TokenProvider (one re-login and one
@@ -32,7 +33,7 @@ export class RecordsSink implements OnApplicationShutdown {
     if (!url) throw new Error('CALL_DETAILS_URL is not configured');
     const breaker = this.breakers.for(url);
     await this.policy.execute(
-      ({ signal: attemptSignal }) => breaker.execute(() => this.post(url, body, idempotencyKey, attemptSignal), isTransient, attemptSignal),
+      ({ signal: attemptSignal }) => breaker.execute(() => this.post(url, body, idempotencyKey, attemptSignal), isRetryable, attemptSignal),
       signal,
     );
   }

@@ -2,9 +2,9 @@ import { Injectable } from '@nestjs/common';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { dirname } from 'node:path';
 import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
-import { isTransient } from '../aws/s3-errors';
 import { Clock } from '../common/clock';
-import { AppError, ConflictError, IntegrityError, isErrno } from '../common/errors';
+import { ConflictError, IntegrityError, isErrno } from '../common/errors';
+import { isRetryable } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry } from '../state/manifest.store';
 import { receiveInMemory, receiveIntoFile } from './body-sinks';
@@ -42,7 +42,7 @@ export class ObjectFetcher {
   ) {
     const backoff = new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 });
     this.rangeRetry = retry(
-      handleWhen((e) => !(e instanceof IntegrityError) && isRetryableDownload(e)),
+      handleWhen((e) => !(e instanceof IntegrityError) && isRetryable(e)),
       { maxAttempts: config.sync.retryAttempts, backoff },
     );
   }
@@ -261,10 +261,12 @@ function asClash(err: unknown, key: string): unknown {
   return err;
 }
 
-/** Worth another attempt: what is transient for any S3 call, a corrupted body, or an object that changed under a ranged read. */
+/**
+ * The whole-object retry: what is retryable for any call (a corrupt body included, see
+ * IntegrityError), and an object that changed under a ranged read (412 on If-Match), which is
+ * fetched again from its new head. A range retries only the former, and never a corrupt range.
+ */
 export function isRetryableDownload(err: Error): boolean {
-  if (err instanceof IntegrityError) return true;
   if (err instanceof S3RequestError && err.statusCode === 412) return true;
-  if (err instanceof AppError) return false;
-  return isTransient(err);
+  return isRetryable(err);
 }

@@ -12,17 +12,18 @@ import {
 } from '@nestjs/swagger';
 import type { Request } from 'express';
 import { Public } from '../auth/api-key.guard';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER } from '../auth/webhook-signature';
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, WEBHOOK_PATH } from '../auth/webhook-signature';
 import { WebhookSignatureGuard } from '../auth/webhook-signature.guard';
 import { S3EventsService } from './s3-events.service';
 import { EventsReportDto, S3_NOTIFICATION_EXAMPLE } from './s3-notification.dto';
 
 @ApiTags('events')
-@Controller('api/v1')
+// The route is WEBHOOK_PATH itself: the raw-body parser (app.factory.ts) and the Lambda use the same constant.
+@Controller()
 export class S3NotificationController {
   constructor(private readonly events: S3EventsService) {}
 
-  @Post('s3-notification')
+  @Post(WEBHOOK_PATH)
   // Authenticated by the body's HMAC signature instead of the API key.
   @Public()
   @UseGuards(WebhookSignatureGuard)

@@ -25,8 +25,8 @@ export class FakeDownstream {
   readonly faults: Fault[] = [];
   /** Until this time (ms), the records endpoint answers 503. */
   outageUntil = 0;
-  /** Tokens issued before this time are refused (401), as after a key rotation. */
-  revokedBefore = 0;
+  /** Tokens carry the generation they were issued in; `revokeTokens` refuses every earlier one (401), as after a key rotation. */
+  private tokenGeneration = 0;
   tokenLifetimeSeconds = 3600;
   latencyMs = 0;
   /**
@@ -74,6 +74,11 @@ export class FakeDownstream {
     return { records, sumOfN };
   }
 
+  /** Every token issued so far is refused from now on. */
+  revokeTokens(): void {
+    this.tokenGeneration++;
+  }
+
   duplicates(): number {
     return [...this.batches.values()].reduce((n, b) => n + b.deliveries - 1, 0);
   }
@@ -81,7 +86,7 @@ export class FakeDownstream {
   private issue(): string {
     const enc = (o: object): string => Buffer.from(JSON.stringify(o)).toString('base64url');
     const now = Math.floor(Date.now() / 1000);
-    const head = `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc({ sub: 'svc', iat: now, iatMs: Date.now(), exp: now + this.tokenLifetimeSeconds })}`;
+    const head = `${enc({ alg: 'HS256', typ: 'JWT' })}.${enc({ sub: 'svc', iat: now, gen: this.tokenGeneration, exp: now + this.tokenLifetimeSeconds })}`;
     return `${head}.${createHmac('sha256', this.signingKey).update(head).digest('base64url')}`;
   }
 
@@ -89,8 +94,8 @@ export class FakeDownstream {
     const token = auth?.startsWith('Bearer ') ? auth.slice(7) : '';
     const [h, p, sig] = token.split('.');
     if (!h || !p || !sig || createHmac('sha256', this.signingKey).update(`${h}.${p}`).digest('base64url') !== sig) return false;
-    const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as { exp: number; iatMs: number };
-    return claims.exp * 1000 > Date.now() && claims.iatMs >= this.revokedBefore;
+    const claims = JSON.parse(Buffer.from(p, 'base64url').toString()) as { exp: number; gen: number };
+    return claims.exp * 1000 > Date.now() && claims.gen === this.tokenGeneration;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
