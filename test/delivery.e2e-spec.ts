@@ -5,6 +5,7 @@ import { gzipSync } from 'node:zlib';
 import { bootApp, eventually, TestApp, tempDir } from './support/app';
 import { jsonl, serviceEnv } from './support/delivery';
 import { FakeDownstream } from './support/fake-downstream';
+import { ManualClock } from './support/manual-clock';
 import { S3Proxy } from './support/s3-proxy';
 import { startService } from './support/process';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
@@ -24,19 +25,22 @@ describe('delivery of records downstream', () => {
   let down: FakeDownstream;
   let t: TestApp;
 
-  const boot = async (env: Record<string, string> = {}) => {
-    t = await bootApp({
-      S3_BUCKET_NAME: bucket,
-      S3_ENDPOINT: emulatorEndpoint(),
-      CALL_DETAILS_URL: down.recordsUrl,
-      AUTH_URL: down.authUrl,
-      ACCESS_KEY: down.accessKey,
-      SECRET_KEY: down.secretKey,
-      RETRY_BASE_MS: '10',
-      RETRY_MAX_MS: '200',
-      DELIVERY_PATTERNS: '**/*.jsonl,**/*.jsonl.gz,**/*.txt',
-      ...env,
-    });
+  const boot = async (env: Record<string, string> = {}, clock?: ManualClock) => {
+    t = await bootApp(
+      {
+        S3_BUCKET_NAME: bucket,
+        S3_ENDPOINT: emulatorEndpoint(),
+        CALL_DETAILS_URL: down.recordsUrl,
+        AUTH_URL: down.authUrl,
+        ACCESS_KEY: down.accessKey,
+        SECRET_KEY: down.secretKey,
+        RETRY_BASE_MS: '10',
+        RETRY_MAX_MS: '200',
+        DELIVERY_PATTERNS: '**/*.jsonl,**/*.jsonl.gz,**/*.txt',
+        ...env,
+      },
+      { clock },
+    );
   };
   const sync = async () => (await t.http().post('/api/v1/sync').expect(200)).body as { status: string };
   const statusOf = async (key: string): Promise<FileStatus | undefined> => {
@@ -213,15 +217,19 @@ describe('delivery of records downstream', () => {
   });
 
   it('opens the breaker in an outage, sends nothing during the cooldown, probes once, then delivers everything', async () => {
-    await boot({
-      MAX_RECORDS_PER_BATCH: '50',
-      DELIVERY_CONCURRENCY: '4',
-      MAX_RETRIES: '20',
-      BREAKER_FAILURE_THRESHOLD: '2',
-      BREAKER_COOLDOWN_SECONDS: '2',
-    });
+    const clock = new ManualClock();
+    await boot(
+      {
+        MAX_RECORDS_PER_BATCH: '50',
+        DELIVERY_CONCURRENCY: '4',
+        MAX_RETRIES: '20',
+        BREAKER_FAILURE_THRESHOLD: '2',
+        BREAKER_COOLDOWN_SECONDS: '60',
+      },
+      clock,
+    );
     await put(s3, bucket, 'out.jsonl', jsonl(0, 1000));
-    down.outageUntil = Date.now() + 1000;
+    down.outageUntil = Number.MAX_SAFE_INTEGER;
     await sync();
     // While the breaker is open the service is degraded, not down: readiness still answers 200.
     const health = await eventually(
@@ -231,20 +239,37 @@ describe('delivery of records downstream', () => {
       'degraded health',
     );
     expect(health.status).toBe('ok');
+    // Every request slot now waits for the cooldown on the service's clock: nothing can be sent.
+    await eventually(
+      () => clock.waiting,
+      (n) => n === 4,
+      10_000,
+      'all four request slots waiting for the breaker',
+    );
+    const failures = down.requests.filter((r) => r.status === 503);
+    // Before it opens: the 4 in flight, plus a retry admitted while only one failure was counted.
+    expect(failures.length).toBeLessThanOrEqual(4 + 2 - 1);
+    const sentBeforeCooldownEnd = down.requests.length;
+    down.outageUntil = 0;
+
+    clock.advance(60_000);
+    // One caller wins the half-open probe and, once it closes the breaker, goes on sending; the
+    // other three saw the probe taken and wait for their next look at the breaker.
+    await eventually(
+      () => down.requests.length,
+      (n) => n > sentBeforeCooldownEnd,
+      10_000,
+      'the probe',
+    );
+    expect(down.requests[sentBeforeCooldownEnd].status).toBe(200);
+    expect(clock.waiting).toBe(3);
+    clock.advance(1_000);
+
     const s = await finished('out.jsonl', 30_000);
     expect(s).toMatchObject({ status: 'delivered', recordsSent: 1000, recordsFailed: 0 });
     expect(down.delivered()).toHaveLength(1000);
     expect(down.duplicates()).toBe(0);
-
-    const reqs = [...down.requests].sort((x, y) => x.at - y.at);
-    const failures = reqs.filter((r) => r.status === 503);
-    // Before it opens: the 4 in flight, plus a retry admitted while only one failure was counted.
-    // After that, no retry reaches the downstream during the outage.
-    expect(failures.length).toBeLessThanOrEqual(4 + 2 - 1);
-    const lastFailure = failures[failures.length - 1].at;
-    const after = reqs.filter((r) => r.at > lastFailure);
-    expect(after[0].at - failures[0].at).toBeGreaterThanOrEqual(1900); // the cooldown
-    expect(after[0].status).toBe(200); // the single probe, answered before anything else was sent
+    expect(down.requests.slice(sentBeforeCooldownEnd).every((r) => r.status === 200)).toBe(true);
     const stats = (await t.http().get('/api/v1/stats').expect(200)).body as { delivery: { breakers: Array<{ state: string }> } };
     expect(stats.delivery.breakers).toEqual([expect.objectContaining({ state: 'closed' })]);
   });

@@ -1,5 +1,4 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { BreakerState, StateStore } from '../state/state-store';
@@ -18,10 +17,7 @@ export class BreakerService {
     private readonly store: StateStore,
     clock: Clock,
   ) {
-    this.clock = {
-      nowMs: () => clock.nowMs(),
-      sleep: (ms, signal) => sleep(ms, undefined, { signal }),
-    };
+    this.clock = clock;
   }
 
   /** The breaker of an endpoint, named by its origin and path (never its query or credentials). */

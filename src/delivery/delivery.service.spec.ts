@@ -15,6 +15,9 @@ class FixedClock extends Clock {
   now(): Date {
     return new Date('2026-11-23T10:00:00Z');
   }
+  sleep(): Promise<void> {
+    return Promise.resolve();
+  }
 }
 
 class FakeStore {

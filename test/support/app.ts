@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import request from 'supertest';
 import { createApp } from '../../src/app.factory';
+import type { Clock } from '../../src/common/clock';
 import { AppConfig } from '../../src/config/app-config';
 import { loadConfig } from '../../src/config/config.module';
 
@@ -23,7 +24,7 @@ export function tempDir(name: string): string {
 }
 
 /** Boots the real application (same factory as main.ts) with test defaults under `env`. */
-export async function bootApp(env: Record<string, string>): Promise<TestApp> {
+export async function bootApp(env: Record<string, string>, options: { clock?: Clock } = {}): Promise<TestApp> {
   const mirrorDir = env.LOCAL_DOWNLOAD_DIR ?? join(tempDir('work'), 'mirror');
   const stateDir = env.STATE_DIR ?? tempDir('state');
   const config = loadConfig(
@@ -41,7 +42,7 @@ export async function bootApp(env: Record<string, string>): Promise<TestApp> {
     },
     join(tmpdir(), 'no-such-env-file'),
   );
-  const app = await createApp(config);
+  const app = await createApp(config, options);
   await app.init();
   const server = app.getHttpServer();
   return { app, http: () => request(server), config, mirrorDir, stateDir, close: () => app.close() };
