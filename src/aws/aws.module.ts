@@ -1,6 +1,7 @@
 import { Module } from '@nestjs/common';
+import { DynamoRepository } from './dynamodb.repository';
 import { S3Repository } from './s3.repository';
 import { SqsRepository } from './sqs.repository';
 
-@Module({ providers: [S3Repository, SqsRepository], exports: [S3Repository, SqsRepository] })
+@Module({ providers: [S3Repository, SqsRepository, DynamoRepository], exports: [S3Repository, SqsRepository, DynamoRepository] })
 export class AwsModule {}

@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
-import { BreakerState, StateStore } from '../state/state-store';
+import { BreakerState, BreakerStore } from '../state/state-store';
 import { BreakerClock, SharedCircuitBreaker } from './shared-breaker';
 
 /** One shared circuit breaker per downstream endpoint, every transition logged. */
@@ -14,7 +14,7 @@ export class BreakerService {
 
   constructor(
     private readonly config: AppConfig,
-    private readonly store: StateStore,
+    private readonly store: BreakerStore,
     clock: Clock,
   ) {
     this.clock = clock;

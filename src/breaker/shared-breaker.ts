@@ -1,4 +1,4 @@
-import { BreakerPhase, BreakerState, StateStore } from '../state/state-store';
+import { BreakerPhase, BreakerState, BreakerStore } from '../state/state-store';
 
 export interface BreakerOptions {
   /** Consecutive failures that open the breaker. */
@@ -27,7 +27,7 @@ export interface BreakerClock {
 const initial = (name: string): BreakerState => ({ name, state: 'closed', failures: 0, openedAt: 0, probeUntil: 0, version: 0 });
 
 /**
- * A circuit breaker whose state lives in the StateStore, written with compare-and-set, so that
+ * A circuit breaker whose state lives in the BreakerStore, written with compare-and-set, so that
  * replicas sharing a store share one breaker. Closed: calls go through and consecutive failures are
  * counted; at `threshold` it opens. Open: nobody calls; callers wait (their work is neither dropped
  * nor failed) until the cooldown ends. Then exactly one caller wins the half-open probe (a CAS on
@@ -36,7 +36,7 @@ const initial = (name: string): BreakerState => ({ name, state: 'closed', failur
 export class SharedCircuitBreaker {
   constructor(
     readonly name: string,
-    private readonly store: StateStore,
+    private readonly store: BreakerStore,
     private readonly clock: BreakerClock,
     private readonly options: BreakerOptions,
     private readonly onTransition: (t: BreakerTransition) => void = () => undefined,

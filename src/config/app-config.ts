@@ -77,7 +77,20 @@ export class AppConfig {
     format: 'tar' | 'concat';
     spoolMemoryBytes: number;
   };
-  readonly state: { dir: string };
+  readonly state: {
+    dir: string;
+    backend: 'sqlite' | 'dynamodb';
+    dynamodb: {
+      idempotencyTable: string;
+      breakerTable: string;
+      statusTable: string;
+      ttlAttribute: string;
+      endpoint?: string;
+      createTables: boolean;
+    };
+    /** How long ledger rows live after their last update. */
+    statusTtlMs: number;
+  };
   readonly api: { host: string; port: number; apiKey?: string };
   readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT'] };
 
@@ -156,7 +169,19 @@ export class AppConfig {
       format: env.BUNDLE_FORMAT,
       spoolMemoryBytes: Math.round(env.BUNDLE_SPOOL_MEMORY_MB * MiB),
     };
-    this.state = { dir: resolve(env.STATE_DIR) };
+    this.state = {
+      dir: resolve(env.STATE_DIR),
+      backend: env.STATE_BACKEND,
+      dynamodb: {
+        idempotencyTable: env.IDEMPOTENCY_TABLE_NAME,
+        breakerTable: env.CIRCUIT_BREAKER_TABLE_NAME,
+        statusTable: env.STATUS_TABLE_NAME,
+        ttlAttribute: env.DYNAMODB_TTL_ATTRIBUTE,
+        endpoint: env.DYNAMODB_ENDPOINT,
+        createTables: env.DYNAMODB_CREATE_TABLES,
+      },
+      statusTtlMs: Math.round(env.STATUS_TTL_DAYS * 86_400_000),
+    };
     this.api = { host: env.API_HOST, port: env.API_PORT, apiKey: env.API_KEY };
     this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT };
   }
@@ -177,7 +202,7 @@ export class AppConfig {
         username: this.bundles.username ? '[redacted]' : null,
         password: this.bundles.password ? '[redacted]' : null,
       },
-      state: { ...this.state },
+      state: { ...this.state, dynamodb: { ...this.state.dynamodb } },
       api: { host: this.api.host, port: this.api.port, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },
     };

@@ -30,6 +30,9 @@ function IsCronExpression(): PropertyDecorator {
     });
 }
 
+const STATE_BACKENDS = ['sqlite', 'dynamodb'] as const;
+const trimmedLower = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim().toLowerCase() : value);
+
 const toBoolean = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') return value;
   const v = value.trim().toLowerCase();
@@ -83,6 +86,46 @@ export class EnvironmentVariables {
   @IsNotEmpty()
   @Transform(trimmed)
   STATE_DIR = './data/state';
+
+  /** Where the shared state lives: `sqlite` (one process, under STATE_DIR) or `dynamodb` (several replicas). */
+  @IsIn(STATE_BACKENDS)
+  @Transform(trimmedLower)
+  STATE_BACKEND: (typeof STATE_BACKENDS)[number] = 'sqlite';
+
+  /** DynamoDB tables (STATE_BACKEND=dynamodb): idempotency claims, circuit breakers, and the status table (ledger, bundles, leases). */
+  @IsString()
+  @Matches(/^[A-Za-z0-9_.-]{3,255}$/, { message: 'must be a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)' })
+  IDEMPOTENCY_TABLE_NAME = 's3-sync-idempotency';
+
+  @IsString()
+  @Matches(/^[A-Za-z0-9_.-]{3,255}$/, { message: 'must be a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)' })
+  CIRCUIT_BREAKER_TABLE_NAME = 's3-sync-circuit-breaker';
+
+  @IsString()
+  @Matches(/^[A-Za-z0-9_.-]{3,255}$/, { message: 'must be a DynamoDB table name (3 to 255 of A-Z a-z 0-9 _ . -)' })
+  STATUS_TABLE_NAME = 's3-sync-status';
+
+  /** The attribute DynamoDB's TTL feature is set to read (epoch seconds). */
+  @IsString()
+  @Matches(/^[A-Za-z_][A-Za-z0-9_]{0,254}$/, { message: 'must be an attribute name' })
+  DYNAMODB_TTL_ATTRIBUTE = 'ttl';
+
+  /** DynamoDB endpoint for emulators (dynalite, DynamoDB Local). */
+  @IsOptional()
+  @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  DYNAMODB_ENDPOINT?: string;
+
+  /** Create missing tables at start (local runs and tests; production tables come from the infrastructure stack). */
+  @IsBoolean()
+  @Transform(toBoolean)
+  DYNAMODB_CREATE_TABLES = false;
+
+  /** How long ledger rows are kept after their last update. */
+  @Transform(toNumber)
+  @Min(1)
+  @Max(3650)
+  STATUS_TTL_DAYS = 30;
 
   @Transform(toNumber)
   @Min(0.01)

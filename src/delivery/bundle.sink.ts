@@ -15,7 +15,7 @@ import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
 import { errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { BundleCounts, BundleMember, BundleRecord, StateStore } from '../state/state-store';
+import { BundleCounts, BundleMember, BundleRecord, BundleStore } from '../state/state-store';
 import { sealingDecision } from './bundle-policy';
 import type { FileCommitted } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
@@ -70,7 +70,7 @@ export class Spool extends Writable {
  * Bundles (the data aggregator): committed files that match BUNDLE_PATTERNS are grouped by count,
  * bytes and age, streamed into one gzip-compressed tar (or plain concatenation), archived to
  * ARCHIVE_BUCKET_NAME under a dated key, then POSTed to NIFI_ENDPOINT_URL with basic credentials
- * through its own circuit breaker. Membership is recorded in the StateStore, so a file version is
+ * through its own circuit breaker. Membership is recorded in the BundleStore, so a file version is
  * bundled once; a failed post is retried with the same archived bundle.
  */
 @Injectable()
@@ -89,7 +89,7 @@ export class BundleSink implements OnApplicationBootstrap, BeforeApplicationShut
   constructor(
     private readonly config: AppConfig,
     private readonly mirror: MirrorService,
-    private readonly store: StateStore,
+    private readonly store: BundleStore,
     private readonly s3: S3Repository,
     private readonly breakers: BreakerService,
     private readonly clock: Clock,

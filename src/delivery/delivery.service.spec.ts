@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { Clock } from '../common/clock';
 import type { AppConfig } from '../config/app-config';
 import type { MirrorService } from '../mirror/mirror.service';
-import type { ClaimResult, LedgerEntry, StateStore } from '../state/state-store';
+import type { ClaimResult, DeliveryLedger, IdempotencyClaims, LedgerEntry } from '../state/state-store';
 import type { DeadLetters } from './dead-letters';
 import { ClaimLostError, DeliveryService } from './delivery.service';
 import type { RecordsSink } from './records.sink';
@@ -92,7 +92,8 @@ describe('DeliveryService (fakes of its ports)', () => {
     service = new DeliveryService(
       config,
       mirror,
-      store as unknown as StateStore,
+      store as unknown as DeliveryLedger,
+      store as unknown as IdempotencyClaims,
       sink as unknown as RecordsSink,
       deadLetters,
       new FixedClock(),

@@ -10,7 +10,7 @@ import { AppError, errorMessage, isErrno, NotFoundError, ShuttingDownError } fro
 import { AppConfig } from '../config/app-config';
 import { fileIdOf, FileCommitted, RemoteObject } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
-import { LedgerEntry, LedgerStatus, StateStore } from '../state/state-store';
+import { DeliveryLedger, IdempotencyClaims, LedgerEntry, LedgerStatus } from '../state/state-store';
 import { DeadLetters } from './dead-letters';
 import { FileDelivery } from './file-delivery';
 import * as ledger from './ledger-transitions';
@@ -34,7 +34,7 @@ export class ClaimLostError extends AppError {
 
 /**
  * Delivers the records of committed files downstream. Each file version (fileId) is claimed in the
- * StateStore (IN_PROGRESS with a lease renewed while delivering, COMPLETED for
+ * IdempotencyClaims (IN_PROGRESS with a lease renewed while delivering, COMPLETED for
  * IDEMPOTENCY_TTL_DAYS), then delivered by a FileDelivery from the ledger's checkpoint, with at most
  * DELIVERY_CONCURRENCY requests in flight across all files. The ledger's transitions are decided in
  * ledger-transitions.ts; this class reads, asks there and writes.
@@ -55,7 +55,8 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   constructor(
     private readonly config: AppConfig,
     private readonly mirror: MirrorService,
-    private readonly store: StateStore,
+    private readonly ledgerStore: DeliveryLedger,
+    private readonly claims: IdempotencyClaims,
     private readonly sink: RecordsSink,
     private readonly deadLetters: DeadLetters,
     private readonly clock: Clock,
@@ -78,16 +79,16 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   async downloadStarting(object: RemoteObject): Promise<void> {
     const fileId = this.trackedFileId(object.key, object.etag);
     if (!fileId) return;
-    const next = ledger.downloadStarting(await this.store.ledgerGet(fileId), fileId, object.key, this.clock.now());
-    if (next) await this.store.ledgerPut(next);
+    const next = ledger.downloadStarting(await this.ledgerStore.ledgerGet(fileId), fileId, object.key, this.clock.now());
+    if (next) await this.ledgerStore.ledgerPut(next);
   }
 
   /** MirrorEvents: the download ended without that version being committed. */
   async notCommitted(object: RemoteObject, reason: string): Promise<void> {
     const fileId = this.trackedFileId(object.key, object.etag);
     if (!fileId) return;
-    const next = ledger.notCommitted(await this.store.ledgerGet(fileId), reason, this.clock.now());
-    if (next) await this.store.ledgerPut(next);
+    const next = ledger.notCommitted(await this.ledgerStore.ledgerGet(fileId), reason, this.clock.now());
+    if (next) await this.ledgerStore.ledgerPut(next);
   }
 
   /** MirrorEvents: a version was committed; its delivery is queued. */
@@ -103,7 +104,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   async onApplicationBootstrap(): Promise<void> {
     if (!this.enabled) return;
     // Files committed, or being delivered, when the process last stopped.
-    const unfinished = await this.store.ledgerByStatus(['synced', 'delivering'], RESUME_PAGE);
+    const unfinished = await this.ledgerStore.ledgerByStatus(['synced', 'delivering'], RESUME_PAGE);
     for (const entry of unfinished) this.schedule(entry, false);
     if (unfinished.length > 0) this.logger.log({ files: unfinished.length }, 'resuming deliveries');
     detach(this.reconcile(), this.logger, 'delivery reconciliation failed');
@@ -118,7 +119,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     for (const committed of this.mirror.committedSince(this.deliverySince)) {
       if (this.shutdown.signal.aborted) return;
       if (!this.matches(committed.key)) continue;
-      const recorded = await this.store.ledgerGet(committed.fileId);
+      const recorded = await this.ledgerStore.ledgerGet(committed.fileId);
       if (recorded && recorded.status !== 'pending') continue;
       await this.enqueue(committed.key, committed.etag, false);
       queued++;
@@ -136,12 +137,12 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   async enqueue(key: string, etag: string, reprocess: boolean): Promise<LedgerEntry | undefined> {
     if (!this.enabled || !this.matches(key)) return undefined;
     const fileId = fileIdOf(this.config.s3.bucket, key, etag);
-    const decision = ledger.committed(await this.store.ledgerGet(fileId), fileId, key, this.clock.now(), reprocess);
+    const decision = ledger.committed(await this.ledgerStore.ledgerGet(fileId), fileId, key, this.clock.now(), reprocess);
     if (decision.action === 'keep') {
       if (!this.active.has(fileId) && ledger.isUnfinished(decision.entry)) this.schedule(decision.entry, false);
       return decision.entry;
     }
-    await this.store.ledgerPut(decision.entry);
+    await this.ledgerStore.ledgerPut(decision.entry);
     this.schedule(decision.entry, reprocess);
     return decision.entry;
   }
@@ -157,19 +158,19 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   async status(fileId: string): Promise<LedgerEntry> {
-    const entry = await this.store.ledgerGet(fileId);
+    const entry = await this.ledgerStore.ledgerGet(fileId);
     if (!entry) throw new NotFoundError(`no delivery recorded for ${fileId}`);
     return entry;
   }
 
   async statusOfKey(key: string): Promise<LedgerEntry> {
-    const entry = await this.store.ledgerLatestForKey(key);
+    const entry = await this.ledgerStore.ledgerLatestForKey(key);
     if (!entry) throw new NotFoundError(`no delivery recorded for ${key}`);
     return entry;
   }
 
   async counts(): Promise<Partial<Record<LedgerStatus, number>>> {
-    return this.store.ledgerCounts();
+    return this.ledgerStore.ledgerCounts();
   }
 
   /** Sends the dead-lettered batches again, under their original Idempotency-Keys. */
@@ -203,7 +204,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
 
   private async deliver(fileId: string, key: string, force: boolean): Promise<void> {
     if (this.shutdown.signal.aborted) return;
-    const claim = await this.store.claim(fileId, this.replicaId, this.clock.nowMs(), CLAIM_LEASE_MS, force);
+    const claim = await this.claims.claim(fileId, this.replicaId, this.clock.nowMs(), CLAIM_LEASE_MS, force);
     if (claim !== 'claimed') {
       this.logger.log(
         { fileId, claim },
@@ -227,7 +228,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
       const { deadBatches, ...progress } = await new FileDelivery(started, this.fileDeliveryDeps(), stop.signal).run(absPath);
       const now = this.clock.now();
       await this.update(fileId, (e) => ledger.deliveryFinished(e, progress, deadBatches, now));
-      await this.store.completeClaim(fileId, this.replicaId, now.getTime() + this.config.delivery.idempotencyTtlMs);
+      await this.claims.completeClaim(fileId, this.replicaId, now.getTime() + this.config.delivery.idempotencyTtlMs);
       this.logger.log({ fileId, records: progress.recordsSent, failed: progress.recordsFailed }, 'file delivered');
     } catch (err) {
       // Stopped by the shutdown: the entry stays `delivering` and resumes at its checkpoint. Claim
@@ -238,7 +239,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
         return;
       }
       await this.update(fileId, (e) => ledger.deliveryFailed(e, errorMessage(err), this.clock.now()));
-      await this.store.releaseClaim(fileId, this.replicaId);
+      await this.claims.releaseClaim(fileId, this.replicaId);
       this.logger.error({ fileId, err: errorMessage(err) }, 'delivery failed');
     } finally {
       clearInterval(renewal);
@@ -249,14 +250,14 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   /** Extends this replica's lease on the claim; a claim another replica took over stops the delivery. */
   private async renewClaim(fileId: string, stop: AbortController): Promise<void> {
     if (stop.signal.aborted) return;
-    const claim = await this.store.claim(fileId, this.replicaId, this.clock.nowMs(), CLAIM_LEASE_MS, false);
+    const claim = await this.claims.claim(fileId, this.replicaId, this.clock.nowMs(), CLAIM_LEASE_MS, false);
     if (claim !== 'claimed') stop.abort(new ClaimLostError(fileId));
   }
 
   private fileDeliveryDeps(): ConstructorParameters<typeof FileDelivery>[1] {
     const { maxRecordsPerBatch, maxBatchBytes, maxRetries } = this.config.delivery;
     return {
-      store: this.store,
+      ledger: this.ledgerStore,
       sink: this.sink,
       deadLetters: this.deadLetters,
       clock: this.clock,
@@ -268,10 +269,10 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async update(fileId: string, next: (current: LedgerEntry) => LedgerEntry): Promise<LedgerEntry> {
-    const current = await this.store.ledgerGet(fileId);
+    const current = await this.ledgerStore.ledgerGet(fileId);
     if (!current) throw new Error(`ledger entry ${fileId} vanished`);
     const entry = next(current);
-    await this.store.ledgerPut(entry);
+    await this.ledgerStore.ledgerPut(entry);
     return entry;
   }
 }

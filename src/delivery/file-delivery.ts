@@ -2,7 +2,7 @@ import type PQueue from 'p-queue';
 import { createReadStream } from 'node:fs';
 import { Clock } from '../common/clock';
 import { errorMessage } from '../common/errors';
-import type { LedgerEntry, StateStore } from '../state/state-store';
+import type { DeliveryLedger, LedgerEntry } from '../state/state-store';
 import { Batch, batchBody, Batcher } from './batcher';
 import { DeadLetters } from './dead-letters';
 import { Checkpoint, checkpoint, DeliveryProgress } from './ledger-transitions';
@@ -10,7 +10,7 @@ import { formatOf, readRecords } from './record-reader';
 import { RecordsSink } from './records.sink';
 
 export interface FileDeliveryDeps {
-  store: StateStore;
+  ledger: DeliveryLedger;
   sink: RecordsSink;
   deadLetters: DeadLetters;
   clock: Clock;
@@ -138,7 +138,7 @@ export class FileDelivery {
     this.progress.batchesAcked = this.checkpoint.acked;
     // Every acknowledgement moves the checkpoint: a restart resends only what was in flight.
     const entry = checkpoint(this.start, this.progress, this.deps.clock.now());
-    this.persisting = this.persisting.then(() => this.deps.store.ledgerPut(entry));
+    this.persisting = this.persisting.then(() => this.deps.ledger.ledgerPut(entry));
   }
 
   private async deadRecord(line: number, reason: string, raw: string): Promise<void> {

@@ -8,7 +8,7 @@ import { BreakerService } from '../breaker/breaker.service';
 import { isErrno } from '../common/errors';
 import { TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
-import { SqliteDatabase } from '../state/sqlite/sqlite.database';
+import { DeliveryLedger, RunStore } from '../state/state-store';
 
 const TIMEOUT_MS = 3000;
 
@@ -19,7 +19,9 @@ export class HealthIndicators {
     private readonly health: HealthIndicatorService,
     private readonly config: AppConfig,
     private readonly s3: S3Repository,
-    private readonly sqlite: SqliteDatabase,
+    /** Local state (always SQLite) and the shared state (SQLite or DynamoDB). */
+    private readonly local: RunStore,
+    private readonly shared: DeliveryLedger,
     private readonly breakers: BreakerService,
   ) {}
 
@@ -63,9 +65,9 @@ export class HealthIndicators {
   stateStore(): PromiseLike<HealthIndicatorResult<'stateStore'>> {
     return this.health
       .check('stateStore')
-      .attempt(() => {
-        this.sqlite.db.prepare('SELECT 1').get();
-        return { backend: 'sqlite' };
+      .attempt(async () => {
+        await Promise.all([this.local.ping(), this.shared.ping()]);
+        return { backend: this.config.state.backend };
       })
       .withTimeout(TIMEOUT_MS);
   }

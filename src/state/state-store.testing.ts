@@ -3,30 +3,71 @@ import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 import type { ObjectChange } from '../common/object-change';
-import { BreakerState, BundleRecord, emptyCounts, LedgerEntry, NewInboxEntry, RunRecord, StateStore } from './state-store';
+import {
+  BreakerState,
+  BreakerStore,
+  BundleRecord,
+  BundleStore,
+  DeliveryLedger,
+  emptyCounts,
+  EventInbox,
+  IdempotencyClaims,
+  LeaseStore,
+  LedgerEntry,
+  NewInboxEntry,
+  RunRecord,
+  RunStore,
+} from './state-store';
 
 /** Test helpers for the state module (excluded from the build). */
 export function sqliteAt(dir: string): SqliteDatabase {
   return new SqliteDatabase(new AppConfig(validateEnv({ S3_BUCKET_NAME: 'test-bucket', STATE_DIR: dir })));
 }
 
+/** The ports a backend provides; each one present gets its contract suite. */
+export interface StatePorts {
+  runs?: RunStore;
+  inbox?: EventInbox;
+  ledger?: DeliveryLedger;
+  claims?: IdempotencyClaims;
+  bundles?: BundleStore;
+  breakers?: BreakerStore;
+  leases?: LeaseStore;
+}
+
+export type PortName = keyof StatePorts;
+
 /**
- * The behaviour every StateStore backend must have. Each backend's spec calls this with a factory
- * for a fresh, empty store (the SQLite one now; DynamoDB when it lands).
+ * The behaviour every backend of a port must have. A backend's spec calls this with the ports it
+ * implements and a factory for fresh, empty ones: SQLite implements them all, DynamoDB the shared ones.
  */
-export function describeStateStoreContract(
+export function describeStateContracts(
   name: string,
-  makeStore: () => Promise<{ store: StateStore; close: () => Promise<void> }>,
+  implemented: readonly PortName[],
+  makePorts: () => Promise<{ ports: StatePorts; close: () => Promise<void> }>,
 ): void {
-  describe(`StateStore contract: ${name}`, () => {
-    let store: StateStore;
-    let close: () => Promise<void>;
-
-    beforeEach(async () => {
-      ({ store, close } = await makeStore());
+  const suite = <K extends PortName>(port: K, title: string, body: (get: () => NonNullable<StatePorts[K]>) => void): void => {
+    if (!implemented.includes(port)) return;
+    describe(`${title} contract: ${name}`, () => {
+      let ports: StatePorts;
+      let close: (() => Promise<void>) | undefined;
+      beforeEach(async () => {
+        ({ ports, close } = await makePorts());
+      });
+      afterEach(() => close?.());
+      const get = (): NonNullable<StatePorts[K]> => {
+        const p = ports[port];
+        if (!p) throw new Error(`${name} does not provide ${port}`);
+        return p as NonNullable<StatePorts[K]>;
+      };
+      it('answers ping while its backend is reachable', async () => {
+        await expect(get().ping()).resolves.toBeUndefined();
+      });
+      body(get);
     });
-    afterEach(() => close());
+  };
 
+  suite('runs', 'RunStore', (store) => {
     const run = (over: Partial<RunRecord> = {}): RunRecord => ({
       id: randomUUID(),
       prefix: 'p/',
@@ -40,18 +81,18 @@ export function describeStateStoreContract(
 
     it('stores a run and reads it back exactly', async () => {
       const r = run({ dryRun: true, trigger: 'schedule', message: 'hello' });
-      await store.createRun(r);
-      await expect(store.getRun(r.id)).resolves.toEqual(r);
-      await expect(store.getRun(randomUUID())).resolves.toBeUndefined();
+      await store().createRun(r);
+      await expect(store().getRun(r.id)).resolves.toEqual(r);
+      await expect(store().getRun(randomUUID())).resolves.toBeUndefined();
     });
 
     it('applies partial updates and keeps the rest', async () => {
       const r = run();
-      await store.createRun(r);
+      await store().createRun(r);
       const counts = { ...emptyCounts(), listed: 10, downloaded: 7, bytesDownloaded: 1234 };
-      await store.updateRun(r.id, { counts });
-      await store.updateRun(r.id, { status: 'completed', message: 'done', finishedAt: new Date('2026-11-23T10:00:05.000Z') });
-      await expect(store.getRun(r.id)).resolves.toEqual({
+      await store().updateRun(r.id, { counts });
+      await store().updateRun(r.id, { status: 'completed', message: 'done', finishedAt: new Date('2026-11-23T10:00:05.000Z') });
+      await expect(store().getRun(r.id)).resolves.toEqual({
         ...r,
         counts,
         status: 'completed',
@@ -64,34 +105,34 @@ export function describeStateStoreContract(
       const older = run({ startedAt: new Date('2026-11-23T09:00:00Z') });
       const newer = run({ startedAt: new Date('2026-11-23T11:00:00Z') });
       const middle = run({ startedAt: new Date('2026-11-23T10:00:00Z') });
-      for (const r of [older, newer, middle]) await store.createRun(r);
-      expect((await store.listRuns(10)).map((r) => r.id)).toEqual([newer.id, middle.id, older.id]);
-      expect((await store.listRuns(2)).map((r) => r.id)).toEqual([newer.id, middle.id]);
+      for (const r of [older, newer, middle]) await store().createRun(r);
+      expect((await store().listRuns(10)).map((r) => r.id)).toEqual([newer.id, middle.id, older.id]);
+      expect((await store().listRuns(2)).map((r) => r.id)).toEqual([newer.id, middle.id]);
     });
 
     it('keeps run items in append order and pages through them', async () => {
       const r = run();
-      await store.createRun(r);
-      await store.appendRunItems(r.id, [
+      await store().createRun(r);
+      await store().appendRunItems(r.id, [
         { operation: 'download', key: 'a', status: 'success', message: 'ok' },
         { operation: 'refuse', key: '../b', status: 'failed', message: 'unsafe' },
       ]);
-      await store.appendRunItems(r.id, []);
-      await store.appendRunItems(r.id, [{ operation: 'delete', key: 'c', status: 'planned' }]);
-      expect(await store.getRunItems(r.id, 0, 10)).toEqual([
+      await store().appendRunItems(r.id, []);
+      await store().appendRunItems(r.id, [{ operation: 'delete', key: 'c', status: 'planned' }]);
+      expect(await store().getRunItems(r.id, 0, 10)).toEqual([
         { operation: 'download', key: 'a', status: 'success', message: 'ok' },
         { operation: 'refuse', key: '../b', status: 'failed', message: 'unsafe' },
         { operation: 'delete', key: 'c', status: 'planned', message: undefined },
       ]);
-      expect((await store.getRunItems(r.id, 1, 1)).map((i) => i.key)).toEqual(['../b']);
-      expect(await store.getRunItems(randomUUID(), 0, 10)).toEqual([]);
+      expect((await store().getRunItems(r.id, 1, 1)).map((i) => i.key)).toEqual(['../b']);
+      expect(await store().getRunItems(randomUUID(), 0, 10)).toEqual([]);
     });
 
     it('counts runs and the ones that went wrong', async () => {
       for (const status of ['completed', 'failed', 'completed_with_errors', 'interrupted', 'aborted'] as const) {
-        await store.createRun(run({ status }));
+        await store().createRun(run({ status }));
       }
-      await expect(store.runTotals()).resolves.toEqual({ runs: 5, failedRuns: 3 });
+      await expect(store().runTotals()).resolves.toEqual({ runs: 5, failedRuns: 3 });
     });
 
     it('prunes all but the newest finished runs, with their items, and never a running one', async () => {
@@ -100,26 +141,28 @@ export function describeStateStoreContract(
       const old = run({ status: 'failed', startedAt: at(2) });
       const recent = run({ status: 'completed', startedAt: at(3) });
       const running = run({ status: 'running', startedAt: at(0) });
-      for (const r of [oldest, old, recent, running]) await store.createRun(r);
-      await store.appendRunItems(oldest.id, [{ operation: 'download', key: 'k', status: 'success' }]);
-      await expect(store.pruneRuns(1)).resolves.toBe(2);
-      expect((await store.listRuns(10)).map((r) => r.id).sort()).toEqual([recent.id, running.id].sort());
-      expect(await store.getRunItems(oldest.id, 0, 10)).toEqual([]);
-      await expect(store.pruneRuns(1)).resolves.toBe(0);
+      for (const r of [oldest, old, recent, running]) await store().createRun(r);
+      await store().appendRunItems(oldest.id, [{ operation: 'download', key: 'k', status: 'success' }]);
+      await expect(store().pruneRuns(1)).resolves.toBe(2);
+      expect((await store().listRuns(10)).map((r) => r.id).sort()).toEqual([recent.id, running.id].sort());
+      expect(await store().getRunItems(oldest.id, 0, 10)).toEqual([]);
+      await expect(store().pruneRuns(1)).resolves.toBe(0);
     });
 
     it('marks runs left running by a dead process as interrupted, and only those', async () => {
       const stale = run();
       const done = run({ status: 'completed' });
-      await store.createRun(stale);
-      await store.createRun(done);
+      await store().createRun(stale);
+      await store().createRun(done);
       const at = new Date('2026-11-23T10:00:00Z');
-      await expect(store.interruptStaleRuns('process died', at)).resolves.toBe(1);
-      await expect(store.getRun(stale.id)).resolves.toMatchObject({ status: 'interrupted', message: 'process died', finishedAt: at });
-      await expect(store.getRun(done.id)).resolves.toMatchObject({ status: 'completed' });
-      await expect(store.interruptStaleRuns('again', at)).resolves.toBe(0);
+      await expect(store().interruptStaleRuns('process died', at)).resolves.toBe(1);
+      await expect(store().getRun(stale.id)).resolves.toMatchObject({ status: 'interrupted', message: 'process died', finishedAt: at });
+      await expect(store().getRun(done.id)).resolves.toMatchObject({ status: 'completed' });
+      await expect(store().interruptStaleRuns('again', at)).resolves.toBe(0);
     });
+  });
 
+  suite('inbox', 'EventInbox', (store) => {
     const inboxEntry = (key: string, over: Partial<ObjectChange> = {}): NewInboxEntry => ({
       id: randomUUID(),
       source: 'webhook',
@@ -131,36 +174,38 @@ export function describeStateStoreContract(
       const a = inboxEntry('a/1 é+%.json');
       const b = inboxEntry('b', { op: 'delete', etag: undefined, size: undefined });
       const c = inboxEntry('c');
-      await store.inboxAdd([a, b]);
-      await store.inboxAdd([c]);
-      const listed = await store.inboxList('pending', 10);
+      await store().inboxAdd([a, b]);
+      await store().inboxAdd([c]);
+      const listed = await store().inboxList('pending', 10);
       expect(listed).toEqual([a, b, c].map((e) => ({ ...e, attempts: 0, status: 'pending', lastError: undefined })));
-      expect((await store.inboxList('pending', 2)).map((e) => e.id)).toEqual([a.id, b.id]);
-      expect((await store.inboxList('pending', 10, b.id)).map((e) => e.id)).toEqual([c.id]);
-      await expect(store.inboxCounts()).resolves.toEqual({ pending: 3, failed: 0 });
+      expect((await store().inboxList('pending', 2)).map((e) => e.id)).toEqual([a.id, b.id]);
+      expect((await store().inboxList('pending', 10, b.id)).map((e) => e.id)).toEqual([c.id]);
+      await expect(store().inboxCounts()).resolves.toEqual({ pending: 3, failed: 0 });
     });
 
     it('forgets removed inbox entries', async () => {
       const [a, b] = [inboxEntry('a'), inboxEntry('b')];
-      await store.inboxAdd([a, b]);
-      await store.inboxRemove([a.id, randomUUID()]);
-      expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
+      await store().inboxAdd([a, b]);
+      await store().inboxRemove([a.id, randomUUID()]);
+      expect((await store().inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
     });
 
     it('counts failed attempts, parks an entry and retries parked ones', async () => {
       const [a, b] = [inboxEntry('a'), inboxEntry('b')];
-      await store.inboxAdd([a, b]);
-      await store.inboxRecordFailure(a.id, 'timeout', false);
-      await store.inboxRecordFailure(a.id, 'still failing', true);
-      expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
-      expect(await store.inboxList('failed', 10)).toEqual([
+      await store().inboxAdd([a, b]);
+      await store().inboxRecordFailure(a.id, 'timeout', false);
+      await store().inboxRecordFailure(a.id, 'still failing', true);
+      expect((await store().inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
+      expect(await store().inboxList('failed', 10)).toEqual([
         expect.objectContaining({ id: a.id, attempts: 2, status: 'failed', lastError: 'still failing' }),
       ]);
-      await expect(store.inboxCounts()).resolves.toEqual({ pending: 1, failed: 1 });
-      await expect(store.inboxRetryFailed()).resolves.toBe(1);
-      expect((await store.inboxList('pending', 10)).map((e) => e.id)).toEqual([a.id, b.id]);
+      await expect(store().inboxCounts()).resolves.toEqual({ pending: 1, failed: 1 });
+      await expect(store().inboxRetryFailed()).resolves.toBe(1);
+      expect((await store().inboxList('pending', 10)).map((e) => e.id)).toEqual([a.id, b.id]);
     });
+  });
 
+  suite('ledger', 'DeliveryLedger', (store) => {
     const ledger = (fileId: string, over: Partial<LedgerEntry> = {}): LedgerEntry => ({
       fileId,
       key: fileId.split('@')[0],
@@ -184,10 +229,10 @@ export function describeStateStoreContract(
         deliveredAt: new Date('2026-11-23T10:00:01.000Z'),
         lastError: 'x',
       });
-      for (const e of [a1, a2, c]) await store.ledgerPut(e);
-      await expect(store.ledgerGet(c.fileId)).resolves.toEqual(c);
-      await expect(store.ledgerLatestForKey('b/a.jsonl')).resolves.toEqual(a2);
-      expect((await store.ledgerByStatus(['synced', 'delivering'], 10)).map((e) => e.fileId)).toEqual([a1.fileId, a2.fileId]);
+      for (const e of [a1, a2, c]) await store().ledgerPut(e);
+      await expect(store().ledgerGet(c.fileId)).resolves.toEqual(c);
+      await expect(store().ledgerLatestForKey('b/a.jsonl')).resolves.toEqual(a2);
+      expect((await store().ledgerByStatus(['synced', 'delivering'], 10)).map((e) => e.fileId)).toEqual([a1.fileId, a2.fileId]);
       const updated = {
         ...a1,
         status: 'delivered' as const,
@@ -195,45 +240,51 @@ export function describeStateStoreContract(
         batchesAcked: 2,
         updatedAt: new Date('2026-11-23T12:00:00.000Z'),
       };
-      await store.ledgerPut(updated);
-      await expect(store.ledgerGet(a1.fileId)).resolves.toEqual(updated);
-      await expect(store.ledgerCounts()).resolves.toEqual({ delivering: 1, delivered: 2 });
+      await store().ledgerPut(updated);
+      await expect(store().ledgerGet(a1.fileId)).resolves.toEqual(updated);
+      await expect(store().ledgerCounts()).resolves.toEqual({ delivering: 1, delivered: 2 });
     });
+  });
 
+  suite('claims', 'IdempotencyClaims', (store) => {
     it('grants claims conditionally: free, expired, own, forced; refuses held and completed ones', async () => {
-      await expect(store.claim('f', 'r1', 1000, 500, false)).resolves.toBe('claimed');
-      await expect(store.claim('f', 'r2', 1200, 500, false)).resolves.toBe('held');
-      await expect(store.claim('f', 'r1', 1200, 500, false)).resolves.toBe('claimed');
-      await expect(store.claim('f', 'r2', 1800, 500, false)).resolves.toBe('claimed'); // r1's lease ran out at 1700
-      await expect(store.completeClaim('f', 'r1', 10_000)).resolves.toBe(false);
-      await expect(store.completeClaim('f', 'r2', 10_000)).resolves.toBe(true);
-      await expect(store.claim('f', 'r2', 2000, 500, false)).resolves.toBe('completed');
-      await expect(store.claim('f', 'r3', 2000, 500, true)).resolves.toBe('claimed');
-      await store.releaseClaim('f', 'r3');
-      await expect(store.claim('f', 'r4', 2000, 500, false)).resolves.toBe('claimed');
-      await expect(store.claim('g', 'r1', 2000, 500, false)).resolves.toBe('claimed');
-      await store.completeClaim('g', 'r1', 3000);
-      await expect(store.claim('g', 'r2', 3001, 500, false)).resolves.toBe('claimed');
+      await expect(store().claim('f', 'r1', 1000, 500, false)).resolves.toBe('claimed');
+      await expect(store().claim('f', 'r2', 1200, 500, false)).resolves.toBe('held');
+      await expect(store().claim('f', 'r1', 1200, 500, false)).resolves.toBe('claimed');
+      await expect(store().claim('f', 'r2', 1800, 500, false)).resolves.toBe('claimed'); // r1's lease ran out at 1700
+      await expect(store().completeClaim('f', 'r1', 10_000)).resolves.toBe(false);
+      await expect(store().completeClaim('f', 'r2', 10_000)).resolves.toBe(true);
+      await expect(store().claim('f', 'r2', 2000, 500, false)).resolves.toBe('completed');
+      await expect(store().claim('f', 'r3', 2000, 500, true)).resolves.toBe('claimed');
+      await store().releaseClaim('f', 'r3');
+      await expect(store().claim('f', 'r4', 2000, 500, false)).resolves.toBe('claimed');
+      await expect(store().claim('g', 'r1', 2000, 500, false)).resolves.toBe('claimed');
+      await store().completeClaim('g', 'r1', 3000);
+      await expect(store().claim('g', 'r2', 3001, 500, false)).resolves.toBe('claimed');
     });
+  });
 
+  suite('breakers', 'BreakerStore', (store) => {
     it('writes breaker state only when the version it read is still current', async () => {
       const closed: BreakerState = { name: 'downstream', state: 'closed', failures: 0, openedAt: 0, probeUntil: 0, version: 1 };
-      await expect(store.breakerGet('downstream')).resolves.toBeUndefined();
-      await expect(store.breakerCompareAndSet(closed, 0)).resolves.toBe(true);
-      await expect(store.breakerCompareAndSet({ ...closed, failures: 9 }, 0)).resolves.toBe(false);
+      await expect(store().breakerGet('downstream')).resolves.toBeUndefined();
+      await expect(store().breakerCompareAndSet(closed, 0)).resolves.toBe(true);
+      await expect(store().breakerCompareAndSet({ ...closed, failures: 9 }, 0)).resolves.toBe(false);
       const open = { ...closed, state: 'open' as const, openedAt: 5000, version: 2 };
-      await expect(store.breakerCompareAndSet(open, 1)).resolves.toBe(true);
-      await expect(store.breakerCompareAndSet({ ...closed, version: 2 }, 1)).resolves.toBe(false);
-      await expect(store.breakerGet('downstream')).resolves.toEqual(open);
+      await expect(store().breakerCompareAndSet(open, 1)).resolves.toBe(true);
+      await expect(store().breakerCompareAndSet({ ...closed, version: 2 }, 1)).resolves.toBe(false);
+      await expect(store().breakerGet('downstream')).resolves.toEqual(open);
     });
+  });
 
+  suite('bundles', 'BundleStore', (store) => {
     it('bundles each file version once: members are sealed into a bundle conditionally', async () => {
       const at = (s: number) => new Date(Date.UTC(2026, 10, 23, 10, 0, s));
-      await expect(store.bundleAddMember({ fileId: 'b/a@1', key: 'a', size: 10, addedAt: at(1) })).resolves.toBe(true);
-      await expect(store.bundleAddMember({ fileId: 'b/a@1', key: 'a', size: 10, addedAt: at(5) })).resolves.toBe(false);
-      await store.bundleAddMember({ fileId: 'b/c@1', key: 'c', size: 30, addedAt: at(2) });
-      expect((await store.bundlePendingMembers(10)).map((m) => m.fileId)).toEqual(['b/a@1', 'b/c@1']);
-      await expect(store.bundleCounts()).resolves.toEqual({ waitingFiles: 2, bundles: {} });
+      await expect(store().bundleAddMember({ fileId: 'b/a@1', key: 'a', size: 10, addedAt: at(1) })).resolves.toBe(true);
+      await expect(store().bundleAddMember({ fileId: 'b/a@1', key: 'a', size: 10, addedAt: at(5) })).resolves.toBe(false);
+      await store().bundleAddMember({ fileId: 'b/c@1', key: 'c', size: 30, addedAt: at(2) });
+      expect((await store().bundlePendingMembers(10)).map((m) => m.fileId)).toEqual(['b/a@1', 'b/c@1']);
+      await expect(store().bundleCounts()).resolves.toEqual({ waitingFiles: 2, bundles: {} });
       const bundle: BundleRecord = {
         id: 'bundle-1',
         status: 'sealed',
@@ -243,22 +294,41 @@ export function describeStateStoreContract(
         createdAt: at(3),
         updatedAt: at(3),
       };
-      await expect(store.bundleSeal(bundle, ['b/a@1', 'b/c@1'])).resolves.toBe(2);
-      await expect(store.bundleSeal({ ...bundle, id: 'bundle-2' }, ['b/a@1'])).resolves.toBe(0);
-      expect((await store.bundlesByStatus(['sealed', 'archived', 'posted', 'failed'], 10)).map((b) => b.id)).toEqual(['bundle-1']);
-      expect(await store.bundlePendingMembers(10)).toEqual([]);
-      expect((await store.bundleMembers('bundle-1')).map((m) => [m.key, m.bundleId])).toEqual([
+      await expect(store().bundleSeal(bundle, ['b/a@1', 'b/c@1'])).resolves.toBe(2);
+      await expect(store().bundleSeal({ ...bundle, id: 'bundle-2' }, ['b/a@1'])).resolves.toBe(0);
+      expect((await store().bundlesByStatus(['sealed', 'archived', 'posted', 'failed'], 10)).map((b) => b.id)).toEqual(['bundle-1']);
+      expect(await store().bundlePendingMembers(10)).toEqual([]);
+      expect((await store().bundleMembers('bundle-1')).map((m) => [m.key, m.bundleId])).toEqual([
         ['a', 'bundle-1'],
         ['c', 'bundle-1'],
       ]);
       const archived = { ...bundle, status: 'archived' as const, archiveKey: 'bundles/x.tar.gz', archiveBytes: 99, updatedAt: at(4) };
-      await store.bundlePut(archived);
-      expect(await store.bundlesByStatus(['archived'], 10)).toEqual([archived]);
-      expect((await store.bundlesByStatus(['archived', 'failed'], 10)).map((b) => b.id)).toEqual(['bundle-1']);
-      await store.bundleAddMember({ fileId: 'b/d@1', key: 'd', size: 5, addedAt: at(6) });
-      await store.bundleSeal({ ...bundle, id: 'bundle-3', files: 1, bytes: 5 }, ['b/d@1']);
-      await store.bundleAddMember({ fileId: 'b/e@1', key: 'e', size: 5, addedAt: at(7) });
-      await expect(store.bundleCounts()).resolves.toEqual({ waitingFiles: 1, bundles: { archived: 1, sealed: 1 } });
+      await store().bundlePut(archived);
+      expect(await store().bundlesByStatus(['archived'], 10)).toEqual([archived]);
+      expect((await store().bundlesByStatus(['archived', 'failed'], 10)).map((b) => b.id)).toEqual(['bundle-1']);
+      await store().bundleAddMember({ fileId: 'b/d@1', key: 'd', size: 5, addedAt: at(6) });
+      await store().bundleSeal({ ...bundle, id: 'bundle-3', files: 1, bytes: 5 }, ['b/d@1']);
+      await store().bundleAddMember({ fileId: 'b/e@1', key: 'e', size: 5, addedAt: at(7) });
+      await expect(store().bundleCounts()).resolves.toEqual({ waitingFiles: 1, bundles: { archived: 1, sealed: 1 } });
+    });
+  });
+
+  suite('leases', 'LeaseStore', (store) => {
+    it('grants a lease to one owner at a time and hands it over once it expired', async () => {
+      await expect(store().acquireLease('scheduled-sync', 'r1', 1000, 500)).resolves.toBe(true);
+      await expect(store().acquireLease('scheduled-sync', 'r2', 1200, 500)).resolves.toBe(false);
+      await expect(store().acquireLease('scheduled-sync', 'r1', 1400, 500)).resolves.toBe(true); // renewed to 1900
+      await expect(store().acquireLease('scheduled-sync', 'r2', 1800, 500)).resolves.toBe(false);
+      await expect(store().acquireLease('scheduled-sync', 'r2', 1900, 500)).resolves.toBe(true);
+      await expect(store().acquireLease('other', 'r1', 1900, 500)).resolves.toBe(true);
+    });
+
+    it('releases only its own lease', async () => {
+      await store().acquireLease('l', 'r1', 1000, 10_000);
+      await store().releaseLease('l', 'r2');
+      await expect(store().acquireLease('l', 'r2', 1001, 500)).resolves.toBe(false);
+      await store().releaseLease('l', 'r1');
+      await expect(store().acquireLease('l', 'r2', 1002, 500)).resolves.toBe(true);
     });
   });
 }

@@ -136,11 +136,19 @@ export interface BundleCounts {
   bundles: Partial<Record<BundleStatus, number>>;
 }
 
+/** What every state port answers: whether its backend is reachable (readiness). */
+abstract class StatePort {
+  abstract ping(): Promise<void>;
+}
+
 /**
- * The shared-state port. One implementation per backend (SQLite today); the contract suite in
- * state-store.testing.ts is what any backend must pass. Modules inject this abstract class.
+ * The state ports. Each service depends on the narrow ports it uses; a backend implements one or
+ * several. Local state (runs of this replica's syncs, its webhook inbox) is always SQLite; shared
+ * state (ledger, claims, bundles, breakers, leases) is SQLite for one process or DynamoDB for
+ * several (STATE_BACKEND). The contract suites in state-store.testing.ts are what any backend must
+ * pass. Each abstract class is its own DI token.
  */
-export abstract class StateStore {
+export abstract class RunStore extends StatePort {
   abstract createRun(run: RunRecord): Promise<void>;
   abstract updateRun(id: string, patch: Partial<Pick<RunRecord, 'status' | 'message' | 'finishedAt' | 'counts'>>): Promise<void>;
   abstract getRun(id: string): Promise<RunRecord | undefined>;
@@ -153,7 +161,10 @@ export abstract class StateStore {
   abstract pruneRuns(keep: number): Promise<number>;
   /** Marks runs left `running` by a previous process as `interrupted`, finished `at`; returns how many. */
   abstract interruptStaleRuns(message: string, at: Date): Promise<number>;
+}
 
+/** Accepted webhook events not yet applied: they survive a crash. */
+export abstract class EventInbox extends StatePort {
   /** Records accepted events durably, all or none; when it resolves they survive a crash. */
   abstract inboxAdd(entries: readonly NewInboxEntry[]): Promise<void>;
   /** Entries with this status in the order they were added, after the entry `afterId` when given. */
@@ -165,7 +176,10 @@ export abstract class StateStore {
   /** Puts every parked entry back to `pending` (at start-up, or when an operator asks); returns how many. */
   abstract inboxRetryFailed(): Promise<number>;
   abstract inboxCounts(): Promise<Record<InboxStatus, number>>;
+}
 
+/** Delivery of each file version: the per-file status and the checkpoint to resume from. */
+export abstract class DeliveryLedger extends StatePort {
   abstract ledgerGet(fileId: string): Promise<LedgerEntry | undefined>;
   /** The newest entry for a key (any version). */
   abstract ledgerLatestForKey(key: string): Promise<LedgerEntry | undefined>;
@@ -173,7 +187,10 @@ export abstract class StateStore {
   /** Entries with one of these statuses, oldest update first. */
   abstract ledgerByStatus(statuses: readonly LedgerStatus[], limit: number): Promise<LedgerEntry[]>;
   abstract ledgerCounts(): Promise<Partial<Record<LedgerStatus, number>>>;
+}
 
+/** Who delivers a file version: IN_PROGRESS with a lease, COMPLETED for the idempotency window. */
+export abstract class IdempotencyClaims extends StatePort {
   /**
    * Claims `id` for `owner` until `nowMs + leaseMs`, conditionally: granted when there is no claim,
    * when the claim expired, when `owner` already holds it, or when `force` is set; a COMPLETED claim
@@ -184,14 +201,17 @@ export abstract class StateStore {
   abstract completeClaim(id: string, owner: string, expiresAtMs: number): Promise<boolean>;
   /** Drops `owner`'s claim so that another attempt may take it at once. */
   abstract releaseClaim(id: string, owner: string): Promise<void>;
+}
 
+/** Which committed files wait for a bundle, and the bundles themselves. */
+export abstract class BundleStore extends StatePort {
   /** Records a file version for bundling; false when it is already recorded (a version is bundled once). */
   abstract bundleAddMember(member: Omit<BundleMember, 'bundleId'>): Promise<boolean>;
   /** Members not yet in a bundle, oldest first. */
   abstract bundlePendingMembers(limit: number): Promise<BundleMember[]>;
   /**
-   * Creates `bundle` with those of `fileIds` that are still unassigned, conditionally, all or
-   * nothing; returns how many it took (0: another sealer took them first, and no bundle is created).
+   * Creates `bundle` with those of `fileIds` that are still unassigned, each taken conditionally;
+   * returns how many it took (0: another sealer took them first, and no bundle is left).
    */
   abstract bundleSeal(bundle: BundleRecord, fileIds: readonly string[]): Promise<number>;
   abstract bundleMembers(bundleId: string): Promise<BundleMember[]>;
@@ -199,8 +219,19 @@ export abstract class StateStore {
   abstract bundlesByStatus(statuses: readonly BundleStatus[], limit: number): Promise<BundleRecord[]>;
   /** Files recorded but not yet in a bundle, and bundles per status. */
   abstract bundleCounts(): Promise<BundleCounts>;
+}
 
+/** Circuit breaker state, written by compare-and-set so that replicas share one breaker. */
+export abstract class BreakerStore extends StatePort {
   abstract breakerGet(name: string): Promise<BreakerState | undefined>;
   /** Writes `next` only if the stored version is still `expectedVersion` (0 = no row yet). */
   abstract breakerCompareAndSet(next: BreakerState, expectedVersion: number): Promise<boolean>;
+}
+
+/** Named leases (the scheduled full sync runs under one): one holder at a time, taken over once expired. */
+export abstract class LeaseStore extends StatePort {
+  /** Takes or renews `name` for `owner` until `nowMs + leaseMs`; false while another owner's lease lasts. */
+  abstract acquireLease(name: string, owner: string, nowMs: number, leaseMs: number): Promise<boolean>;
+  /** Gives the lease up, if `owner` holds it. */
+  abstract releaseLease(name: string, owner: string): Promise<void>;
 }

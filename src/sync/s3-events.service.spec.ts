@@ -5,7 +5,7 @@ import type { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
 import type { MirrorService } from '../mirror/mirror.service';
 import type { ManifestStore } from '../state/manifest.store';
-import type { StateStore } from '../state/state-store';
+import type { EventInbox } from '../state/state-store';
 import { S3EventsService } from './s3-events.service';
 import { WorkQueue } from './work.queue';
 
@@ -53,7 +53,7 @@ function setup(options: { maxFileBytes?: number; deleteRemoved?: boolean } = {})
     lastSequencer: (key: string) => sequencers.get(key),
     recordSequencer: (key: string, sequencer: string) => void sequencers.set(key, sequencer),
   } as unknown as ManifestStore;
-  const store = { inboxCounts: async () => ({ pending: 0, failed: 0 }) } as unknown as StateStore;
+  const store = { inboxCounts: async () => ({ pending: 0, failed: 0 }) } as unknown as EventInbox;
   const service = new S3EventsService(config, new WorkQueue(config), mirror, manifest, store, new FixedClock());
   const apply = (...events: Parameters<typeof notification>) => service.applyNow(JSON.stringify(notification(...events)));
   return { service, apply, committed, local, downloads, removed, sequencers };

@@ -7,7 +7,7 @@ import { ConflictError, errorMessage, ShuttingDownError, UnsafeKeyError } from '
 import { AppConfig } from '../config/app-config';
 import { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
-import { EventSource, InboxEntry, StateStore } from '../state/state-store';
+import { EventInbox, EventSource, InboxEntry } from '../state/state-store';
 import { ChangeOp, compareSequencers, ObjectChange, parseNotificationText } from './s3-event';
 import { planObject } from './sync-planner';
 import { PRIORITY, WorkQueue } from './work.queue';
@@ -82,12 +82,12 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly work: WorkQueue,
     private readonly mirror: MirrorService,
     private readonly manifest: ManifestStore,
-    private readonly store: StateStore,
+    private readonly inbox: EventInbox,
     private readonly clock: Clock,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const retried = await this.store.inboxRetryFailed();
+    const retried = await this.inbox.inboxRetryFailed();
     if (retried > 0) this.logger.warn({ events: retried }, 'retrying events that failed before the last stop');
     detach(this.recover(), this.logger, 'inbox recovery failed');
   }
@@ -115,7 +115,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     if (changes.length > 0) {
       const receivedAt = this.clock.now();
       const entries = changes.map((change) => ({ id: randomUUID(), source, change, receivedAt }));
-      await this.store.inboxAdd(entries);
+      await this.inbox.inboxAdd(entries);
       for (const e of entries) this.schedule({ ...e, attempts: 0, status: 'pending' });
     }
     return report;
@@ -136,7 +136,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   async stats(): Promise<EventStats> {
-    const inbox = await this.store.inboxCounts();
+    const inbox = await this.inbox.inboxCounts();
     const sorted = [...this.latencies].sort((a, b) => a - b);
     const pick = (q: number): number | null =>
       sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
@@ -249,11 +249,11 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       await this.applyCounted(entry.change, entry.receivedAt.getTime());
       // The manifest row must be on disk before the inbox forgets the event.
       this.manifest.flush();
-      await this.store.inboxRemove([entry.id]);
+      await this.inbox.inboxRemove([entry.id]);
     } catch (err) {
       // Interrupted by the shutdown: not a failure, the entry stays pending for the next start.
       if (this.stopping || err instanceof ShuttingDownError) return;
-      await this.store.inboxRecordFailure(entry.id, errorMessage(err), true);
+      await this.inbox.inboxRecordFailure(entry.id, errorMessage(err), true);
     }
   }
 
@@ -284,7 +284,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     let after: string | undefined;
     let total = 0;
     for (;;) {
-      const page = await this.store.inboxList('pending', RECOVERY_PAGE, after);
+      const page = await this.inbox.inboxList('pending', RECOVERY_PAGE, after);
       if (page.length === 0 || this.stopping) break;
       for (const entry of page) this.schedule(entry);
       total += page.length;

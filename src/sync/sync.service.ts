@@ -9,7 +9,7 @@ import { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
-import { emptyCounts, RunCounts, RunItem, RunRecord, RunTrigger, StateStore } from '../state/state-store';
+import { emptyCounts, RunCounts, RunItem, RunRecord, RunStore, RunTrigger } from '../state/state-store';
 import { deleteGuard, planObject } from './sync-planner';
 import { PRIORITY, WorkQueue } from './work.queue';
 
@@ -61,12 +61,12 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly mirror: MirrorService,
     private readonly work: WorkQueue,
     private readonly manifest: ManifestStore,
-    private readonly store: StateStore,
+    private readonly runs: RunStore,
     private readonly clock: Clock,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
-    const stale = await this.store.interruptStaleRuns('the process stopped while this run was going', this.clock.now());
+    const stale = await this.runs.interruptStaleRuns('the process stopped while this run was going', this.clock.now());
     if (stale > 0) this.logger.warn({ runs: stale }, 'marked runs left by a previous process as interrupted');
     this.manifest.clearAllListings();
   }
@@ -100,7 +100,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     // Registered before the first await so that a concurrent request sees it.
     this.active.set(record.id, run);
     try {
-      await this.store.createRun(record);
+      await this.runs.createRun(record);
     } catch (err) {
       this.active.delete(record.id);
       throw err;
@@ -135,17 +135,17 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   async report(id: string, detailsLimit: number): Promise<{ run: RunRecord; items: RunItem[]; truncated: boolean }> {
     const run = await this.getRun(id);
     if (!run) throw new NotFoundError(`no sync run with id ${id}`);
-    const items = await this.store.getRunItems(id, 0, detailsLimit + 1);
+    const items = await this.runs.getRunItems(id, 0, detailsLimit + 1);
     return { run, items: items.slice(0, detailsLimit), truncated: items.length > detailsLimit };
   }
 
   async items(id: string, offset: number, limit: number): Promise<RunItem[]> {
     if (!(await this.getRun(id))) throw new NotFoundError(`no sync run with id ${id}`);
-    return this.store.getRunItems(id, offset, limit);
+    return this.runs.getRunItems(id, offset, limit);
   }
 
   listRuns(limit: number): Promise<RunRecord[]> {
-    return this.store.listRuns(limit);
+    return this.runs.listRuns(limit);
   }
 
   async stats(): Promise<{
@@ -154,15 +154,15 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     running: RunProgress[];
   }> {
     const files = this.manifest.totals();
-    const runs = await this.store.runTotals();
-    const lastFinished = (await this.store.listRuns(20)).find((r) => r.status !== 'running') ?? null;
+    const runs = await this.runs.runTotals();
+    const lastFinished = (await this.runs.listRuns(20)).find((r) => r.status !== 'running') ?? null;
     return { totals: { objects: files.files, bytes: files.bytes, ...runs }, lastRun: lastFinished, running: this.progress() };
   }
 
   /** The running state of a run when it is in this process, else what the store has. */
   async getRun(id: string): Promise<RunRecord | undefined> {
     const live = this.active.get(id);
-    return live ? { ...live.record, counts: { ...live.record.counts } } : this.store.getRun(id);
+    return live ? { ...live.record, counts: { ...live.record.counts } } : this.runs.getRun(id);
   }
 
   private resolvePrefix(requested: string | undefined): string {
@@ -200,13 +200,13 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       record.finishedAt = this.clock.now();
       this.manifest.clearListing(record.id);
       await this.flushItems(run);
-      await this.store.updateRun(record.id, {
+      await this.runs.updateRun(record.id, {
         status: record.status,
         message: record.message,
         finishedAt: record.finishedAt,
         counts: record.counts,
       });
-      await this.store
+      await this.runs
         .pruneRuns(this.config.sync.runHistory)
         .catch((err: unknown) => this.logger.warn({ err: errorMessage(err) }, 'could not prune the run history'));
     }
@@ -350,12 +350,12 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   private async flushItems(run: ActiveRun, threshold = 0): Promise<void> {
     if (run.items.length === 0 || run.items.length < threshold) return;
     const items = run.items.splice(0);
-    await this.store.appendRunItems(run.record.id, items);
+    await this.runs.appendRunItems(run.record.id, items);
   }
 
   private async persistProgress(run: ActiveRun): Promise<void> {
     try {
-      await this.store.updateRun(run.record.id, { counts: run.record.counts });
+      await this.runs.updateRun(run.record.id, { counts: run.record.counts });
     } catch (err) {
       this.logger.warn({ runId: run.record.id, err: errorMessage(err) }, 'could not persist run progress');
     }

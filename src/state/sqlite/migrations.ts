@@ -124,4 +124,11 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE runs DROP COLUMN progress;
   `,
+  `
+  CREATE TABLE leases (
+    name       TEXT PRIMARY KEY,
+    owner      TEXT NOT NULL,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  `,
 ];

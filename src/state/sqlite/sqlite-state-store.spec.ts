@@ -1,14 +1,15 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeStateStoreContract, sqliteAt } from '../state-store.testing';
+import { describeStateContracts, sqliteAt } from '../state-store.testing';
 import { SqliteStateStore } from './sqlite-state-store';
 
-describeStateStoreContract('sqlite', async () => {
+describeStateContracts('sqlite', ['runs', 'inbox', 'ledger', 'claims', 'bundles', 'breakers', 'leases'], async () => {
   const dir = mkdtempSync(join(tmpdir(), 'state-store-'));
   const db = sqliteAt(dir);
+  const store = new SqliteStateStore(db);
   return {
-    store: new SqliteStateStore(db),
+    ports: { runs: store, inbox: store, ledger: store, claims: store, bundles: store, breakers: store, leases: store },
     close: async () => {
       db.onApplicationShutdown();
       rmSync(dir, { recursive: true, force: true });

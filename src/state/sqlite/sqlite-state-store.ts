@@ -15,7 +15,13 @@ import {
   RunItem,
   RunRecord,
   RunTotals,
-  StateStore,
+  BreakerStore,
+  BundleStore,
+  DeliveryLedger,
+  EventInbox,
+  IdempotencyClaims,
+  LeaseStore,
+  RunStore,
 } from '../state-store';
 import { SqliteDatabase } from './sqlite.database';
 
@@ -141,9 +147,9 @@ const toBundle = (r: BundleRow): BundleRecord => ({
   updatedAt: new Date(r.updated_at),
 });
 
-/** The embedded StateStore: one process, one SQLite file. */
+/** Every state port on one SQLite file: the local state always, the shared state for one process. */
 @Injectable()
-export class SqliteStateStore extends StateStore {
+export class SqliteStateStore implements RunStore, EventInbox, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore {
   private readonly getRunStmt: Statement<[string], RunRow>;
   private readonly nextSeqStmt: Statement<[string], { next: number }>;
   private readonly insertItemStmt: Statement<[string, number, string, string, string, string | null]>;
@@ -166,7 +172,6 @@ export class SqliteStateStore extends StateStore {
   }
 
   constructor(private readonly sqlite: SqliteDatabase) {
-    super();
     this.getRunStmt = sqlite.db.prepare('SELECT * FROM runs WHERE id = ?');
     this.nextSeqStmt = sqlite.db.prepare('SELECT COALESCE(MAX(seq), -1) + 1 AS next FROM run_items WHERE run_id = ?');
     this.insertItemStmt = sqlite.db.prepare(
@@ -385,6 +390,25 @@ export class SqliteStateStore extends StateStore {
 
   releaseClaim(id: string, owner: string): Promise<void> {
     this.stmt(`DELETE FROM idempotency WHERE id = ? AND owner = ? AND status = 'IN_PROGRESS'`).run(id, owner);
+    return Promise.resolve();
+  }
+
+  ping(): Promise<void> {
+    this.stmt('SELECT 1').get();
+    return Promise.resolve();
+  }
+
+  acquireLease(name: string, owner: string, nowMs: number, leaseMs: number): Promise<boolean> {
+    const info = this.stmt(
+      `INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?)
+       ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+       WHERE leases.owner = excluded.owner OR leases.expires_at <= ?`,
+    ).run(name, owner, nowMs + leaseMs, nowMs);
+    return Promise.resolve(info.changes === 1);
+  }
+
+  releaseLease(name: string, owner: string): Promise<void> {
+    this.stmt('DELETE FROM leases WHERE name = ? AND owner = ?').run(name, owner);
     return Promise.resolve();
   }
 
