@@ -274,6 +274,31 @@ describe('delivery of records downstream', () => {
     expect(stats.delivery.breakers).toEqual([expect.objectContaining({ state: 'closed' })]);
   });
 
+  it('waits out an outage longer than its retries instead of dead-lettering: every record arrives, no redrive', async () => {
+    await boot({
+      MAX_RECORDS_PER_BATCH: '100',
+      DELIVERY_CONCURRENCY: '2',
+      MAX_RETRIES: '1',
+      BREAKER_FAILURE_THRESHOLD: '2',
+      BREAKER_COOLDOWN_SECONDS: '0.5',
+      RETRY_MAX_MS: '100',
+    });
+    await put(s3, bucket, 'outage.jsonl', jsonl(0, 500));
+    down.outageUntil = Number.MAX_SAFE_INTEGER;
+    await sync();
+    // Several rounds of retries fail while the downstream is down.
+    await eventually(
+      () => down.requests.filter((r) => r.status === 503).length,
+      (n) => n >= 6,
+      10_000,
+      'retries exhausted more than once',
+    );
+    down.outageUntil = 0;
+    expect(await finished('outage.jsonl', 20_000)).toMatchObject({ status: 'delivered', recordsSent: 500, recordsFailed: 0 });
+    expect(down.delivered()).toHaveLength(500);
+    expect((await t.http().get('/api/v1/dead-letters').expect(200)).body.total).toBe(0);
+  });
+
   it('reprocesses a file from the start on request', async () => {
     await boot();
     await put(s3, bucket, 'again.jsonl', jsonl(0, 20));

@@ -59,6 +59,8 @@ export class AppConfig {
     maxRetries: number;
     retryBaseMs: number;
     retryMaxMs: number;
+    /** How long a batch refused as unavailable is tried, across breaker cycles, before it is dead-lettered. */
+    deadLetterAfterMs: number;
     breakerThreshold: number;
     breakerCooldownMs: number;
     idempotencyTtlMs: number;
@@ -149,6 +151,7 @@ export class AppConfig {
       maxRetries: env.MAX_RETRIES,
       retryBaseMs: env.RETRY_BASE_MS,
       retryMaxMs: env.RETRY_MAX_MS,
+      deadLetterAfterMs: Math.round(env.DEAD_LETTER_AFTER_MINUTES * 60_000),
       breakerThreshold: env.BREAKER_FAILURE_THRESHOLD,
       breakerCooldownMs: Math.round(env.BREAKER_COOLDOWN_SECONDS * 1000),
       idempotencyTtlMs: Math.round(env.IDEMPOTENCY_TTL_DAYS * 86_400_000),

@@ -353,6 +353,16 @@ export class EnvironmentVariables {
   @Max(600_000)
   RETRY_MAX_MS = 30_000;
 
+  /**
+   * A batch the downstream cannot take because it is unavailable (network errors, timeouts, 408,
+   * 429, 5xx) keeps waiting for the breaker's probe; after this long it becomes a dead letter, so
+   * that one poison batch cannot hold its file forever.
+   */
+  @Transform(toNumber)
+  @Min(0)
+  @Max(10_080)
+  DEAD_LETTER_AFTER_MINUTES = 60;
+
   @Transform(toNumber)
   @IsInt()
   @Min(1)

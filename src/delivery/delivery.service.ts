@@ -255,7 +255,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private fileDeliveryDeps(): ConstructorParameters<typeof FileDelivery>[1] {
-    const { maxRecordsPerBatch, maxBatchBytes, maxRetries } = this.config.delivery;
+    const { maxRecordsPerBatch, maxBatchBytes, maxRetries, deadLetterAfterMs, retryMaxMs } = this.config.delivery;
     return {
       ledger: this.ledgerStore,
       sink: this.sink,
@@ -265,6 +265,8 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
       maxRecordsPerBatch,
       maxBatchBytes,
       maxRetries,
+      deadLetterAfterMs,
+      retryMaxMs,
     };
   }
 

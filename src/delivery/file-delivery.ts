@@ -2,6 +2,7 @@ import type PQueue from 'p-queue';
 import { createReadStream } from 'node:fs';
 import { Clock } from '../common/clock';
 import { errorMessage } from '../common/errors';
+import { isRetryable } from '../common/retryable';
 import type { DeliveryLedger, LedgerEntry } from '../state/state-store';
 import { Batch, batchBody, Batcher } from './batcher';
 import { DeadLetters } from './dead-letters';
@@ -19,6 +20,9 @@ export interface FileDeliveryDeps {
   maxRecordsPerBatch: number;
   maxBatchBytes: number;
   maxRetries: number;
+  deadLetterAfterMs: number;
+  /** Pause between two rounds of retries of a batch the downstream could not take. */
+  retryMaxMs: number;
 }
 
 export interface FileDeliveryResult extends DeliveryProgress {
@@ -108,27 +112,49 @@ export class FileDelivery {
     );
   }
 
+  /**
+   * Sends one batch until the downstream takes it. A refusal of the batch itself (4xx) makes it a
+   * dead letter at once; an unavailable downstream does not: the batch waits for the breaker (its
+   * cooldown and probe) and is sent again, round after round, for DEAD_LETTER_AFTER_MINUTES.
+   */
   private async send(batch: Batch, body: string): Promise<void> {
-    const { fileId, key } = this.start;
-    try {
-      await this.deps.sink.send(body, `${fileId}#${batch.batchNo}`, this.signal);
-      this.settle(batch, true);
-    } catch (err) {
-      if (this.signal.aborted) throw err;
-      this.deadBatches++;
-      await this.deps.deadLetters.add({
-        kind: 'batch',
-        fileId,
-        key,
-        batchNo: batch.batchNo,
-        firstLine: batch.firstLine,
-        lastLine: batch.lastLine,
-        reason: errorMessage(err),
-        attempts: this.deps.maxRetries + 1,
-        payload: body,
-      });
-      this.settle(batch, false);
+    const { fileId } = this.start;
+    const { clock, deadLetterAfterMs } = this.deps;
+    const firstTry = clock.nowMs();
+    let attempts = 0;
+    for (;;) {
+      try {
+        attempts++;
+        await this.deps.sink.send(body, `${fileId}#${batch.batchNo}`, this.signal);
+        this.settle(batch, true);
+        return;
+      } catch (err) {
+        if (this.signal.aborted) throw err;
+        if (isRetryable(err) && clock.nowMs() - firstTry < deadLetterAfterMs) {
+          await clock.sleep(this.deps.retryMaxMs, this.signal);
+          continue;
+        }
+        await this.deadLetter(batch, body, err, attempts);
+        return;
+      }
     }
+  }
+
+  private async deadLetter(batch: Batch, body: string, err: unknown, rounds: number): Promise<void> {
+    const { fileId, key } = this.start;
+    this.deadBatches++;
+    await this.deps.deadLetters.add({
+      kind: 'batch',
+      fileId,
+      key,
+      batchNo: batch.batchNo,
+      firstLine: batch.firstLine,
+      lastLine: batch.lastLine,
+      reason: errorMessage(err),
+      attempts: rounds * (this.deps.maxRetries + 1),
+      payload: body,
+    });
+    this.settle(batch, false);
   }
 
   private settle(batch: Batch, sent: boolean): void {
