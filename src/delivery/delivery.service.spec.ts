@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { Clock } from '../common/clock';
 import type { AppConfig } from '../config/app-config';
 import type { MirrorService } from '../mirror/mirror.service';
+import type { LocalValues, ReplicaIdentity } from '../state/local-values';
 import type { ClaimResult, DeliveryLedger, IdempotencyClaims, LedgerEntry } from '../state/state-store';
 import type { DeadLetters } from './dead-letters';
 import { ClaimLostError, DeliveryService } from './delivery.service';
@@ -97,6 +98,8 @@ describe('DeliveryService (fakes of its ports)', () => {
       sink as unknown as RecordsSink,
       deadLetters,
       new FixedClock(),
+      { id: 'replica-1' } as ReplicaIdentity,
+      { getOrCreate: (_name: string, initial: () => string) => initial() } as unknown as LocalValues,
     );
   });
 

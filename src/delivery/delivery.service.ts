@@ -1,15 +1,13 @@
 import { BeforeApplicationShutdown, Injectable, Logger, OnApplicationBootstrap } from '@nestjs/common';
 import PQueue from 'p-queue';
 import picomatch from 'picomatch';
-import { randomUUID } from 'node:crypto';
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
-import { AppError, errorMessage, isErrno, NotFoundError, ShuttingDownError } from '../common/errors';
+import { AppError, errorMessage, NotFoundError, ShuttingDownError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { fileIdOf, FileCommitted, RemoteObject } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
+import { LocalValues, ReplicaIdentity } from '../state/local-values';
 import { DeliveryLedger, IdempotencyClaims, LedgerEntry, LedgerStatus } from '../state/state-store';
 import { DeadLetters } from './dead-letters';
 import { FileDelivery } from './file-delivery';
@@ -60,6 +58,8 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly sink: RecordsSink,
     private readonly deadLetters: DeadLetters,
     private readonly clock: Clock,
+    replica: ReplicaIdentity,
+    localValues: LocalValues,
   ) {
     const { concurrency, patterns } = config.delivery;
     this.files = new PQueue({ concurrency });
@@ -67,8 +67,8 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     const matchers = patterns.map((p) => picomatch(p, { dot: true }));
     this.matches = (key) => matchers.some((m) => m(key));
     // Kept with the local state, so that a restarted replica takes over its own claims at once.
-    this.replicaId = persistentValue(config.state.dir, 'replica-id', () => randomUUID());
-    this.deliverySince = this.enabled ? Number(persistentValue(config.state.dir, 'delivery-since', () => String(clock.nowMs()))) : 0;
+    this.replicaId = replica.id;
+    this.deliverySince = this.enabled ? Number(localValues.getOrCreate('delivery-since', () => String(clock.nowMs()))) : 0;
   }
 
   get enabled(): boolean {
@@ -276,19 +276,5 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     const entry = next(current);
     await this.ledgerStore.ledgerPut(entry);
     return entry;
-  }
-}
-
-/** A value kept in a small file under STATE_DIR: written the first time, read ever after. */
-function persistentValue(stateDir: string, name: string, initial: () => string): string {
-  const file = join(stateDir, name);
-  try {
-    return readFileSync(file, 'utf8').trim();
-  } catch (err) {
-    if (!isErrno(err, 'ENOENT')) throw err;
-    mkdirSync(stateDir, { recursive: true });
-    const value = initial();
-    writeFileSync(file, value);
-    return value;
   }
 }

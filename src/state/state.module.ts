@@ -4,6 +4,7 @@ import { DynamoRepository } from '../aws/dynamodb.repository';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { DynamoStateStore } from './dynamodb/dynamodb-state-store';
+import { LocalValues, ReplicaIdentity } from './local-values';
 import { ManifestStore } from './manifest.store';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 import { SqliteStateStore } from './sqlite/sqlite-state-store';
@@ -22,6 +23,8 @@ const SHARED_PORTS: ReadonlyArray<Abstract<unknown>> = [DeliveryLedger, Idempote
   providers: [
     SqliteDatabase,
     ManifestStore,
+    LocalValues,
+    ReplicaIdentity,
     SqliteStateStore,
     {
       // Built only for the DynamoDB backend: its start checks (or creates) the tables.
@@ -38,6 +41,6 @@ const SHARED_PORTS: ReadonlyArray<Abstract<unknown>> = [DeliveryLedger, Idempote
       useFactory: (sqlite: SqliteStateStore, dynamo: DynamoStateStore | null) => dynamo ?? sqlite,
     })),
   ],
-  exports: [ManifestStore, RunStore, EventInbox, ...SHARED_PORTS],
+  exports: [ManifestStore, LocalValues, ReplicaIdentity, RunStore, EventInbox, ...SHARED_PORTS],
 })
 export class StateModule {}
