@@ -140,6 +140,8 @@ describe('delivery of records downstream', () => {
     expect(down.delivered()).toHaveLength(300);
     expect(down.batches.get(`${s.fileId}#0`)?.records[0]).toEqual({ id: 'r-0', n: 0 });
     expect((await t.http().get('/api/v1/dead-letters').expect(200)).body.letters[0].redrivenAt).toEqual(expect.any(String));
+    // The file's ledger follows: every batch went, so the file is delivered.
+    expect(await statusOf('f.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 300, recordsFailed: 0 });
     await t.http().post('/api/v1/dead-letters/redrive').expect(200, { redriven: 0, failed: 0 });
   });
 

@@ -61,6 +61,7 @@ export class AppConfig {
     retryMaxMs: number;
     /** How long a batch refused as unavailable is tried, across breaker cycles, before it is dead-lettered. */
     deadLetterAfterMs: number;
+    claimLeaseMs: number;
     breakerThreshold: number;
     breakerCooldownMs: number;
     idempotencyTtlMs: number;
@@ -152,6 +153,7 @@ export class AppConfig {
       retryBaseMs: env.RETRY_BASE_MS,
       retryMaxMs: env.RETRY_MAX_MS,
       deadLetterAfterMs: Math.round(env.DEAD_LETTER_AFTER_MINUTES * 60_000),
+      claimLeaseMs: Math.round(env.DELIVERY_CLAIM_LEASE_SECONDS * 1000),
       breakerThreshold: env.BREAKER_FAILURE_THRESHOLD,
       breakerCooldownMs: Math.round(env.BREAKER_COOLDOWN_SECONDS * 1000),
       idempotencyTtlMs: Math.round(env.IDEMPOTENCY_TTL_DAYS * 86_400_000),

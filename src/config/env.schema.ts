@@ -363,6 +363,15 @@ export class EnvironmentVariables {
   @Max(10_080)
   DEAD_LETTER_AFTER_MINUTES = 60;
 
+  /**
+   * How long a delivery claim lasts without renewal (it is renewed every third of it while the file
+   * is delivered): a replica that died is taken over after it.
+   */
+  @Transform(toNumber)
+  @Min(1)
+  @Max(3600)
+  DELIVERY_CLAIM_LEASE_SECONDS = 60;
+
   @Transform(toNumber)
   @IsInt()
   @Min(1)

@@ -5,6 +5,7 @@ import { BreakerModule } from '../breaker/breaker.module';
 import { MirrorEvents } from '../mirror/mirror.events';
 import { MirrorModule } from '../mirror/mirror.module';
 import { StateModule } from '../state/state.module';
+import { SyncModule } from '../sync/sync.module';
 import { BundleSink } from './bundle.sink';
 import { DeadLetters } from './dead-letters';
 import { DeliveryController } from './delivery.controller';
@@ -12,7 +13,7 @@ import { DeliveryService } from './delivery.service';
 import { RecordsSink } from './records.sink';
 
 @Module({
-  imports: [AwsModule, StateModule, MirrorModule, BreakerModule, AuthModule],
+  imports: [AwsModule, StateModule, MirrorModule, SyncModule, BreakerModule, AuthModule],
   controllers: [DeliveryController],
   providers: [RecordsSink, DeadLetters, DeliveryService, BundleSink],
   exports: [DeliveryService, BundleSink],

@@ -5,6 +5,7 @@ import { Clock } from '../common/clock';
 import type { AppConfig } from '../config/app-config';
 import type { MirrorService } from '../mirror/mirror.service';
 import type { LocalValues, ReplicaIdentity } from '../state/local-values';
+import type { ReadThrough } from '../sync/read-through';
 import type { ClaimResult, DeliveryLedger, IdempotencyClaims, LedgerEntry } from '../state/state-store';
 import type { DeadLetters } from './dead-letters';
 import { ClaimLostError, DeliveryService } from './delivery.service';
@@ -100,6 +101,7 @@ describe('DeliveryService (fakes of its ports)', () => {
       new FixedClock(),
       { id: 'replica-1' } as ReplicaIdentity,
       { getOrCreate: (_name: string, initial: () => string) => initial() } as unknown as LocalValues,
+      { enabled: false, open: (k: string, e: { fileId: string }) => mirror.openForRead(k, e) } as unknown as ReadThrough,
     );
   });
 

@@ -7,6 +7,7 @@ import { AppError, errorMessage, NotFoundError, ShuttingDownError } from '../com
 import { AppConfig } from '../config/app-config';
 import { fileIdOf, FileCommitted, RemoteObject } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
+import { ReadThrough } from '../sync/read-through';
 import { LocalValues, ReplicaIdentity } from '../state/local-values';
 import { DeliveryLedger, IdempotencyClaims, LedgerEntry, LedgerStatus } from '../state/state-store';
 import { DeadLetters } from './dead-letters';
@@ -14,8 +15,6 @@ import { FileDelivery } from './file-delivery';
 import * as ledger from './ledger-transitions';
 import { RecordsSink } from './records.sink';
 
-/** How long a delivery claim lasts without renewal: a replica that died is taken over after it. */
-const CLAIM_LEASE_MS = 60_000;
 const RESUME_PAGE = 200;
 
 export interface RedriveReport {
@@ -49,6 +48,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   private readonly shutdown = new AbortController();
   /** fileIds queued or being delivered by this process. */
   private readonly active = new Set<string>();
+  private sweeper?: NodeJS.Timeout;
 
   constructor(
     private readonly config: AppConfig,
@@ -60,6 +60,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly clock: Clock,
     replica: ReplicaIdentity,
     localValues: LocalValues,
+    private readonly readThrough: ReadThrough,
   ) {
     const { concurrency, patterns } = config.delivery;
     this.files = new PQueue({ concurrency });
@@ -108,6 +109,30 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     for (const entry of unfinished) this.schedule(entry, false);
     if (unfinished.length > 0) this.logger.log({ files: unfinished.length }, 'resuming deliveries');
     detach(this.reconcile(), this.logger, 'delivery reconciliation failed');
+    if (this.readThrough.enabled) {
+      // Replicas: what another replica committed and never finished is taken over here.
+      this.sweeper = setInterval(
+        () => detach(this.sweepAbandoned(), this.logger, 'sweep of abandoned deliveries failed'),
+        this.config.delivery.claimLeaseMs,
+      );
+      this.sweeper.unref();
+    }
+  }
+
+  /**
+   * Files committed (by any replica) whose delivery has not moved for a whole claim lease: their
+   * replica died or lost them. Each is scheduled here; its claim decides whether this replica takes
+   * it over (a live owner keeps it), and the file is fetched first when this replica lacks it.
+   */
+  async sweepAbandoned(): Promise<number> {
+    const staleBefore = this.clock.nowMs() - this.config.delivery.claimLeaseMs;
+    let scheduled = 0;
+    for (const entry of await this.ledgerStore.ledgerByStatus(['synced', 'delivering'], RESUME_PAGE)) {
+      if (entry.updatedAt.getTime() > staleBefore || this.active.has(entry.fileId) || !this.matches(entry.key)) continue;
+      this.schedule(entry, false);
+      scheduled++;
+    }
+    return scheduled;
   }
 
   /**
@@ -128,6 +153,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   async beforeApplicationShutdown(): Promise<void> {
+    clearInterval(this.sweeper);
     this.shutdown.abort(new ShuttingDownError());
     this.files.clear();
     await this.files.onIdle();
@@ -173,22 +199,29 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     return this.ledgerStore.ledgerCounts();
   }
 
-  /** Sends the dead-lettered batches again, under their original Idempotency-Keys. */
+  /** Sends the dead-lettered batches again, under their original Idempotency-Keys, and brings their files' ledger up to date. */
   async redrive(): Promise<RedriveReport> {
     const letters = await this.deadLetters.pendingBatches();
     const done: string[] = [];
-    let failed = 0;
+    const perFile = new Map<string, { records: number; left: number }>();
     for (const letter of letters) {
+      const file = perFile.get(letter.fileId) ?? { records: 0, left: 0 };
+      perFile.set(letter.fileId, file);
       try {
         await this.sink.send(letter.payload, `${letter.fileId}#${letter.batchNo}`, this.shutdown.signal);
         done.push(letter.id);
+        file.records += recordsIn(letter.payload);
       } catch (err) {
-        failed++;
+        file.left++;
         this.logger.warn({ id: letter.id, err: errorMessage(err) }, 'redrive failed');
       }
     }
     await this.deadLetters.markRedriven(done);
-    return { redriven: done.length, failed };
+    for (const [fileId, { records, left }] of perFile) {
+      if (records === 0 || !(await this.ledgerStore.ledgerGet(fileId))) continue;
+      await this.update(fileId, (e) => ledger.redriven(e, records, left, this.clock.now()));
+    }
+    return { redriven: done.length, failed: letters.length - done.length };
   }
 
   private schedule(entry: LedgerEntry, force: boolean): void {
@@ -204,12 +237,11 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
 
   private async deliver(fileId: string, key: string, force: boolean): Promise<void> {
     if (this.shutdown.signal.aborted) return;
-    const claim = await this.claims.claim(fileId, this.replicaId, this.clock.nowMs(), CLAIM_LEASE_MS, force);
+    const leaseMs = this.config.delivery.claimLeaseMs;
+    const claim = await this.claims.claim(fileId, this.replicaId, this.clock.nowMs(), leaseMs, force);
     if (claim !== 'claimed') {
-      this.logger.log(
-        { fileId, claim },
-        claim === 'completed' ? 'already delivered within the idempotency window' : 'delivered by another replica',
-      );
+      if (claim === 'completed') this.logger.log({ fileId }, 'already delivered within the idempotency window');
+      else this.logger.debug({ fileId }, 'being delivered by another replica');
       if (claim === 'completed') await this.update(fileId, (e) => ledger.alreadyDelivered(e, this.clock.now()));
       return;
     }
@@ -217,14 +249,11 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     const stop = new AbortController();
     const onShutdown = (): void => stop.abort(this.shutdown.signal.reason);
     this.shutdown.signal.addEventListener('abort', onShutdown, { once: true });
-    const renewal = setInterval(
-      () => detach(this.renewClaim(fileId, stop), this.logger, 'claim renewal failed', { fileId }),
-      CLAIM_LEASE_MS / 3,
-    );
+    const renewal = setInterval(() => detach(this.renewClaim(fileId, stop), this.logger, 'claim renewal failed', { fileId }), leaseMs / 3);
     renewal.unref();
     try {
       const started = await this.update(fileId, (e) => ledger.deliveryStarted(e, this.clock.now()));
-      const { absPath } = await this.mirror.openForRead(key, { fileId });
+      const { absPath } = await this.readThrough.open(key, { fileId });
       const { deadBatches, ...progress } = await new FileDelivery(started, this.fileDeliveryDeps(), stop.signal).run(absPath);
       const now = this.clock.now();
       await this.update(fileId, (e) => ledger.deliveryFinished(e, progress, deadBatches, now));
@@ -250,7 +279,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   /** Extends this replica's lease on the claim; a claim another replica took over stops the delivery. */
   private async renewClaim(fileId: string, stop: AbortController): Promise<void> {
     if (stop.signal.aborted) return;
-    const claim = await this.claims.claim(fileId, this.replicaId, this.clock.nowMs(), CLAIM_LEASE_MS, false);
+    const claim = await this.claims.claim(fileId, this.replicaId, this.clock.nowMs(), this.config.delivery.claimLeaseMs, false);
     if (claim !== 'claimed') stop.abort(new ClaimLostError(fileId));
   }
 
@@ -276,5 +305,15 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     const entry = next(current);
     await this.ledgerStore.ledgerPut(entry);
     return entry;
+  }
+}
+
+/** How many records a dead-lettered batch body carries (see batcher.ts batchBody). */
+function recordsIn(payload: string): number {
+  try {
+    const batchSize = (JSON.parse(payload) as { batchSize?: unknown }).batchSize;
+    return typeof batchSize === 'number' ? batchSize : 0;
+  } catch {
+    return 0;
   }
 }

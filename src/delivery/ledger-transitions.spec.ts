@@ -11,6 +11,7 @@ import {
   downloadStarting,
   isUnfinished,
   notCommitted,
+  redriven,
 } from './ledger-transitions';
 
 const T0 = new Date('2026-11-23T10:00:00Z');
@@ -129,6 +130,13 @@ describe('ledger transitions', () => {
     const progress = { recordsParsed: 20, recordsSent: 20, recordsFailed: 0, batchesAcked: 4 };
     expect(deliveryFinished(entry('delivering'), progress, 0, T1)).toMatchObject({ status: 'delivered', deliveredAt: T1, batchesAcked: 4 });
     expect(deliveryFinished(entry('delivering'), progress, 1, T1)).toMatchObject({ status: 'dead', deliveredAt: T1 });
+  });
+
+  it('counts redriven batches as sent, and a dead file whose dead batches all went as delivered', () => {
+    const dead = entry('dead', { recordsSent: 200, recordsFailed: 103 });
+    expect(redriven(dead, 100, 0, T1)).toMatchObject({ status: 'delivered', recordsSent: 300, recordsFailed: 3, updatedAt: T1 });
+    expect(redriven(dead, 100, 1, T1)).toMatchObject({ status: 'dead', recordsSent: 300, recordsFailed: 3 });
+    expect(redriven(entry('delivering'), 5, 0, T1)).toMatchObject({ status: 'delivering' });
   });
 
   it('records a failure with its error, and a delivery made elsewhere as delivered', () => {

@@ -85,6 +85,21 @@ export function deliveryFailed(current: LedgerEntry, error: string, now: Date): 
   return { ...current, status: 'failed', lastError: error, updatedAt: now };
 }
 
+/**
+ * Dead-lettered batches of the file were sent again: their records count as sent, and a `dead`
+ * file whose every dead batch went is `delivered`. (Unparseable lines stay failed: they were never sent.)
+ */
+export function redriven(current: LedgerEntry, records: number, batchesLeft: number, now: Date): LedgerEntry {
+  const status = current.status === 'dead' && batchesLeft === 0 ? 'delivered' : current.status;
+  return {
+    ...current,
+    status,
+    recordsSent: current.recordsSent + records,
+    recordsFailed: Math.max(0, current.recordsFailed - records),
+    updatedAt: now,
+  };
+}
+
 /** The idempotency claim says it was delivered within the window (by this or another replica). */
 export function alreadyDelivered(current: LedgerEntry, now: Date): LedgerEntry {
   return { ...current, status: 'delivered', updatedAt: now };

@@ -8,6 +8,8 @@ import {
   BreakerStore,
   BundleRecord,
   BundleStore,
+  DeadLetter,
+  DeadLetterStore,
   DeliveryLedger,
   emptyCounts,
   EventInbox,
@@ -33,6 +35,7 @@ export interface StatePorts {
   bundles?: BundleStore;
   breakers?: BreakerStore;
   leases?: LeaseStore;
+  deadLetters?: DeadLetterStore;
 }
 
 export type PortName = keyof StatePorts;
@@ -329,6 +332,52 @@ export function describeStateContracts(
       await expect(store().acquireLease('l', 'r2', 1001, 500)).resolves.toBe(false);
       await store().releaseLease('l', 'r1');
       await expect(store().acquireLease('l', 'r2', 1002, 500)).resolves.toBe(true);
+    });
+  });
+
+  suite('deadLetters', 'DeadLetterStore', (store) => {
+    const letter = (n: number, over: Partial<DeadLetter> = {}): DeadLetter => ({
+      id: `dl-${n}`,
+      at: new Date(Date.UTC(2026, 10, 23, 10, 0, n)).toISOString(),
+      kind: 'batch',
+      fileId: 'b/f.jsonl@e',
+      key: 'f.jsonl',
+      batchNo: n,
+      firstLine: n * 10 + 1,
+      lastLine: n * 10 + 10,
+      reason: 'endpoint answered 422',
+      attempts: 4,
+      payload: `{"records":[${n}]}`,
+      ...over,
+    });
+
+    it('keeps dead letters in order, exactly, and pages through them', async () => {
+      const record = letter(2, {
+        kind: 'record',
+        batchNo: undefined,
+        firstLine: undefined,
+        lastLine: undefined,
+        line: 17,
+        payload: 'not json',
+      });
+      for (const l of [letter(1), record, letter(3, { payload: '', payloadRef: '/state/dead-letter-payloads/dl-3.json' })]) {
+        await store().deadLetterAdd(l);
+      }
+      const all = await store().deadLetterList(0, 10);
+      expect(all.total).toBe(3);
+      expect(all.letters).toEqual([letter(1), record, letter(3, { payload: '', payloadRef: '/state/dead-letter-payloads/dl-3.json' })]);
+      expect((await store().deadLetterList(1, 1)).letters.map((l) => l.id)).toEqual(['dl-2']);
+      expect(await store().deadLetterList(5, 10)).toEqual({ total: 3, letters: [] });
+    });
+
+    it('lists the batches not yet redriven, and marks redriven ones', async () => {
+      await store().deadLetterAdd(letter(1));
+      await store().deadLetterAdd(letter(2, { kind: 'record', line: 3 }));
+      await store().deadLetterAdd(letter(3));
+      expect((await store().deadLetterPendingBatches(10)).map((l) => l.id)).toEqual(['dl-1', 'dl-3']);
+      await store().deadLetterMarkRedriven(['dl-1'], new Date('2026-11-23T11:00:00.000Z'));
+      expect((await store().deadLetterPendingBatches(10)).map((l) => l.id)).toEqual(['dl-3']);
+      expect((await store().deadLetterList(0, 1)).letters[0].redrivenAt).toBe('2026-11-23T11:00:00.000Z');
     });
   });
 }

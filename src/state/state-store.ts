@@ -136,6 +136,27 @@ export interface BundleCounts {
   bundles: Partial<Record<BundleStatus, number>>;
 }
 
+/** A record or a batch that could not be delivered, kept until an operator redrives it. */
+export interface DeadLetter {
+  id: string;
+  at: string;
+  /** `record`: a line that could not be parsed; `batch`: a batch the downstream did not take. */
+  kind: 'record' | 'batch';
+  fileId: string;
+  key: string;
+  line?: number;
+  batchNo?: number;
+  firstLine?: number;
+  lastLine?: number;
+  reason: string;
+  attempts: number;
+  /** The raw line, or the batch body as it was sent ('' when it is kept in `payloadRef`). */
+  payload: string;
+  /** A payload too large for the store, kept in a file under STATE_DIR of the replica that made it. */
+  payloadRef?: string;
+  redrivenAt?: string;
+}
+
 /** What every state port answers: whether its backend is reachable (readiness). */
 abstract class StatePort {
   abstract ping(): Promise<void>;
@@ -234,4 +255,14 @@ export abstract class LeaseStore extends StatePort {
   abstract acquireLease(name: string, owner: string, nowMs: number, leaseMs: number): Promise<boolean>;
   /** Gives the lease up, if `owner` holds it. */
   abstract releaseLease(name: string, owner: string): Promise<void>;
+}
+
+/** Dead letters, oldest first; shared between replicas like the ledger, so every replica lists the same. */
+export abstract class DeadLetterStore extends StatePort {
+  abstract deadLetterAdd(letter: DeadLetter): Promise<void>;
+  /** A page of every dead letter, oldest first, and how many there are. */
+  abstract deadLetterList(offset: number, limit: number): Promise<{ total: number; letters: DeadLetter[] }>;
+  /** Batches not yet redriven, oldest first. */
+  abstract deadLetterPendingBatches(limit: number): Promise<DeadLetter[]>;
+  abstract deadLetterMarkRedriven(ids: readonly string[], at: Date): Promise<void>;
 }

@@ -8,10 +8,26 @@ import { LocalValues, ReplicaIdentity } from './local-values';
 import { ManifestStore } from './manifest.store';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 import { SqliteStateStore } from './sqlite/sqlite-state-store';
-import { BreakerStore, BundleStore, DeliveryLedger, EventInbox, IdempotencyClaims, LeaseStore, RunStore } from './state-store';
+import {
+  BreakerStore,
+  BundleStore,
+  DeadLetterStore,
+  DeliveryLedger,
+  EventInbox,
+  IdempotencyClaims,
+  LeaseStore,
+  RunStore,
+} from './state-store';
 
 /** Shared between replicas when STATE_BACKEND=dynamodb; in SQLite otherwise. */
-const SHARED_PORTS: ReadonlyArray<Abstract<unknown>> = [DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore];
+const SHARED_PORTS: ReadonlyArray<Abstract<unknown>> = [
+  DeliveryLedger,
+  IdempotencyClaims,
+  BundleStore,
+  BreakerStore,
+  LeaseStore,
+  DeadLetterStore,
+];
 
 /**
  * The state ports and their backends, chosen here and nowhere else: local state (manifest, this

@@ -12,7 +12,7 @@ import {
 import type { Request, Response } from 'express';
 import { NotFoundError } from '../common/errors';
 import { keyFromRoute } from '../common/route-key';
-import { MirrorService } from '../mirror/mirror.service';
+import { ReadThrough } from './read-through';
 import { FilesQueryDto, FilesResponseDto } from './sync.dto';
 import { FilesService } from './files.service';
 
@@ -24,7 +24,7 @@ const DOWNLOAD_ROUTE = '/api/v1/download/';
 export class FilesController {
   constructor(
     private readonly files: FilesService,
-    private readonly mirror: MirrorService,
+    private readonly readThrough: ReadThrough,
   ) {}
 
   @Get('files')
@@ -49,7 +49,7 @@ export class FilesController {
   @ApiBadRequestResponse({ description: 'The path is not a safe key' })
   async download(@Req() req: Request, @Res() res: Response): Promise<void> {
     const key = keyFromRoute(req.originalUrl, DOWNLOAD_ROUTE);
-    const { absPath, entry } = await this.mirror.openForRead(key);
+    const { absPath, entry } = await this.readThrough.open(key);
     res.setHeader('ETag', `"${entry.etag}"`);
     await new Promise<void>((resolve, reject) => {
       res.sendFile(absPath, { dotfiles: 'allow', etag: false, lastModified: true, acceptRanges: true }, (err?: Error) => {

@@ -10,6 +10,7 @@ import { S3NotificationController } from './s3-notification.controller';
 import { SyncController } from './sync.controller';
 import { SyncScheduler } from './sync.scheduler';
 import { SyncService } from './sync.service';
+import { ReadThrough } from './read-through';
 import { WorkQueue } from './work.queue';
 
 /**
@@ -20,7 +21,7 @@ import { WorkQueue } from './work.queue';
 @Module({
   imports: [AwsModule, StateModule, MirrorModule],
   controllers: [SyncController, FilesController, S3NotificationController],
-  providers: [WorkQueue, SyncService, SyncScheduler, FilesService, S3EventsService, EventQueueConsumer],
-  exports: [SyncService, S3EventsService],
+  providers: [WorkQueue, SyncService, SyncScheduler, FilesService, S3EventsService, EventQueueConsumer, ReadThrough],
+  exports: [SyncService, S3EventsService, ReadThrough],
 })
 export class SyncModule {}

@@ -43,13 +43,13 @@ function configFor(overrides: Record<string, string> = {}): AppConfig {
   );
 }
 
-describeStateContracts('dynamodb (dynalite)', ['ledger', 'claims', 'bundles', 'breakers', 'leases'], async () => {
+describeStateContracts('dynamodb (dynalite)', ['ledger', 'claims', 'bundles', 'breakers', 'leases', 'deadLetters'], async () => {
   const config = configFor();
   const repository = new DynamoRepository(config);
   const store = new DynamoStateStore(config, repository, new FixedClock());
   await store.onModuleInit();
   return {
-    ports: { ledger: store, claims: store, bundles: store, breakers: store, leases: store },
+    ports: { ledger: store, claims: store, bundles: store, breakers: store, leases: store, deadLetters: store },
     close: async () => repository.onApplicationShutdown(),
   };
 });

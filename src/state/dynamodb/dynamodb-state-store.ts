@@ -11,6 +11,8 @@ import {
   BundleStatus,
   BundleStore,
   ClaimResult,
+  DeadLetter,
+  DeadLetterStore,
   DeliveryLedger,
   IdempotencyClaims,
   LeaseStore,
@@ -32,14 +34,17 @@ const sortable = (ms: number): string => String(ms).padStart(15, '0');
  * - IDEMPOTENCY_TABLE_NAME: one item per file version's claim (`id`);
  * - CIRCUIT_BREAKER_TABLE_NAME: one item per breaker (`name`), written by compare-and-set on `version`;
  * - STATUS_TABLE_NAME: ledger entries (`L#fileId`), bundle members (`M#fileId`), bundles (`B#id`)
- *   and leases (`LEASE#name`), with two indexes: gsi1 by status (ledger, bundles) or by bundle
- *   (members), gsi2 by key (ledger).
+ *   leases (`LEASE#name`) and dead letters (`DL#id`), with two indexes: gsi1 by status (ledger,
+ *   bundles), by bundle (members) or by time (dead letters), gsi2 by key (ledger) or pending batch
+ *   (dead letters).
  * Every ownership decision is a conditional write. Items carry the TTL attribute (epoch seconds);
  * DynamoDB deletes them up to days late, and emulators never do, so a read treats an item past its
  * TTL as absent.
  */
 @Injectable()
-export class DynamoStateStore implements OnModuleInit, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore {
+export class DynamoStateStore
+  implements OnModuleInit, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore, DeadLetterStore
+{
   private readonly tables: { claims: string; breakers: string; status: string };
   private readonly ttl: string;
 
@@ -325,6 +330,49 @@ export class DynamoStateStore implements OnModuleInit, DeliveryLedger, Idempoten
     };
   }
 
+  // --- dead letters ------------------------------------------------------------------------
+
+  async deadLetterAdd(l: DeadLetter): Promise<void> {
+    const at = `${l.at}#${l.id}`;
+    await this.dynamo.put(this.tables.status, {
+      ...l,
+      pk: `DL#${l.id}`,
+      gsi1pk: 'DL',
+      gsi1sk: at,
+      ...(l.kind === 'batch' && !l.redrivenAt ? { gsi2pk: 'DLP', gsi2sk: at } : {}),
+    });
+  }
+
+  /** Offset paging reads the index up to the page: cheap for an operator's listing, not for bulk export. */
+  async deadLetterList(offset: number, limit: number): Promise<{ total: number; letters: DeadLetter[] }> {
+    const [total, items] = await Promise.all([
+      this.dynamo.count(this.tables.status, { index: 'gsi1', keyCondition: 'gsi1pk = :p', values: { ':p': 'DL' } }),
+      this.dynamo.query(this.tables.status, { index: 'gsi1', keyCondition: 'gsi1pk = :p', values: { ':p': 'DL' }, limit: offset + limit }),
+    ]);
+    return { total, letters: items.slice(offset).map(toDeadLetter) };
+  }
+
+  async deadLetterPendingBatches(limit: number): Promise<DeadLetter[]> {
+    const items = await this.dynamo.query(this.tables.status, {
+      index: 'gsi2',
+      keyCondition: 'gsi2pk = :p',
+      values: { ':p': 'DLP' },
+      limit,
+    });
+    return items.map(toDeadLetter);
+  }
+
+  async deadLetterMarkRedriven(ids: readonly string[], at: Date): Promise<void> {
+    for (const id of ids) {
+      await this.dynamo.update(
+        this.tables.status,
+        { pk: `DL#${id}` },
+        { expression: 'SET redrivenAt = :at REMOVE gsi2pk, gsi2sk', values: { ':at': at.toISOString() } },
+        { expression: 'attribute_exists(pk)' },
+      );
+    }
+  }
+
   // --- leases -------------------------------------------------------------------------------
 
   acquireLease(name: string, owner: string, nowMs: number, leaseMs: number): Promise<boolean> {
@@ -396,4 +444,28 @@ function toBundle(i: Item): BundleRecord {
   if (archiveBytes !== undefined) bundle.archiveBytes = archiveBytes;
   if (lastError !== undefined) bundle.lastError = lastError;
   return bundle;
+}
+
+const DEAD_LETTER_FIELDS = ['line', 'batchNo', 'firstLine', 'lastLine'] as const;
+
+function toDeadLetter(i: Item): DeadLetter {
+  const letter: DeadLetter = {
+    id: String(i.id),
+    at: String(i.at),
+    kind: i.kind as DeadLetter['kind'],
+    fileId: String(i.fileId),
+    key: String(i.key),
+    reason: String(i.reason),
+    attempts: Number(i.attempts),
+    payload: String(i.payload ?? ''),
+  };
+  for (const f of DEAD_LETTER_FIELDS) {
+    const v = optionalNumber(i[f]);
+    if (v !== undefined) letter[f] = v;
+  }
+  const payloadRef = optionalString(i.payloadRef);
+  const redrivenAt = optionalString(i.redrivenAt);
+  if (payloadRef !== undefined) letter.payloadRef = payloadRef;
+  if (redrivenAt !== undefined) letter.redrivenAt = redrivenAt;
+  return letter;
 }

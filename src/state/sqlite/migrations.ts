@@ -137,4 +137,24 @@ export const MIGRATIONS: readonly string[] = [
     value TEXT NOT NULL
   ) WITHOUT ROWID;
   `,
+  `
+  CREATE TABLE dead_letters (
+    seq         INTEGER PRIMARY KEY AUTOINCREMENT,
+    id          TEXT NOT NULL UNIQUE,
+    at          TEXT NOT NULL,
+    kind        TEXT NOT NULL,
+    file_id     TEXT NOT NULL,
+    key         TEXT NOT NULL,
+    line        INTEGER,
+    batch_no    INTEGER,
+    first_line  INTEGER,
+    last_line   INTEGER,
+    reason      TEXT NOT NULL,
+    attempts    INTEGER NOT NULL,
+    payload     TEXT NOT NULL,
+    payload_ref TEXT,
+    redriven_at TEXT
+  );
+  CREATE INDEX dead_letters_pending ON dead_letters (kind, redriven_at, seq);
+  `,
 ];

@@ -4,12 +4,12 @@ import { join } from 'node:path';
 import { describeStateContracts, sqliteAt } from '../state-store.testing';
 import { SqliteStateStore } from './sqlite-state-store';
 
-describeStateContracts('sqlite', ['runs', 'inbox', 'ledger', 'claims', 'bundles', 'breakers', 'leases'], async () => {
+describeStateContracts('sqlite', ['runs', 'inbox', 'ledger', 'claims', 'bundles', 'breakers', 'leases', 'deadLetters'], async () => {
   const dir = mkdtempSync(join(tmpdir(), 'state-store-'));
   const db = sqliteAt(dir);
   const store = new SqliteStateStore(db);
   return {
-    ports: { runs: store, inbox: store, ledger: store, claims: store, bundles: store, breakers: store, leases: store },
+    ports: { runs: store, inbox: store, ledger: store, claims: store, bundles: store, breakers: store, leases: store, deadLetters: store },
     close: async () => {
       db.onApplicationShutdown();
       rmSync(dir, { recursive: true, force: true });

@@ -17,6 +17,8 @@ import {
   RunTotals,
   BreakerStore,
   BundleStore,
+  DeadLetter,
+  DeadLetterStore,
   DeliveryLedger,
   EventInbox,
   IdempotencyClaims,
@@ -149,7 +151,9 @@ const toBundle = (r: BundleRow): BundleRecord => ({
 
 /** Every state port on one SQLite file: the local state always, the shared state for one process. */
 @Injectable()
-export class SqliteStateStore implements RunStore, EventInbox, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore {
+export class SqliteStateStore
+  implements RunStore, EventInbox, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore, DeadLetterStore
+{
   private readonly getRunStmt: Statement<[string], RunRow>;
   private readonly nextSeqStmt: Statement<[string], { next: number }>;
   private readonly insertItemStmt: Statement<[string, number, string, string, string, string | null]>;
@@ -393,6 +397,50 @@ export class SqliteStateStore implements RunStore, EventInbox, DeliveryLedger, I
     return Promise.resolve();
   }
 
+  deadLetterAdd(l: DeadLetter): Promise<void> {
+    this.stmt(
+      `INSERT INTO dead_letters (id, at, kind, file_id, key, line, batch_no, first_line, last_line, reason, attempts, payload, payload_ref, redriven_at)
+       VALUES (@id, @at, @kind, @fileId, @key, @line, @batchNo, @firstLine, @lastLine, @reason, @attempts, @payload, @payloadRef, @redrivenAt)`,
+    ).run({
+      id: l.id,
+      at: l.at,
+      kind: l.kind,
+      fileId: l.fileId,
+      key: l.key,
+      line: l.line ?? null,
+      batchNo: l.batchNo ?? null,
+      firstLine: l.firstLine ?? null,
+      lastLine: l.lastLine ?? null,
+      reason: l.reason,
+      attempts: l.attempts,
+      payload: l.payload,
+      payloadRef: l.payloadRef ?? null,
+      redrivenAt: l.redrivenAt ?? null,
+    });
+    return Promise.resolve();
+  }
+
+  deadLetterList(offset: number, limit: number): Promise<{ total: number; letters: DeadLetter[] }> {
+    const { n } = this.stmt('SELECT COUNT(*) AS n FROM dead_letters').get() as { n: number };
+    const rows = this.stmt('SELECT * FROM dead_letters ORDER BY seq LIMIT ? OFFSET ?').all(limit, offset) as DeadLetterRow[];
+    return Promise.resolve({ total: n, letters: rows.map(toDeadLetter) });
+  }
+
+  deadLetterPendingBatches(limit: number): Promise<DeadLetter[]> {
+    const rows = this.stmt(`SELECT * FROM dead_letters WHERE kind = 'batch' AND redriven_at IS NULL ORDER BY seq LIMIT ?`).all(
+      limit,
+    ) as DeadLetterRow[];
+    return Promise.resolve(rows.map(toDeadLetter));
+  }
+
+  deadLetterMarkRedriven(ids: readonly string[], at: Date): Promise<void> {
+    const mark = this.stmt('UPDATE dead_letters SET redriven_at = ? WHERE id = ?');
+    this.sqlite.db.transaction(() => {
+      for (const id of ids) mark.run(at.toISOString(), id);
+    })();
+    return Promise.resolve();
+  }
+
   ping(): Promise<void> {
     this.stmt('SELECT 1').get();
     return Promise.resolve();
@@ -513,4 +561,41 @@ export class SqliteStateStore implements RunStore, EventInbox, DeliveryLedger, I
       b.updatedAt.getTime(),
     );
   }
+}
+
+interface DeadLetterRow {
+  id: string;
+  at: string;
+  kind: DeadLetter['kind'];
+  file_id: string;
+  key: string;
+  line: number | null;
+  batch_no: number | null;
+  first_line: number | null;
+  last_line: number | null;
+  reason: string;
+  attempts: number;
+  payload: string;
+  payload_ref: string | null;
+  redriven_at: string | null;
+}
+
+function toDeadLetter(r: DeadLetterRow): DeadLetter {
+  const letter: DeadLetter = {
+    id: r.id,
+    at: r.at,
+    kind: r.kind,
+    fileId: r.file_id,
+    key: r.key,
+    reason: r.reason,
+    attempts: r.attempts,
+    payload: r.payload,
+  };
+  if (r.line !== null) letter.line = r.line;
+  if (r.batch_no !== null) letter.batchNo = r.batch_no;
+  if (r.first_line !== null) letter.firstLine = r.first_line;
+  if (r.last_line !== null) letter.lastLine = r.last_line;
+  if (r.payload_ref !== null) letter.payloadRef = r.payload_ref;
+  if (r.redriven_at !== null) letter.redrivenAt = r.redriven_at;
+  return letter;
 }
