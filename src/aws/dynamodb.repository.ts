@@ -4,6 +4,7 @@ import {
   CreateTableCommand,
   DescribeTableCommand,
   DynamoDBClient,
+  ResourceInUseException,
   ResourceNotFoundException,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
@@ -86,25 +87,29 @@ export class DynamoRepository implements OnApplicationShutdown {
   private async createTable(spec: TableSpec): Promise<void> {
     const indexes = spec.indexes ?? [];
     const attributes = new Set([spec.hashKey, ...indexes.flatMap((i) => [i.hashKey, i.rangeKey])]);
-    await this.documents().send(
-      new CreateTableCommand({
-        TableName: spec.name,
-        BillingMode: 'PAY_PER_REQUEST',
-        AttributeDefinitions: [...attributes].map((name) => ({ AttributeName: name, AttributeType: 'S' })),
-        KeySchema: [{ AttributeName: spec.hashKey, KeyType: 'HASH' }],
-        GlobalSecondaryIndexes:
-          indexes.length === 0
-            ? undefined
-            : indexes.map((i) => ({
-                IndexName: i.name,
-                KeySchema: [
-                  { AttributeName: i.hashKey, KeyType: 'HASH' },
-                  { AttributeName: i.rangeKey, KeyType: 'RANGE' },
-                ],
-                Projection: { ProjectionType: 'ALL' },
-              })),
-      }),
-    );
+    // Replicas starting together may all try: the first creates the table, the others wait for it.
+    const create = new CreateTableCommand({
+      TableName: spec.name,
+      BillingMode: 'PAY_PER_REQUEST',
+      AttributeDefinitions: [...attributes].map((name) => ({ AttributeName: name, AttributeType: 'S' })),
+      KeySchema: [{ AttributeName: spec.hashKey, KeyType: 'HASH' }],
+      GlobalSecondaryIndexes:
+        indexes.length === 0
+          ? undefined
+          : indexes.map((i) => ({
+              IndexName: i.name,
+              KeySchema: [
+                { AttributeName: i.hashKey, KeyType: 'HASH' },
+                { AttributeName: i.rangeKey, KeyType: 'RANGE' },
+              ],
+              Projection: { ProjectionType: 'ALL' },
+            })),
+    });
+    try {
+      await this.documents().send(create);
+    } catch (err) {
+      if (!(err instanceof ResourceInUseException)) throw err;
+    }
     for (let i = 0; i < 100; i++) {
       const { Table } = await this.documents().send(new DescribeTableCommand({ TableName: spec.name }));
       if (Table?.TableStatus === 'ACTIVE') break;

@@ -127,7 +127,8 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
   async sweepAbandoned(): Promise<number> {
     const staleBefore = this.clock.nowMs() - this.config.delivery.claimLeaseMs;
     let scheduled = 0;
-    for (const entry of await this.ledgerStore.ledgerByStatus(['synced', 'delivering'], RESUME_PAGE)) {
+    // `pending` too: a replica that died between its commit and the ledger's `synced` leaves it so.
+    for (const entry of await this.ledgerStore.ledgerByStatus(['pending', 'synced', 'delivering'], RESUME_PAGE)) {
       if (entry.updatedAt.getTime() > staleBefore || this.active.has(entry.fileId) || !this.matches(entry.key)) continue;
       this.schedule(entry, false);
       scheduled++;

@@ -79,6 +79,9 @@ export class FakeDownstream {
     this.tokenGeneration++;
   }
 
+  /** Batches that came again under a key with other records than the first time (must stay 0). */
+  keyMismatches = 0;
+
   duplicates(): number {
     return [...this.batches.values()].reduce((n, b) => n + b.deliveries - 1, 0);
   }
@@ -126,8 +129,10 @@ export class FakeDownstream {
     if (!key) return answer(400);
     const parsed = JSON.parse(body) as { records: unknown[]; timestamp: string; batchSize: number };
     const seen = this.batches.get(key);
-    if (seen) seen.deliveries++;
-    else {
+    if (seen) {
+      seen.deliveries++;
+      if (!this.summariseOnly && JSON.stringify(seen.records) !== JSON.stringify(parsed.records)) this.keyMismatches++;
+    } else {
       const count = parsed.records.length;
       const sumOfN = parsed.records.reduce<number>((sum, r) => sum + Number((r as { n?: unknown }).n ?? 0), 0);
       this.batches.set(key, { ...parsed, records: this.summariseOnly ? [] : parsed.records, deliveries: 1, count, sumOfN });

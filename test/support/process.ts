@@ -38,7 +38,11 @@ export async function startService(env: Record<string, string>, timeoutMs = 20_0
     child.on('exit', (code, signal) => resolve({ code, signal })),
   );
   await new Promise<void>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`service did not start within ${timeoutMs} ms:\n${out}`)), timeoutMs);
+    const timer = setTimeout(() => {
+      // Nothing outlives a failed start: the test cannot stop a process it never got.
+      child.kill('SIGKILL');
+      reject(new Error(`service did not start within ${timeoutMs} ms:\n${out}`));
+    }, timeoutMs);
     const onData = (): void => {
       if (!out.includes('listening on')) return;
       clearTimeout(timer);

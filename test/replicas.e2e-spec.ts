@@ -1,0 +1,169 @@
+import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { randomBytes } from 'node:crypto';
+import { join } from 'node:path';
+import { eventually, tempDir } from './support/app';
+import { jsonl } from './support/delivery';
+import { FakeDownstream } from './support/fake-downstream';
+import { ServiceProcess, startService } from './support/process';
+import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
+import { notification, sequencers } from './support/s3-events';
+
+const FILES = 300;
+const RECORDS_PER_FILE = 20;
+
+/**
+ * Three replicas of the built service, each with its own disk, on one SQS queue and one set of
+ * DynamoDB tables (dynalite): SQS spreads the notifications, the shared claims decide who delivers
+ * a file, and a replica that dies mid-file is taken over at the shared checkpoint.
+ */
+describe('replicas on one queue and shared DynamoDB state', () => {
+  const s3 = testS3();
+  const sqs = new SQSClient({
+    endpoint: emulatorEndpoint(),
+    region: 'us-east-1',
+    credentials: { accessKeyId: 'test', secretAccessKey: 'test' },
+  });
+  let bucket: string;
+  let queueUrl: string;
+  let down: FakeDownstream;
+  let replicas: ServiceProcess[] = [];
+  let tables: Record<string, string>;
+
+  beforeEach(async () => {
+    bucket = await newBucket(s3);
+    const suffix = randomBytes(4).toString('hex');
+    queueUrl = (await sqs.send(new CreateQueueCommand({ QueueName: `replicas-${suffix}` }))).QueueUrl!;
+    tables = {
+      IDEMPOTENCY_TABLE_NAME: `claims-${suffix}`,
+      CIRCUIT_BREAKER_TABLE_NAME: `breakers-${suffix}`,
+      STATUS_TABLE_NAME: `status-${suffix}`,
+    };
+    down = await new FakeDownstream().start();
+  });
+  afterEach(async () => {
+    for (const r of replicas) if (r.child.exitCode === null && r.child.signalCode === null) r.child.kill('SIGKILL');
+    await Promise.all(replicas.map((r) => r.exited));
+    replicas = [];
+    await down.stop();
+  });
+  afterAll(() => {
+    s3.destroy();
+    sqs.destroy();
+  });
+
+  const replicaEnv = (name: string): Record<string, string> => ({
+    S3_BUCKET_NAME: bucket,
+    S3_ENDPOINT: emulatorEndpoint(),
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    AWS_REGION: 'us-east-1',
+    AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
+    ENABLE_PERIODIC_SYNC: 'false',
+    SYNC_ON_START: 'false',
+    LOCAL_DOWNLOAD_DIR: join(tempDir(name), 'mirror'),
+    STATE_DIR: tempDir(`${name}-state`),
+    MIN_FREE_DISK_MB: '1',
+    SQS_ENDPOINT: emulatorEndpoint(),
+    EVENT_QUEUE_URL: queueUrl,
+    EVENT_QUEUE_WAIT_SECONDS: '1',
+    EVENT_QUEUE_VISIBILITY_SECONDS: '5',
+    CALL_DETAILS_URL: down.recordsUrl,
+    AUTH_URL: down.authUrl,
+    ACCESS_KEY: down.accessKey,
+    SECRET_KEY: down.secretKey,
+    MAX_RECORDS_PER_BATCH: '5',
+    DELIVERY_CONCURRENCY: '4',
+    RETRY_BASE_MS: '10',
+    RETRY_MAX_MS: '200',
+    STATE_BACKEND: 'dynamodb',
+    DYNAMODB_ENDPOINT: process.env.TEST_DYNAMODB_ENDPOINT!,
+    DYNAMODB_CREATE_TABLES: 'true',
+    DELIVERY_CLAIM_LEASE_SECONDS: '2',
+    ...tables,
+  });
+
+  const startReplicas = async (n: number): Promise<void> => {
+    for (let i = 0; i < n; i++) replicas.push(await startService(replicaEnv(`replica-${i}`)));
+  };
+
+  /** Uploads the objects and sends one notification per object (`times` copies of each, as S3 may). */
+  const notify = async (times: number): Promise<string[]> => {
+    const keys = Array.from({ length: FILES }, (_, i) => `calls/f-${String(i).padStart(3, '0')}.jsonl`);
+    const seq = sequencers(1)[0];
+    for (const [i, key] of keys.entries()) await put(s3, bucket, key, jsonl(i * RECORDS_PER_FILE, (i + 1) * RECORDS_PER_FILE));
+    const bodies = keys.flatMap((key) =>
+      Array.from({ length: times }, () => JSON.stringify(notification({ bucket, key, op: 'put', sequencer: seq }))),
+    );
+    for (let i = 0; i < bodies.length; i += 10) {
+      await sqs.send(
+        new SendMessageBatchCommand({
+          QueueUrl: queueUrl,
+          Entries: bodies.slice(i, i + 10).map((body, j) => ({ Id: String(j), MessageBody: body })),
+        }),
+      );
+    }
+    return keys;
+  };
+
+  const statusOn = async (replica: ServiceProcess, fileId: string): Promise<string> => {
+    const res = await fetch(`${replica.url}/api/v1/status?fileId=${encodeURIComponent(fileId)}`);
+    return res.ok ? ((await res.json()) as { status: string }).status : `HTTP ${res.status}`;
+  };
+
+  it('delivers every record once a replica is killed mid-way, stable keys, and every survivor reports every file delivered', async () => {
+    down.latencyMs = 5;
+    await startReplicas(3);
+    await notify(1);
+    const total = FILES * RECORDS_PER_FILE;
+    await eventually(
+      () => down.delivered().length,
+      (n) => n >= total / 3,
+      60_000,
+      'a third of the records',
+    );
+    replicas[0].child.kill('SIGKILL');
+    await replicas[0].exited;
+
+    await eventually(
+      () => new Set(down.delivered().map((r) => (r as { n: number }).n)).size,
+      (n) => n === total,
+      90_000,
+      'every record',
+    );
+    expect(down.totals()).toMatchObject({ sumOfN: (total * (total - 1)) / 2 });
+    // Duplicates only under the same key, with the same records each time (the kill's in-flight batches).
+    expect(down.keyMismatches).toBe(0);
+    const fileIds = [...new Set([...down.batches.keys()].map((k) => k.split('#')[0]))];
+    expect(fileIds).toHaveLength(FILES);
+    for (const survivor of replicas.slice(1)) {
+      await eventually(
+        async () => (await Promise.all(fileIds.map((id) => statusOn(survivor, id)))).filter((s) => s !== 'delivered').length,
+        (left) => left === 0,
+        30_000,
+        'every file delivered in the shared ledger',
+      );
+    }
+  }, 180_000);
+
+  it('delivers every batch exactly once across replicas when every notification comes twice', async () => {
+    await startReplicas(3);
+    await notify(2);
+    const total = FILES * RECORDS_PER_FILE;
+    await eventually(
+      () => down.delivered().length,
+      (n) => n >= total,
+      60_000,
+      'every record',
+    );
+    const fileIds = [...new Set([...down.batches.keys()].map((k) => k.split('#')[0]))];
+    // Settled: every file delivered in the shared ledger, so nothing more is on its way.
+    await eventually(
+      async () => (await Promise.all(fileIds.map((id) => statusOn(replicas[1], id)))).filter((s) => s !== 'delivered').length,
+      (left) => left === 0,
+      30_000,
+      'every file delivered',
+    );
+    expect(down.delivered()).toHaveLength(total);
+    expect(down.duplicates()).toBe(0);
+  }, 120_000);
+});
