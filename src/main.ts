@@ -2,6 +2,7 @@ import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory';
 import { loadConfig } from './config/config.module';
+import { MissingTableError } from './aws/dynamodb.repository';
 import { ConfigValidationError } from './config/env.schema';
 
 async function bootstrap(): Promise<void> {
@@ -16,7 +17,16 @@ async function bootstrap(): Promise<void> {
     throw err;
   }
   const app = await createApp(config);
-  await app.listen(config.api.port, config.api.host);
+  try {
+    await app.listen(config.api.port, config.api.host);
+  } catch (err) {
+    // A deployment that lacks what the configuration names: say which, and exit as a configuration error.
+    if (err instanceof MissingTableError) {
+      process.stderr.write(`${err.message}\n`);
+      process.exit(78);
+    }
+    throw err;
+  }
   const url = (await app.getUrl()).replace('[::1]', 'localhost').replace('0.0.0.0', 'localhost');
   new Logger('Bootstrap').log({ api: `${url}/api/v1`, docs: `${url}/docs` }, `listening on ${url}`);
 }

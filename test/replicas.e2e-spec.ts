@@ -1,10 +1,12 @@
 import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk/client-sqs';
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { eventually, tempDir } from './support/app';
 import { jsonl } from './support/delivery';
 import { FakeDownstream } from './support/fake-downstream';
-import { ServiceProcess, startService } from './support/process';
+import { MAIN, ServiceProcess, startService } from './support/process';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
 import { notification, sequencers } from './support/s3-events';
 
@@ -165,5 +167,24 @@ describe('replicas on one queue and shared DynamoDB state', () => {
     );
     expect(down.delivered()).toHaveLength(total);
     expect(down.duplicates()).toBe(0);
+
+    // Any replica serves any file: one that does not hold it fetches it through the verified path.
+    const key = 'calls/f-007.jsonl';
+    for (const replica of replicas) {
+      const res = await fetch(`${replica.url}/api/v1/download/${key}`);
+      expect(res.status).toBe(200);
+      expect(await res.text()).toBe(jsonl(7 * RECORDS_PER_FILE, 8 * RECORDS_PER_FILE));
+    }
   }, 120_000);
+
+  it('stops at start with exit code 78 and the table name when a table is missing and may not be created', async () => {
+    const env = { ...replicaEnv('no-tables'), DYNAMODB_CREATE_TABLES: 'false', PATH: process.env.PATH ?? '', HOME: tempDir('home') };
+    // Not spawnSync: the emulators may run in this very process.
+    const child = spawn(process.execPath, [MAIN], { env, cwd: tempDir('cwd') });
+    let stderr = '';
+    child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+    const [code] = (await once(child, 'exit')) as [number | null];
+    expect(code).toBe(78);
+    expect(stderr).toContain(tables.IDEMPOTENCY_TABLE_NAME);
+  });
 });
