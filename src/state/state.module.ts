@@ -6,6 +6,7 @@ import { AppConfig } from '../config/app-config';
 import { DynamoStateStore } from './dynamodb/dynamodb-state-store';
 import { LocalValues, ReplicaIdentity } from './local-values';
 import { ManifestStore } from './manifest.store';
+import { StateSweeper } from './state.sweeper';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 import { SqliteStateStore } from './sqlite/sqlite-state-store';
 import {
@@ -41,6 +42,7 @@ const SHARED_PORTS: ReadonlyArray<Abstract<unknown>> = [
     ManifestStore,
     LocalValues,
     ReplicaIdentity,
+    StateSweeper,
     SqliteStateStore,
     {
       // Built only for the DynamoDB backend: its start checks (or creates) the tables.

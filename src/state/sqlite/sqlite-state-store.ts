@@ -441,6 +441,27 @@ export class SqliteStateStore
     return Promise.resolve();
   }
 
+  /**
+   * DynamoDB expires rows by TTL; here the same windows are applied by a sweep (StateSweeper):
+   * claims past their expiry, leases long expired, ledger rows not updated for STATUS_TTL_DAYS,
+   * posted bundles and their members, and redriven dead letters, after the same window.
+   */
+  sweepShared(nowMs: number, statusTtlMs: number): Record<string, number> {
+    const before = nowMs - statusTtlMs;
+    const run = (sql: string, ...params: unknown[]): number => this.stmt(sql).run(...params).changes;
+    return this.sqlite.db.transaction(() => ({
+      claims: run('DELETE FROM idempotency WHERE expires_at <= ?', nowMs),
+      leases: run('DELETE FROM leases WHERE expires_at <= ?', before),
+      ledger: run('DELETE FROM ledger WHERE updated_at <= ?', before),
+      bundleMembers: run(
+        `DELETE FROM bundle_members WHERE bundle_id IN (SELECT id FROM bundles WHERE status = 'posted' AND updated_at <= ?)`,
+        before,
+      ),
+      bundles: run(`DELETE FROM bundles WHERE status = 'posted' AND updated_at <= ?`, before),
+      deadLetters: run('DELETE FROM dead_letters WHERE redriven_at IS NOT NULL AND redriven_at <= ?', new Date(before).toISOString()),
+    }))();
+  }
+
   ping(): Promise<void> {
     this.stmt('SELECT 1').get();
     return Promise.resolve();
