@@ -177,6 +177,84 @@ describe('replicas on one queue and shared DynamoDB state', () => {
     }
   }, 120_000);
 
+  it('shares one breaker: no replica sends during the cooldown, one probe goes out, and every record arrives without a redrive', async () => {
+    const cooldownMs = 3000;
+    const env = {
+      MAX_RETRIES: '2',
+      BREAKER_FAILURE_THRESHOLD: '2',
+      BREAKER_COOLDOWN_SECONDS: String(cooldownMs / 1000),
+    };
+    for (let i = 0; i < 3; i++) replicas.push(await startService({ ...replicaEnv(`breaker-${i}`), ...env }));
+    down.outageUntil = Number.MAX_SAFE_INTEGER;
+    await notify(1);
+    const stats = async (r: ServiceProcess) =>
+      ((await (await fetch(`${r.url}/api/v1/stats`)).json()) as { delivery: { breakers: Array<{ state: string; openedAt: number }> } })
+        .delivery.breakers;
+    // Every replica sees the one breaker open: its state is in the shared table.
+    const [open] = await eventually(
+      () => stats(replicas[2]),
+      (b) => b[0]?.state === 'open',
+      30_000,
+      'the breaker open',
+    );
+    for (const r of replicas) expect((await stats(r))[0]).toMatchObject({ state: 'open', openedAt: open.openedAt });
+    // The downstream is back just before the cooldown ends; the probe answers slowly, so that a
+    // second caller probing at the same time would arrive while it is still out.
+    down.latencyMs = 300;
+    down.outageUntil = open.openedAt + cooldownMs - 200;
+    await eventually(
+      () => down.requests.filter((r) => r.status === 200).length,
+      (n) => n > 0,
+      30_000,
+      'the probe answered',
+    );
+    down.latencyMs = 0;
+    const total = FILES * RECORDS_PER_FILE;
+    await eventually(
+      () => new Set(down.delivered().map((r) => (r as { n: number }).n)).size,
+      (n) => n === total,
+      90_000,
+      'every record',
+    );
+
+    // Requests already in flight when it opened land within a moment; after that, silence until the cooldown ends.
+    const afterOpen = down.requests.filter((r) => r.arrivedAt > open.openedAt + 500).sort((x, y) => x.arrivedAt - y.arrivedAt);
+    expect(afterOpen[0].arrivedAt).toBeGreaterThanOrEqual(open.openedAt + cooldownMs);
+    const [probe, next] = afterOpen;
+    expect(probe.status).toBe(200);
+    expect(next.arrivedAt).toBeGreaterThanOrEqual(probe.at);
+    for (const r of replicas) expect(((await (await fetch(`${r.url}/api/v1/dead-letters`)).json()) as { total: number }).total).toBe(0);
+  }, 150_000);
+
+  it('runs the schedule on one replica at a time and hands it over when the holder dies', async () => {
+    const env = { ENABLE_PERIODIC_SYNC: 'true', SYNC_CRON: '* * * * * *' };
+    for (let i = 0; i < 3; i++) replicas.push(await startService({ ...replicaEnv(`lease-${i}`), ...env }));
+    type Run = { startedAt: string; finishedAt?: string; trigger: string };
+    const runsOf = async (r: ServiceProcess): Promise<Run[]> =>
+      ((await (await fetch(`${r.url}/api/v1/sync/runs`)).json()) as Run[]).filter((run) => run.trigger === 'schedule');
+    const holderIndex = async (): Promise<number> => {
+      const counts = await Promise.all(
+        replicas.map(async (r) => (r.child.exitCode === null && r.child.signalCode === null ? (await runsOf(r)).length : 0)),
+      );
+      return counts.findIndex((n) => n >= 3);
+    };
+    const first = await eventually(holderIndex, (i) => i >= 0, 20_000, 'a replica holding the schedule');
+    const others = replicas.filter((_, i) => i !== first);
+    for (const r of others) expect(await runsOf(r)).toEqual([]);
+
+    const killedAt = Date.now();
+    replicas[first].child.kill('SIGKILL');
+    await replicas[first].exited;
+    const takenOver = await eventually(
+      async () => (await Promise.all(others.map(runsOf))).map((runs) => runs.filter((run) => Date.parse(run.startedAt) > killedAt).length),
+      (counts) => counts.some((n) => n >= 2),
+      30_000,
+      'another replica holding the schedule',
+    );
+    // Never two at once: only one survivor runs the schedule.
+    expect(takenOver.filter((n) => n > 0)).toHaveLength(1);
+  }, 90_000);
+
   it('stops at start with exit code 78 and the table name when a table is missing and may not be created', async () => {
     const env = { ...replicaEnv('no-tables'), DYNAMODB_CREATE_TABLES: 'false', PATH: process.env.PATH ?? '', HOME: tempDir('home') };
     // Not spawnSync: the emulators may run in this very process.

@@ -15,7 +15,8 @@ export class FakeDownstream {
   private readonly signingKey = 'fake-downstream-signing-key';
   logins = 0;
   /** Every request to the records endpoint, in arrival order. */
-  readonly requests: Array<{ at: number; key?: string; status: number }> = [];
+  /** Every records request: when it arrived, when it was answered, and how. */
+  readonly requests: Array<{ arrivedAt: number; at: number; key?: string; status: number }> = [];
   /** Idempotency-Key -> body of the first accepted delivery, and how many times it was accepted. */
   readonly batches = new Map<
     string,
@@ -112,8 +113,9 @@ export class FakeDownstream {
       return void res.writeHead(200, { 'content-type': 'application/json' }).end(JSON.stringify({ token: this.issue() }));
     }
     const key = req.headers['idempotency-key'] as string | undefined;
+    const arrivedAt = Date.now();
     const answer = (status: number, headers: Record<string, string> = {}): void => {
-      this.requests.push({ at: Date.now(), key, status });
+      this.requests.push({ arrivedAt, at: Date.now(), key, status });
       res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ status }));
     };
     if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
@@ -121,7 +123,7 @@ export class FakeDownstream {
     if (!this.valid(req.headers.authorization)) return answer(401);
     const fault = this.faults.shift();
     if (fault && 'hang' in fault) {
-      this.requests.push({ at: Date.now(), key, status: 0 });
+      this.requests.push({ arrivedAt, at: Date.now(), key, status: 0 });
       return; // never answers
     }
     if (fault && 'delayMs' in fault) await new Promise((r) => setTimeout(r, fault.delayMs));
