@@ -267,6 +267,14 @@ export function describeStateContracts(
     });
   });
 
+  suite('claims', 'IdempotencyClaims under contention', (store) => {
+    it('grants a free claim to exactly one of several owners asking at once', async () => {
+      const results = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((owner) => store().claim('contended', owner, 1000, 500, false)));
+      expect(results.filter((r) => r === 'claimed')).toHaveLength(1);
+      expect(results.filter((r) => r === 'held')).toHaveLength(3);
+    });
+  });
+
   suite('breakers', 'BreakerStore', (store) => {
     it('writes breaker state only when the version it read is still current', async () => {
       const closed: BreakerState = { name: 'downstream', state: 'closed', failures: 0, openedAt: 0, probeUntil: 0, version: 1 };

@@ -2,6 +2,7 @@ import { Injectable, OnModuleInit } from '@nestjs/common';
 import { DynamoRepository, Item, TableSpec } from '../../aws/dynamodb.repository';
 import { Clock } from '../../common/clock';
 import { AppConfig } from '../../config/app-config';
+import { ClaimRecord, ConditionalClaims } from '../claim-rules';
 import {
   BreakerState,
   BreakerStore,
@@ -10,7 +11,6 @@ import {
   BundleRecord,
   BundleStatus,
   BundleStore,
-  ClaimResult,
   DeadLetter,
   DeadLetterStore,
   DeliveryLedger,
@@ -43,6 +43,7 @@ const sortable = (ms: number): string => String(ms).padStart(15, '0');
  */
 @Injectable()
 export class DynamoStateStore
+  extends ConditionalClaims
   implements OnModuleInit, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore, DeadLetterStore
 {
   private readonly tables: { claims: string; breakers: string; status: string };
@@ -53,6 +54,7 @@ export class DynamoStateStore
     private readonly dynamo: DynamoRepository,
     private readonly clock: Clock,
   ) {
+    super();
     const { idempotencyTable, breakerTable, statusTable, ttlAttribute } = config.state.dynamodb;
     this.tables = { claims: idempotencyTable, breakers: breakerTable, status: statusTable };
     this.ttl = ttlAttribute;
@@ -160,24 +162,26 @@ export class DynamoStateStore
 
   // --- idempotency claims -------------------------------------------------------------------
 
-  async claim(id: string, owner: string, nowMs: number, leaseMs: number, force: boolean): Promise<ClaimResult> {
-    const expiresAt = nowMs + leaseMs;
-    const item = { id, status: 'IN_PROGRESS', owner, expiresAt, [this.ttl]: Math.ceil(expiresAt / 1000) };
-    const granted = await this.dynamo.put(
-      this.tables.claims,
-      item,
-      force
-        ? undefined
-        : {
-            expression: 'attribute_not_exists(id) OR expiresAt <= :now OR (#owner = :owner AND #status = :inProgress)',
-            names: { '#owner': 'owner', '#status': 'status' },
-            values: { ':now': nowMs, ':owner': owner, ':inProgress': 'IN_PROGRESS' },
-          },
+  protected async readClaim(id: string): Promise<ClaimRecord | undefined> {
+    const item = await this.dynamo.get(this.tables.claims, { id });
+    return (
+      item && {
+        status: item.status as ClaimRecord['status'],
+        owner: String(item.owner),
+        expiresAt: Number(item.expiresAt),
+        version: Number(item.version),
+      }
     );
-    if (granted) return 'claimed';
-    // The write decided; this read only says why it was refused.
-    const current = await this.dynamo.get(this.tables.claims, { id });
-    return current?.status === 'COMPLETED' ? 'completed' : 'held';
+  }
+
+  protected writeClaimIf(id: string, next: ClaimRecord, expectedVersion: number): Promise<boolean> {
+    return this.dynamo.put(
+      this.tables.claims,
+      { id, ...next, [this.ttl]: Math.ceil(next.expiresAt / 1000) },
+      expectedVersion === 0
+        ? { expression: 'attribute_not_exists(id)' }
+        : { expression: 'version = :expected', values: { ':expected': expectedVersion } },
+    );
   }
 
   async completeClaim(id: string, owner: string, expiresAtMs: number): Promise<boolean> {
@@ -185,9 +189,9 @@ export class DynamoStateStore
       this.tables.claims,
       { id },
       {
-        expression: 'SET #status = :completed, expiresAt = :expires, #ttl = :ttl',
+        expression: 'SET #status = :completed, expiresAt = :expires, #ttl = :ttl ADD version :one',
         names: { '#status': 'status', '#ttl': this.ttl },
-        values: { ':completed': 'COMPLETED', ':expires': expiresAtMs, ':ttl': Math.ceil(expiresAtMs / 1000) },
+        values: { ':completed': 'COMPLETED', ':expires': expiresAtMs, ':ttl': Math.ceil(expiresAtMs / 1000), ':one': 1 },
       },
       { expression: '#owner = :owner', names: { '#owner': 'owner' }, values: { ':owner': owner } },
     );

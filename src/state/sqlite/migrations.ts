@@ -157,4 +157,7 @@ export const MIGRATIONS: readonly string[] = [
   );
   CREATE INDEX dead_letters_pending ON dead_letters (kind, redriven_at, seq);
   `,
+  `
+  ALTER TABLE idempotency ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+  `,
 ];

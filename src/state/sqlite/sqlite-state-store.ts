@@ -6,7 +6,6 @@ import {
   BundleRecord,
   BundleCounts,
   BundleStatus,
-  ClaimResult,
   InboxEntry,
   InboxStatus,
   LedgerEntry,
@@ -25,6 +24,7 @@ import {
   LeaseStore,
   RunStore,
 } from '../state-store';
+import { ClaimRecord, ConditionalClaims } from '../claim-rules';
 import { SqliteDatabase } from './sqlite.database';
 
 interface RunRow {
@@ -152,6 +152,7 @@ const toBundle = (r: BundleRow): BundleRecord => ({
 /** Every state port on one SQLite file: the local state always, the shared state for one process. */
 @Injectable()
 export class SqliteStateStore
+  extends ConditionalClaims
   implements RunStore, EventInbox, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore, DeadLetterStore
 {
   private readonly getRunStmt: Statement<[string], RunRow>;
@@ -176,6 +177,7 @@ export class SqliteStateStore
   }
 
   constructor(private readonly sqlite: SqliteDatabase) {
+    super();
     this.getRunStmt = sqlite.db.prepare('SELECT * FROM runs WHERE id = ?');
     this.nextSeqStmt = sqlite.db.prepare('SELECT COALESCE(MAX(seq), -1) + 1 AS next FROM run_items WHERE run_id = ?');
     this.insertItemStmt = sqlite.db.prepare(
@@ -362,33 +364,37 @@ export class SqliteStateStore
     return Promise.resolve(Object.fromEntries(rows.map((r) => [r.status, r.n])));
   }
 
-  claim(id: string, owner: string, nowMs: number, leaseMs: number, force: boolean): Promise<ClaimResult> {
-    const db = this.sqlite.db;
-    // One transaction: the read and the conditional write cannot interleave with another writer.
-    const result = db
-      .transaction((): ClaimResult => {
-        const row = this.stmt('SELECT status, owner, expires_at FROM idempotency WHERE id = ?').get(id) as
-          { status: 'IN_PROGRESS' | 'COMPLETED'; owner: string; expires_at: number } | undefined;
-        if (row && !force && row.expires_at > nowMs) {
-          if (row.status === 'COMPLETED') return 'completed';
-          if (row.owner !== owner) return 'held';
-        }
-        this.stmt(
-          `INSERT INTO idempotency (id, status, owner, expires_at) VALUES (?, 'IN_PROGRESS', ?, ?)
-         ON CONFLICT (id) DO UPDATE SET status = 'IN_PROGRESS', owner = excluded.owner, expires_at = excluded.expires_at`,
-        ).run(id, owner, nowMs + leaseMs);
-        return 'claimed';
-      })
-      .immediate();
-    return Promise.resolve(result);
+  protected readClaim(id: string): Promise<ClaimRecord | undefined> {
+    const row = this.stmt('SELECT status, owner, expires_at, version FROM idempotency WHERE id = ?').get(id) as
+      { status: ClaimRecord['status']; owner: string; expires_at: number; version: number } | undefined;
+    return Promise.resolve(row && { status: row.status, owner: row.owner, expiresAt: row.expires_at, version: row.version });
+  }
+
+  protected writeClaimIf(id: string, next: ClaimRecord, expectedVersion: number): Promise<boolean> {
+    const info =
+      expectedVersion === 0
+        ? this.stmt('INSERT OR IGNORE INTO idempotency (id, status, owner, expires_at, version) VALUES (?, ?, ?, ?, ?)').run(
+            id,
+            next.status,
+            next.owner,
+            next.expiresAt,
+            next.version,
+          )
+        : this.stmt('UPDATE idempotency SET status = ?, owner = ?, expires_at = ?, version = ? WHERE id = ? AND version = ?').run(
+            next.status,
+            next.owner,
+            next.expiresAt,
+            next.version,
+            id,
+            expectedVersion,
+          );
+    return Promise.resolve(info.changes === 1);
   }
 
   completeClaim(id: string, owner: string, expiresAtMs: number): Promise<boolean> {
-    const info = this.stmt(`UPDATE idempotency SET status = 'COMPLETED', expires_at = ? WHERE id = ? AND owner = ?`).run(
-      expiresAtMs,
-      id,
-      owner,
-    );
+    const info = this.stmt(
+      `UPDATE idempotency SET status = 'COMPLETED', expires_at = ?, version = version + 1 WHERE id = ? AND owner = ?`,
+    ).run(expiresAtMs, id, owner);
     return Promise.resolve(info.changes === 1);
   }
 

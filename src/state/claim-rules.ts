@@ -1,0 +1,43 @@
+/**
+ * The rules of an idempotency claim, once for every backend (as Powertools' BasePersistenceLayer
+ * keeps expiry and ownership out of its DynamoDB layer): a backend only reads a claim and writes
+ * one conditionally on the version it read; what may be granted is decided here.
+ */
+import { ClaimResult, IdempotencyClaims } from './state-store';
+
+export interface ClaimRecord {
+  status: 'IN_PROGRESS' | 'COMPLETED';
+  owner: string;
+  expiresAt: number;
+  /** Bumped on every write; a write is conditional on the version read before it. */
+  version: number;
+}
+
+/**
+ * Granted when there is no claim, when it expired, when `owner` holds it in progress, or when
+ * forced; an unexpired COMPLETED claim answers 'completed', another owner's unexpired one 'held'.
+ */
+export function claimDecision(existing: ClaimRecord | undefined, owner: string, nowMs: number, force: boolean): ClaimResult {
+  if (!existing || force || existing.expiresAt <= nowMs) return 'claimed';
+  if (existing.status === 'COMPLETED') return 'completed';
+  return existing.owner === owner ? 'claimed' : 'held';
+}
+
+/** IdempotencyClaims on top of two backend hooks: read a claim, write one if its version is unchanged. */
+export abstract class ConditionalClaims extends IdempotencyClaims {
+  protected abstract readClaim(id: string): Promise<ClaimRecord | undefined>;
+  /** Writes `next` only if the stored claim still has `expectedVersion` (0: there is none); false when another writer came first. */
+  protected abstract writeClaimIf(id: string, next: ClaimRecord, expectedVersion: number): Promise<boolean>;
+
+  async claim(id: string, owner: string, nowMs: number, leaseMs: number, force: boolean): Promise<ClaimResult> {
+    for (;;) {
+      const existing = await this.readClaim(id);
+      const decision = claimDecision(existing, owner, nowMs, force);
+      if (decision !== 'claimed') return decision;
+      const version = existing?.version ?? 0;
+      const next: ClaimRecord = { status: 'IN_PROGRESS', owner, expiresAt: nowMs + leaseMs, version: version + 1 };
+      if (await this.writeClaimIf(id, next, version)) return 'claimed';
+      // Another replica wrote between the read and the write: decide again on what it wrote.
+    }
+  }
+}
