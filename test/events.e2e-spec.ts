@@ -331,18 +331,22 @@ describe('real-time sync from SQS', () => {
       10_000,
       'download started',
     );
-    // Another consumer polling the queue after the original timeout has passed must find nothing.
-    await new Promise((r) => setTimeout(r, 3500));
-    const { Messages = [] } = await sqs.send(
-      new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0, MaxNumberOfMessages: 10 }),
-    );
-    expect(Messages).toEqual([]);
+    // A second consumer polls the queue for the whole download, well past the 2 s visibility
+    // timeout, until the file is committed: it never gets the message.
+    const seenBySecondConsumer: unknown[] = [];
     await eventually(
-      () => filesUnder(t.mirrorDir),
+      async () => {
+        const { Messages = [] } = await sqs.send(
+          new ReceiveMessageCommand({ QueueUrl: queueUrl, WaitTimeSeconds: 0, MaxNumberOfMessages: 10 }),
+        );
+        seenBySecondConsumer.push(...Messages);
+        return filesUnder(t.mirrorDir);
+      },
       (f) => f.includes('q/slow.bin'),
       20_000,
       'slow file',
     );
+    expect(seenBySecondConsumer).toEqual([]);
     await eventually(
       () => queueDepth(queueUrl),
       (n) => n === 0,
