@@ -1,5 +1,5 @@
 import type { BundleMember } from '../state/state-store';
-import { sealingDecision } from './bundle-policy';
+import { retryDelayMs, sealingDecision } from './bundle-policy';
 
 const T0 = Date.UTC(2026, 10, 23, 10, 0, 0);
 const member = (n: number, size: number, ageMs = 0): BundleMember => ({
@@ -50,5 +50,13 @@ describe('bundle sealing policy', () => {
     const d = sealingDecision([member(1, 500), member(2, 1)], limits, T0);
     expect(d).toMatchObject({ seal: true, reason: 'size', bytes: 500 });
     expect(ids(d)).toEqual(['f1']);
+  });
+});
+
+describe('bundle retry delay', () => {
+  it('doubles from the base with each attempt, up to the maximum', () => {
+    expect([0, 1, 2, 3].map((n) => retryDelayMs(n, 100, 1000))).toEqual([100, 200, 400, 800]);
+    expect(retryDelayMs(4, 100, 1000)).toBe(1000);
+    expect(retryDelayMs(1000, 100, 1000)).toBe(1000);
   });
 });

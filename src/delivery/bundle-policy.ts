@@ -29,3 +29,8 @@ export function sealingDecision(waiting: readonly BundleMember[], limits: Bundle
   if (nowMs - waiting[0].addedAt.getTime() >= limits.maxAgeMs) return { seal: true, members, bytes, reason: 'age' };
   return { seal: false };
 }
+
+/** How long a bundle whose post failed waits before the next attempt: doubling from RETRY_BASE_MS, capped at RETRY_MAX_MS. */
+export function retryDelayMs(attempts: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(attempts, 16));
+}

@@ -6,6 +6,9 @@ import { MirrorEvents } from '../mirror/mirror.events';
 import { MirrorModule } from '../mirror/mirror.module';
 import { StateModule } from '../state/state.module';
 import { SyncModule } from '../sync/sync.module';
+import { BundleArchive } from './bundle.archive';
+import { BundleBuilder } from './bundle.builder';
+import { BundlePoster } from './bundle.poster';
 import { BundleSink } from './bundle.sink';
 import { DeadLetters } from './dead-letters';
 import { DeliveryController } from './delivery.controller';
@@ -15,7 +18,7 @@ import { RecordsSink } from './records.sink';
 @Module({
   imports: [AwsModule, StateModule, MirrorModule, SyncModule, BreakerModule, AuthModule],
   controllers: [DeliveryController],
-  providers: [RecordsSink, DeadLetters, DeliveryService, BundleSink],
+  providers: [RecordsSink, DeadLetters, DeliveryService, BundleSink, BundleBuilder, BundleArchive, BundlePoster],
   exports: [DeliveryService, BundleSink],
 })
 export class DeliveryModule implements OnModuleInit {
