@@ -1,7 +1,7 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ApiKeyGuard } from './api-key.guard';
-import { TokenProvider } from './token-provider';
+import { TokenProvider } from './token.provider';
 import { WebhookSignatureGuard } from './webhook-signature.guard';
 
 /**

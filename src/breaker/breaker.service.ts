@@ -1,7 +1,7 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
-import { BreakerState, BreakerStore } from '../state/state-store';
+import { BreakerState, BreakerStore } from '../state/state.ports';
 import { BreakerClock, SharedCircuitBreaker } from './shared-breaker';
 
 /** One shared circuit breaker per downstream endpoint, every transition logged. */

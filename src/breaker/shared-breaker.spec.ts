@@ -2,8 +2,8 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { SqliteDatabase } from '../state/sqlite/sqlite.database';
-import { SqliteStateStore } from '../state/sqlite/sqlite-state-store';
-import { sqliteAt } from '../state/state-store.testing';
+import { SqliteStateStore } from '../state/sqlite/sqlite.state-store';
+import { sqliteAt } from '../state/state.ports.testing';
 import { BreakerClock, BreakerTransition, SharedCircuitBreaker } from './shared-breaker';
 
 /** A clock whose sleeps advance time instead of waiting. */

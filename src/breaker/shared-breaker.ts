@@ -1,4 +1,4 @@
-import { BreakerPhase, BreakerState, BreakerStore } from '../state/state-store';
+import { BreakerPhase, BreakerState, BreakerStore } from '../state/state.ports';
 
 export interface BreakerOptions {
   /** Consecutive failures that open the breaker. */

@@ -1,6 +1,6 @@
 import { runInNewContext } from 'node:vm';
 import { S3RequestError } from '../aws/s3-errors';
-import { LoginError } from '../auth/token-provider';
+import { LoginError } from '../auth/token.provider';
 import { PermanentDeliveryError, TransientDeliveryError } from '../delivery/http-delivery';
 import { ConflictError, IntegrityError, ShuttingDownError } from './errors';
 import { isNetworkOrTimeoutError, isRetryable, isRetryableStatus } from './retryable';

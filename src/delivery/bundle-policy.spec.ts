@@ -1,4 +1,4 @@
-import type { BundleMember } from '../state/state-store';
+import type { BundleMember } from '../state/state.ports';
 import { retryDelayMs, sealingDecision } from './bundle-policy';
 
 const T0 = Date.UTC(2026, 10, 23, 10, 0, 0);

@@ -4,7 +4,7 @@
  * BUNDLE_MAX_MB (a single file larger than the byte limit travels alone), and is sealed as soon as
  * it is full or its oldest file has waited BUNDLE_MAX_AGE_SECONDS.
  */
-import type { BundleMember } from '../state/state-store';
+import type { BundleMember } from '../state/state.ports';
 
 export interface BundleLimits {
   maxFiles: number;

@@ -3,7 +3,7 @@ import { createReadStream } from 'node:fs';
 import type { Readable } from 'node:stream';
 import { S3Repository } from '../aws/s3.repository';
 import { AppConfig } from '../config/app-config';
-import type { BundleRecord } from '../state/state-store';
+import type { BundleRecord } from '../state/state.ports';
 import type { Spooled } from './bundle.builder';
 
 /** The archive bucket: every bundle is stored there, under a dated key, before it is posted. */

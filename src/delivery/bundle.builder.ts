@@ -8,7 +8,7 @@ import { createGzip } from 'node:zlib';
 import { pack as tarPack } from 'tar-stream';
 import { AppConfig } from '../config/app-config';
 import { MirrorService } from '../mirror/mirror.service';
-import type { BundleMember } from '../state/state-store';
+import type { BundleMember } from '../state/state.ports';
 
 /** Where a built bundle waits until it is posted: memory below the threshold, a file above it. */
 export type Spooled = { kind: 'memory'; data: Buffer } | { kind: 'file'; path: string; length: number };

@@ -5,7 +5,7 @@ import { BreakerService } from '../breaker/breaker.service';
 import { Clock } from '../common/clock';
 import { isRetryable } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
-import type { BundleRecord } from '../state/state-store';
+import type { BundleRecord } from '../state/state.ports';
 import { deliveryRetryPolicy, HttpPoster, raiseForStatus } from './http-delivery';
 
 /**

@@ -8,7 +8,7 @@ import { detach } from '../common/detach';
 import { errorMessage, ShuttingDownError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import type { FileCommitted } from '../mirror/file-version';
-import { BundleCounts, BundleRecord, BundleStore } from '../state/state-store';
+import { BundleCounts, BundleRecord, BundleStore } from '../state/state.ports';
 import { BundleArchive } from './bundle.archive';
 import { BundleBuilder, Spooled } from './bundle.builder';
 import { BundlePoster } from './bundle.poster';

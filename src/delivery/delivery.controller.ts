@@ -3,7 +3,7 @@ import { ApiAcceptedResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, 
 import type { Request } from 'express';
 import { OffsetPageQueryDto } from '../common/paging.dto';
 import { keyFromRoute } from '../common/route-key';
-import { DeadLetters } from './dead-letters';
+import { DeadLetters } from './dead-letters.service';
 import { DeadLettersResponseDto, FileStatusDto, RedriveResponseDto, StatusQueryDto } from './delivery.dto';
 import { DeliveryService } from './delivery.service';
 

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { IsNotEmpty, IsString, MaxLength } from 'class-validator';
-import type { LedgerEntry, LedgerStatus } from '../state/state-store';
-import type { DeadLetter } from './dead-letters';
+import type { LedgerEntry, LedgerStatus } from '../state/state.ports';
+import type { DeadLetter } from './dead-letters.service';
 
 export class StatusQueryDto {
   @ApiProperty({ example: 'my-bucket/logs/2026/11/23/app.jsonl@9b2cf535f27731c974343645a3985328', description: 'bucket/key@etag' })

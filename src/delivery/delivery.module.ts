@@ -10,7 +10,7 @@ import { BundleArchive } from './bundle.archive';
 import { BundleBuilder } from './bundle.builder';
 import { BundlePoster } from './bundle.poster';
 import { BundleSink } from './bundle.sink';
-import { DeadLetters } from './dead-letters';
+import { DeadLetters } from './dead-letters.service';
 import { DeliveryController } from './delivery.controller';
 import { DeliveryService } from './delivery.service';
 import { RecordsSink } from './records.sink';

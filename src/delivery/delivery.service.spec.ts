@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import { Clock } from '../common/clock';
 import type { AppConfig } from '../config/app-config';
 import type { MirrorService } from '../mirror/mirror.service';
-import type { LocalValues, ReplicaIdentity } from '../state/local-values';
-import type { ReadThrough } from '../sync/read-through';
-import type { ClaimResult, DeliveryLedger, IdempotencyClaims, LedgerEntry } from '../state/state-store';
-import type { DeadLetters } from './dead-letters';
+import type { LocalValues, ReplicaIdentity } from '../state/local-values.service';
+import type { ReadThrough } from '../sync/read-through.service';
+import type { ClaimResult, DeliveryLedger, IdempotencyClaims, LedgerEntry } from '../state/state.ports';
+import type { DeadLetters } from './dead-letters.service';
 import { ClaimLostError, DeliveryService } from './delivery.service';
 import type { RecordsSink } from './records.sink';
 

@@ -7,10 +7,10 @@ import { AppError, errorMessage, NotFoundError, ShuttingDownError } from '../com
 import { AppConfig } from '../config/app-config';
 import { fileIdOf, FileCommitted, RemoteObject } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
-import { ReadThrough } from '../sync/read-through';
-import { LocalValues, ReplicaIdentity } from '../state/local-values';
-import { DeliveryLedger, IdempotencyClaims, LedgerEntry, LedgerStatus } from '../state/state-store';
-import { DeadLetters } from './dead-letters';
+import { ReadThrough } from '../sync/read-through.service';
+import { LocalValues, ReplicaIdentity } from '../state/local-values.service';
+import { DeliveryLedger, IdempotencyClaims, LedgerEntry, LedgerStatus } from '../state/state.ports';
+import { DeadLetters } from './dead-letters.service';
 import { FileDelivery } from './file-delivery';
 import * as ledger from './ledger-transitions';
 import { RecordsSink } from './records.sink';

@@ -1,4 +1,4 @@
-import type { LedgerEntry, LedgerStatus } from '../state/state-store';
+import type { LedgerEntry, LedgerStatus } from '../state/state.ports';
 import {
   alreadyDelivered,
   awaitsCommit,

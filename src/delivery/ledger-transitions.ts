@@ -10,7 +10,7 @@
  *                       delivered ◄─all batches acknowledged─┤├─some dead-lettered─► dead
  *                                                           failed ◄─error─┘
  */
-import type { LedgerEntry } from '../state/state-store';
+import type { LedgerEntry } from '../state/state.ports';
 
 export type DeliveryProgress = Pick<LedgerEntry, 'recordsParsed' | 'recordsSent' | 'recordsFailed' | 'batchesAcked'>;
 

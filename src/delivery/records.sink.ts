@@ -1,6 +1,6 @@
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { RetryPolicy } from 'cockatiel';
-import { TokenProvider } from '../auth/token-provider';
+import { TokenProvider } from '../auth/token.provider';
 import { BreakerService } from '../breaker/breaker.service';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';

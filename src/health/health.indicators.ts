@@ -8,7 +8,7 @@ import { BreakerService } from '../breaker/breaker.service';
 import { isErrno } from '../common/errors';
 import { TEMP_SUFFIX } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
-import { DeliveryLedger, RunStore } from '../state/state-store';
+import { DeliveryLedger, RunStore } from '../state/state.ports';
 
 const TIMEOUT_MS = 3000;
 

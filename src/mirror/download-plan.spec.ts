@@ -1,4 +1,4 @@
-import { SMALL_OBJECT_BYTES } from './file-committer';
+import { SMALL_OBJECT_BYTES } from './file.committer';
 import { fetchStrategy, planRanges, wholeBodySink } from './download-plan';
 
 describe('download plan', () => {

@@ -6,7 +6,7 @@
  * - `whole` into memory, up to SMALL_OBJECT_BYTES: the bytes go to a commit worker without a copy;
  * - `whole` into a temporary file above that.
  */
-import { SMALL_OBJECT_BYTES } from './file-committer';
+import { SMALL_OBJECT_BYTES } from './file.committer';
 
 export type FetchStrategy = 'ranged' | 'whole';
 export type WholeBodySink = 'memory' | 'file';

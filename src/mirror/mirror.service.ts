@@ -9,9 +9,9 @@ import { Admission, admitKey } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry, ManifestStore } from '../state/manifest.store';
 import { fileIdOf, FileCommitted, LocalFile, RemoteObject } from './file-version';
-import { FileMapping, LocalDirs } from './local-dirs';
+import { FileMapping, LocalDirs } from './local-dirs.service';
 import { MirrorEvents } from './mirror.events';
-import { FetchOptions, isRetryableDownload, ObjectFetcher } from './object-fetcher';
+import { FetchOptions, isRetryableDownload, ObjectFetcher } from './object.fetcher';
 
 export interface DownloadOptions extends FetchOptions {
   signal?: AbortSignal;

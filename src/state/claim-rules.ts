@@ -3,7 +3,7 @@
  * keeps expiry and ownership out of its DynamoDB layer): a backend only reads a claim and writes
  * one conditionally on the version it read; what may be granted is decided here.
  */
-import { ClaimResult, IdempotencyClaims } from './state-store';
+import { ClaimResult, IdempotencyClaims } from './state.ports';
 
 export interface ClaimRecord {
   status: 'IN_PROGRESS' | 'COMPLETED';

@@ -1,7 +1,7 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { sqliteAt } from './state-store.testing';
+import { sqliteAt } from './state.ports.testing';
 import { ManifestEntry, ManifestStore } from './manifest.store';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 

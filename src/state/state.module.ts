@@ -3,12 +3,12 @@ import { AwsModule } from '../aws/aws.module';
 import { DynamoRepository } from '../aws/dynamodb.repository';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
-import { DynamoStateStore } from './dynamodb/dynamodb-state-store';
-import { LocalValues, ReplicaIdentity } from './local-values';
+import { DynamoStateStore } from './dynamodb/dynamodb.state-store';
+import { LocalValues, ReplicaIdentity } from './local-values.service';
 import { ManifestStore } from './manifest.store';
 import { StateSweeper } from './state.sweeper';
 import { SqliteDatabase } from './sqlite/sqlite.database';
-import { SqliteStateStore } from './sqlite/sqlite-state-store';
+import { SqliteStateStore } from './sqlite/sqlite.state-store';
 import {
   BreakerStore,
   BundleStore,
@@ -18,7 +18,7 @@ import {
   IdempotencyClaims,
   LeaseStore,
   RunStore,
-} from './state-store';
+} from './state.ports';
 
 /** Shared between replicas when STATE_BACKEND=dynamodb; in SQLite otherwise. */
 const SHARED_PORTS: ReadonlyArray<Abstract<unknown>> = [

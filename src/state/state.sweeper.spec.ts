@@ -6,9 +6,9 @@ import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
 import { ManifestStore } from './manifest.store';
 import { SqliteDatabase } from './sqlite/sqlite.database';
-import { SqliteStateStore } from './sqlite/sqlite-state-store';
+import { SqliteStateStore } from './sqlite/sqlite.state-store';
 import { StateSweeper } from './state.sweeper';
-import type { LedgerEntry } from './state-store';
+import type { LedgerEntry } from './state.ports';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 31);

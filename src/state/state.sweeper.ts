@@ -3,7 +3,7 @@ import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
 import { AppConfig } from '../config/app-config';
 import { ManifestStore } from './manifest.store';
-import { SqliteStateStore } from './sqlite/sqlite-state-store';
+import { SqliteStateStore } from './sqlite/sqlite.state-store';
 
 const SWEEP_EVERY_MS = 60 * 60_000;
 

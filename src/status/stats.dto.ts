@@ -2,7 +2,7 @@ import { ApiProperty } from '@nestjs/swagger';
 import type { RunProgress } from '../sync/sync.service';
 import { EventStatsDto } from '../sync/s3-notification.dto';
 import { RunProgressDto, RunSummaryDto } from '../sync/sync.dto';
-import type { BreakerState, BundleStatus, LedgerStatus } from '../state/state-store';
+import type { BreakerState, BundleStatus, LedgerStatus } from '../state/state.ports';
 
 export class StatsTotalsDto {
   @ApiProperty({ example: 5000, description: 'Files in the mirror' }) objects!: number;

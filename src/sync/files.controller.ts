@@ -12,7 +12,7 @@ import {
 import type { Request, Response } from 'express';
 import { NotFoundError } from '../common/errors';
 import { keyFromRoute } from '../common/route-key';
-import { ReadThrough } from './read-through';
+import { ReadThrough } from './read-through.service';
 import { FilesQueryDto, FilesResponseDto } from './sync.dto';
 import { FilesService } from './files.service';
 

@@ -5,7 +5,7 @@ import type { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
 import type { MirrorService } from '../mirror/mirror.service';
 import type { ManifestStore } from '../state/manifest.store';
-import type { EventInbox } from '../state/state-store';
+import type { EventInbox } from '../state/state.ports';
 import { S3EventsService } from './s3-events.service';
 import { WorkQueue } from './work.queue';
 

@@ -7,7 +7,7 @@ import { ConflictError, errorMessage, ShuttingDownError, UnsafeKeyError } from '
 import { AppConfig } from '../config/app-config';
 import { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
-import { EventInbox, EventSource, InboxEntry } from '../state/state-store';
+import { EventInbox, EventSource, InboxEntry } from '../state/state.ports';
 import { ChangeOp, compareSequencers, ObjectChange, parseNotificationText } from './s3-event';
 import { planObject } from './sync-planner';
 import { PRIORITY, WorkQueue } from './work.queue';

@@ -1,7 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform, Type } from 'class-transformer';
 import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
-import type { RunCounts, RunItem, RunRecord } from '../state/state-store';
+import type { RunCounts, RunItem, RunRecord } from '../state/state.ports';
 
 /** Query booleans arrive as strings; anything but true/false is left as is so validation names it. */
 const queryBoolean = ({ value }: { value: unknown }): unknown => (value === 'true' ? true : value === 'false' ? false : value);

@@ -10,7 +10,7 @@ import { S3NotificationController } from './s3-notification.controller';
 import { SyncController } from './sync.controller';
 import { SyncScheduler } from './sync.scheduler';
 import { SyncService } from './sync.service';
-import { ReadThrough } from './read-through';
+import { ReadThrough } from './read-through.service';
 import { WorkQueue } from './work.queue';
 
 /**

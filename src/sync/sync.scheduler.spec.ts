@@ -4,9 +4,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Clock } from '../common/clock';
 import type { AppConfig } from '../config/app-config';
-import type { ReplicaIdentity } from '../state/local-values';
-import { SqliteStateStore } from '../state/sqlite/sqlite-state-store';
-import { sqliteAt } from '../state/state-store.testing';
+import type { ReplicaIdentity } from '../state/local-values.service';
+import { SqliteStateStore } from '../state/sqlite/sqlite.state-store';
+import { sqliteAt } from '../state/state.ports.testing';
 import { SyncScheduler } from './sync.scheduler';
 import type { SyncService } from './sync.service';
 

@@ -5,8 +5,8 @@ import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
 import { ConflictError, errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { ReplicaIdentity } from '../state/local-values';
-import { LeaseStore, RunTrigger } from '../state/state-store';
+import { ReplicaIdentity } from '../state/local-values.service';
+import { LeaseStore, RunTrigger } from '../state/state.ports';
 import { SyncService } from './sync.service';
 
 const JOB = 'periodic-sync';

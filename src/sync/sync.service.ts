@@ -9,7 +9,7 @@ import { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
 import { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
-import { emptyCounts, RunCounts, RunItem, RunRecord, RunStore, RunTrigger } from '../state/state-store';
+import { emptyCounts, RunCounts, RunItem, RunRecord, RunStore, RunTrigger } from '../state/state.ports';
 import { deleteGuard, planObject } from './sync-planner';
 import { PRIORITY, WorkQueue } from './work.queue';
 

@@ -1,8 +1,8 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { describeStateContracts, sqliteAt } from '../state-store.testing';
-import { SqliteStateStore } from './sqlite-state-store';
+import { describeStateContracts, sqliteAt } from '../state.ports.testing';
+import { SqliteStateStore } from './sqlite.state-store';
 
 describeStateContracts('sqlite', ['runs', 'inbox', 'ledger', 'claims', 'bundles', 'breakers', 'leases', 'deadLetters'], async () => {
   const dir = mkdtempSync(join(tmpdir(), 'state-store-'));

@@ -23,7 +23,7 @@ import {
   IdempotencyClaims,
   LeaseStore,
   RunStore,
-} from '../state-store';
+} from '../state.ports';
 import { ClaimRecord, ConditionalClaims } from '../claim-rules';
 import { SqliteDatabase } from './sqlite.database';
 

@@ -8,9 +8,9 @@ import { SqsRepository } from '../aws/sqs.repository';
 import { Clock } from '../common/clock';
 import { errorMessage, isErrno } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { DeadLetter, DeadLetterStore } from '../state/state-store';
+import { DeadLetter, DeadLetterStore } from '../state/state.ports';
 
-export type { DeadLetter } from '../state/state-store';
+export type { DeadLetter } from '../state/state.ports';
 
 export type NewDeadLetter = Omit<DeadLetter, 'id' | 'at' | 'redrivenAt'>;
 

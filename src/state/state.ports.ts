@@ -166,7 +166,7 @@ abstract class StatePort {
  * The state ports. Each service depends on the narrow ports it uses; a backend implements one or
  * several. Local state (runs of this replica's syncs, its webhook inbox) is always SQLite; shared
  * state (ledger, claims, bundles, breakers, leases) is SQLite for one process or DynamoDB for
- * several (STATE_BACKEND). The contract suites in state-store.testing.ts are what any backend must
+ * several (STATE_BACKEND). The contract suites in state.ports.testing.ts are what any backend must
  * pass. Each abstract class is its own DI token.
  */
 export abstract class RunStore extends StatePort {

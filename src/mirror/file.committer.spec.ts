@@ -3,7 +3,7 @@ import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, wr
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { IntegrityError } from '../common/errors';
-import { FileCommitter } from './file-committer';
+import { FileCommitter } from './file.committer';
 import { createFlusher, FLUSH_POLICY } from './file-commit.worker';
 
 const md5 = (bytes: Uint8Array): string => createHash('md5').update(bytes).digest('hex');

@@ -18,7 +18,7 @@ import {
   LeaseStore,
   LedgerEntry,
   LedgerStatus,
-} from '../state-store';
+} from '../state.ports';
 
 const LEDGER_STATUSES: readonly LedgerStatus[] = ['pending', 'synced', 'delivering', 'delivered', 'failed', 'dead'];
 const BUNDLE_STATUSES: readonly BundleStatus[] = ['sealed', 'archived', 'posted', 'failed'];

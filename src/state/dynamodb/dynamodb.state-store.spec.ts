@@ -4,8 +4,8 @@ import { DynamoRepository, MissingTableError } from '../../aws/dynamodb.reposito
 import { Clock } from '../../common/clock';
 import { AppConfig } from '../../config/app-config';
 import { validateEnv } from '../../config/env.schema';
-import { describeStateContracts } from '../state-store.testing';
-import { DynamoStateStore } from './dynamodb-state-store';
+import { describeStateContracts } from '../state.ports.testing';
+import { DynamoStateStore } from './dynamodb.state-store';
 
 /** The contract suites' dates are in November 2026; ledger TTLs are read against this clock. */
 class FixedClock extends Clock {

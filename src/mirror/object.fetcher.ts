@@ -9,10 +9,10 @@ import { AppConfig } from '../config/app-config';
 import { ManifestEntry } from '../state/manifest.store';
 import { receiveInMemory, receiveIntoFile } from './body-sinks';
 import { fetchStrategy, planRanges, wholeBodySink } from './download-plan';
-import { FileCommitter } from './file-committer';
+import { FileCommitter } from './file.committer';
 import type { RemoteObject } from './file-version';
 import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
-import { FileMapping, LocalDirs } from './local-dirs';
+import { FileMapping, LocalDirs } from './local-dirs.service';
 import { TempFile, tempPathIn } from './temp-file';
 
 export interface FetchOptions {

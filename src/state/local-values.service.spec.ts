@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
-import { LocalValues, ReplicaIdentity } from './local-values';
+import { LocalValues, ReplicaIdentity } from './local-values.service';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 
 describe('LocalValues and ReplicaIdentity (real SQLite)', () => {

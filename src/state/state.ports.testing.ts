@@ -19,7 +19,7 @@ import {
   NewInboxEntry,
   RunRecord,
   RunStore,
-} from './state-store';
+} from './state.ports';
 
 /** Test helpers for the state module (excluded from the build). */
 export function sqliteAt(dir: string): SqliteDatabase {
