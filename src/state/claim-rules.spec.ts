@@ -1,4 +1,4 @@
-import { ClaimRecord, claimDecision } from './claim-rules';
+import { ClaimRecord, claimDecision, leaseGranted } from './claim-rules';
 
 const claim = (over: Partial<ClaimRecord> = {}): ClaimRecord => ({
   status: 'IN_PROGRESS',
@@ -20,5 +20,15 @@ describe('claim rules', () => {
     ['forced over a completed claim', claim({ status: 'COMPLETED' }), 'r2', 500, true, 'claimed'],
   ] as const)('%s', (_name, existing, owner, now, force, expected) => {
     expect(claimDecision(existing, owner, now, force)).toBe(expected);
+  });
+});
+
+describe('lease rules', () => {
+  const lease = { owner: 'r1', expiresAt: 1000, version: 3 };
+  it('grants a free lease, a renewal by its holder and an expired one; refuses a live lease of another', () => {
+    expect(leaseGranted(undefined, 'r2', 500)).toBe(true);
+    expect(leaseGranted(lease, 'r1', 500)).toBe(true);
+    expect(leaseGranted(lease, 'r2', 1000)).toBe(true);
+    expect(leaseGranted(lease, 'r2', 999)).toBe(false);
   });
 });

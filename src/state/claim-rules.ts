@@ -1,9 +1,9 @@
 /**
- * The rules of an idempotency claim, once for every backend (as Powertools' BasePersistenceLayer
- * keeps expiry and ownership out of its DynamoDB layer): a backend only reads a claim and writes
- * one conditionally on the version it read; what may be granted is decided here.
+ * The rules of idempotency claims and leases, once for every backend (as Powertools'
+ * BasePersistenceLayer keeps expiry and ownership out of its DynamoDB layer): a backend only reads
+ * a record and writes one conditionally on the version it read; what may be granted is decided here.
  */
-import { ClaimResult, IdempotencyClaims } from './state.ports';
+import { ClaimResult, IdempotencyClaims, LeaseStore } from './state.ports';
 
 export interface ClaimRecord {
   status: 'IN_PROGRESS' | 'COMPLETED';
@@ -23,8 +23,23 @@ export function claimDecision(existing: ClaimRecord | undefined, owner: string, 
   return existing.owner === owner ? 'claimed' : 'held';
 }
 
-/** IdempotencyClaims on top of two backend hooks: read a claim, write one if its version is unchanged. */
-export abstract class ConditionalClaims extends IdempotencyClaims {
+export interface LeaseRecord {
+  owner: string;
+  expiresAt: number;
+  version: number;
+}
+
+/** A lease is granted when nobody holds it, when its holder asks again, or once it has expired. */
+export function leaseGranted(existing: LeaseRecord | undefined, owner: string, nowMs: number): boolean {
+  return !existing || existing.owner === owner || existing.expiresAt <= nowMs;
+}
+
+/**
+ * IdempotencyClaims and LeaseStore on top of backend hooks: read a record, write one if its version
+ * is unchanged. A backend extends this and implements the hooks, completeClaim, releaseClaim and
+ * releaseLease (each a write conditional on the owner).
+ */
+export abstract class ConditionalClaims extends IdempotencyClaims implements LeaseStore {
   protected abstract readClaim(id: string): Promise<ClaimRecord | undefined>;
   /** Writes `next` only if the stored claim still has `expectedVersion` (0: there is none); false when another writer came first. */
   protected abstract writeClaimIf(id: string, next: ClaimRecord, expectedVersion: number): Promise<boolean>;
@@ -38,6 +53,20 @@ export abstract class ConditionalClaims extends IdempotencyClaims {
       const next: ClaimRecord = { status: 'IN_PROGRESS', owner, expiresAt: nowMs + leaseMs, version: version + 1 };
       if (await this.writeClaimIf(id, next, version)) return 'claimed';
       // Another replica wrote between the read and the write: decide again on what it wrote.
+    }
+  }
+
+  protected abstract readLease(name: string): Promise<LeaseRecord | undefined>;
+  /** Writes `next` only if the stored lease still has `expectedVersion` (0: there is none). */
+  protected abstract writeLeaseIf(name: string, next: LeaseRecord, expectedVersion: number): Promise<boolean>;
+  abstract releaseLease(name: string, owner: string): Promise<void>;
+
+  async acquireLease(name: string, owner: string, nowMs: number, leaseMs: number): Promise<boolean> {
+    for (;;) {
+      const existing = await this.readLease(name);
+      if (!leaseGranted(existing, owner, nowMs)) return false;
+      const version = existing?.version ?? 0;
+      if (await this.writeLeaseIf(name, { owner, expiresAt: nowMs + leaseMs, version: version + 1 }, version)) return true;
     }
   }
 }

@@ -334,6 +334,11 @@ export function describeStateContracts(
       await expect(store().acquireLease('other', 'r1', 1900, 500)).resolves.toBe(true);
     });
 
+    it('grants a free lease to exactly one of several owners asking at once', async () => {
+      const results = await Promise.all(['r1', 'r2', 'r3', 'r4'].map((owner) => store().acquireLease('contended', owner, 1000, 500)));
+      expect(results.filter(Boolean)).toHaveLength(1);
+    });
+
     it('releases only its own lease', async () => {
       await store().acquireLease('l', 'r1', 1000, 10_000);
       await store().releaseLease('l', 'r2');

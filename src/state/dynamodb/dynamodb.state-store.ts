@@ -2,7 +2,7 @@ import { Injectable, OnModuleInit } from '@nestjs/common';
 import { DynamoRepository, Item, TableSpec } from '../../aws/dynamodb.repository';
 import { Clock } from '../../common/clock';
 import { AppConfig } from '../../config/app-config';
-import { ClaimRecord, ConditionalClaims } from '../claim-rules';
+import { ClaimRecord, ConditionalClaims, LeaseRecord } from '../claim-rules';
 import {
   BreakerState,
   BreakerStore,
@@ -379,16 +379,18 @@ export class DynamoStateStore
 
   // --- leases -------------------------------------------------------------------------------
 
-  acquireLease(name: string, owner: string, nowMs: number, leaseMs: number): Promise<boolean> {
-    const expiresAt = nowMs + leaseMs;
+  protected async readLease(name: string): Promise<LeaseRecord | undefined> {
+    const item = await this.dynamo.get(this.tables.status, { pk: `LEASE#${name}` });
+    return item && { owner: String(item.owner), expiresAt: Number(item.expiresAt), version: Number(item.version) };
+  }
+
+  protected writeLeaseIf(name: string, next: LeaseRecord, expectedVersion: number): Promise<boolean> {
     return this.dynamo.put(
       this.tables.status,
-      { pk: `LEASE#${name}`, owner, expiresAt, [this.ttl]: Math.ceil(expiresAt / 1000) + 86_400 },
-      {
-        expression: 'attribute_not_exists(pk) OR #owner = :owner OR expiresAt <= :now',
-        names: { '#owner': 'owner' },
-        values: { ':owner': owner, ':now': nowMs },
-      },
+      { pk: `LEASE#${name}`, ...next, [this.ttl]: Math.ceil(next.expiresAt / 1000) + 86_400 },
+      expectedVersion === 0
+        ? { expression: 'attribute_not_exists(pk)' }
+        : { expression: 'version = :expected', values: { ':expected': expectedVersion } },
     );
   }
 

@@ -160,4 +160,7 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE idempotency ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
   `,
+  `
+  ALTER TABLE leases ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
+  `,
 ];

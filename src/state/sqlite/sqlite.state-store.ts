@@ -24,7 +24,7 @@ import {
   LeaseStore,
   RunStore,
 } from '../state.ports';
-import { ClaimRecord, ConditionalClaims } from '../claim-rules';
+import { ClaimRecord, ConditionalClaims, LeaseRecord } from '../claim-rules';
 import { SqliteDatabase } from './sqlite.database';
 
 interface RunRow {
@@ -473,12 +473,28 @@ export class SqliteStateStore
     return Promise.resolve();
   }
 
-  acquireLease(name: string, owner: string, nowMs: number, leaseMs: number): Promise<boolean> {
-    const info = this.stmt(
-      `INSERT INTO leases (name, owner, expires_at) VALUES (?, ?, ?)
-       ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
-       WHERE leases.owner = excluded.owner OR leases.expires_at <= ?`,
-    ).run(name, owner, nowMs + leaseMs, nowMs);
+  protected readLease(name: string): Promise<LeaseRecord | undefined> {
+    const row = this.stmt('SELECT owner, expires_at, version FROM leases WHERE name = ?').get(name) as
+      { owner: string; expires_at: number; version: number } | undefined;
+    return Promise.resolve(row && { owner: row.owner, expiresAt: row.expires_at, version: row.version });
+  }
+
+  protected writeLeaseIf(name: string, next: LeaseRecord, expectedVersion: number): Promise<boolean> {
+    const info =
+      expectedVersion === 0
+        ? this.stmt('INSERT OR IGNORE INTO leases (name, owner, expires_at, version) VALUES (?, ?, ?, ?)').run(
+            name,
+            next.owner,
+            next.expiresAt,
+            next.version,
+          )
+        : this.stmt('UPDATE leases SET owner = ?, expires_at = ?, version = ? WHERE name = ? AND version = ?').run(
+            next.owner,
+            next.expiresAt,
+            next.version,
+            name,
+            expectedVersion,
+          );
     return Promise.resolve(info.changes === 1);
   }
 
