@@ -8,7 +8,15 @@ import {
   ResourceNotFoundException,
   UpdateTimeToLiveCommand,
 } from '@aws-sdk/client-dynamodb';
-import { DeleteCommand, DynamoDBDocumentClient, GetCommand, PutCommand, QueryCommand, UpdateCommand } from '@aws-sdk/lib-dynamodb';
+import {
+  DeleteCommand,
+  DynamoDBDocumentClient,
+  GetCommand,
+  PutCommand,
+  QueryCommand,
+  QueryCommandOutput,
+  UpdateCommand,
+} from '@aws-sdk/lib-dynamodb';
 import { AppConfig } from '../config/app-config';
 
 export type Item = Record<string, unknown>;
@@ -141,17 +149,7 @@ export class DynamoRepository implements OnApplicationShutdown {
 
   /** Writes `item` if `condition` holds (always without one); false when it does not. */
   async put(table: string, item: Item, condition?: Condition): Promise<boolean> {
-    return this.conditional(() =>
-      this.documents().send(
-        new PutCommand({
-          TableName: table,
-          Item: item,
-          ConditionExpression: condition?.expression,
-          ExpressionAttributeNames: condition?.names,
-          ExpressionAttributeValues: condition?.values,
-        }),
-      ),
-    );
+    return this.conditional(() => this.documents().send(new PutCommand({ TableName: table, Item: item, ...conditionOf(condition) })));
   }
 
   /** Applies `update` if `condition` holds; false when it does not. Resolves with the new item when written. */
@@ -181,22 +179,41 @@ export class DynamoRepository implements OnApplicationShutdown {
   }
 
   async delete(table: string, key: Item, condition?: Condition): Promise<boolean> {
-    return this.conditional(() =>
-      this.documents().send(
-        new DeleteCommand({
-          TableName: table,
-          Key: key,
-          ConditionExpression: condition?.expression,
-          ExpressionAttributeNames: condition?.names,
-          ExpressionAttributeValues: condition?.values,
-        }),
-      ),
-    );
+    return this.conditional(() => this.documents().send(new DeleteCommand({ TableName: table, Key: key, ...conditionOf(condition) })));
   }
 
   /** Items matching the key condition, in range-key order, up to `limit` (every page read). */
   async query(table: string, input: QueryInput): Promise<Item[]> {
     const items: Item[] = [];
+    await this.pages(
+      table,
+      input,
+      (page) => {
+        items.push(...(page.Items ?? []));
+        return input.limit === undefined || items.length < input.limit;
+      },
+      () => (input.limit === undefined ? undefined : input.limit - items.length),
+    );
+    return items;
+  }
+
+  /** How many items match the key condition (every page counted). */
+  async count(table: string, input: Omit<QueryInput, 'limit' | 'newestFirst'>): Promise<number> {
+    let total = 0;
+    await this.pages(table, { ...input, select: 'COUNT' }, (page) => {
+      total += page.Count ?? 0;
+      return true;
+    });
+    return total;
+  }
+
+  /** Runs a query page after page while `more` says so and DynamoDB has another page. */
+  private async pages(
+    table: string,
+    input: QueryInput & { select?: 'COUNT' },
+    more: (page: QueryCommandOutput) => boolean,
+    limit: () => number | undefined = () => undefined,
+  ): Promise<void> {
     let start: Record<string, unknown> | undefined;
     do {
       const page = await this.documents().send(
@@ -207,36 +224,14 @@ export class DynamoRepository implements OnApplicationShutdown {
           ExpressionAttributeNames: input.names,
           ExpressionAttributeValues: input.values,
           ScanIndexForward: !input.newestFirst,
-          Limit: input.limit === undefined ? undefined : input.limit - items.length,
+          Select: input.select,
+          Limit: limit(),
           ExclusiveStartKey: start,
         }),
       );
-      items.push(...(page.Items ?? []));
       start = page.LastEvaluatedKey;
-    } while (start && (input.limit === undefined || items.length < input.limit));
-    return items;
-  }
-
-  /** How many items match the key condition (every page counted). */
-  async count(table: string, input: Omit<QueryInput, 'limit' | 'newestFirst'>): Promise<number> {
-    let total = 0;
-    let start: Record<string, unknown> | undefined;
-    do {
-      const page = await this.documents().send(
-        new QueryCommand({
-          TableName: table,
-          IndexName: input.index,
-          KeyConditionExpression: input.keyCondition,
-          ExpressionAttributeNames: input.names,
-          ExpressionAttributeValues: input.values,
-          Select: 'COUNT',
-          ExclusiveStartKey: start,
-        }),
-      );
-      total += page.Count ?? 0;
-      start = page.LastEvaluatedKey;
+      if (!more(page)) return;
     } while (start);
-    return total;
   }
 
   private async conditional(write: () => Promise<unknown>): Promise<boolean> {
@@ -257,4 +252,17 @@ export class DynamoRepository implements OnApplicationShutdown {
 /** DynamoDB refuses an empty placeholder map; an absent one is fine. */
 function nonEmpty<T extends Record<string, unknown>>(map: T): T | undefined {
   return Object.keys(map).length > 0 ? map : undefined;
+}
+
+/** A condition as the SDK's command input spells it. */
+function conditionOf(condition: Condition | undefined): {
+  ConditionExpression?: string;
+  ExpressionAttributeNames?: Record<string, string>;
+  ExpressionAttributeValues?: Record<string, unknown>;
+} {
+  return {
+    ConditionExpression: condition?.expression,
+    ExpressionAttributeNames: condition?.names,
+    ExpressionAttributeValues: condition?.values,
+  };
 }

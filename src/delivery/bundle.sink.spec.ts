@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Clock } from '../common/clock';
 import type { AppConfig } from '../config/app-config';
 import { SqliteStateStore } from '../state/sqlite/sqlite.state-store';
 import { sqliteAt } from '../state/state.ports.testing';
@@ -10,18 +9,9 @@ import type { BundleArchive } from './bundle.archive';
 import type { BundleBuilder, Spooled } from './bundle.builder';
 import type { BundlePoster } from './bundle.poster';
 import { BundleSink } from './bundle.sink';
+import { SettableClock } from '../../test/support/clocks';
 
 /** Service-level spec: the bundle scheduler on a real SQLite BundleStore, with fakes of the builder, the archive and the poster. */
-
-class SettableClock extends Clock {
-  ms = Date.UTC(2026, 10, 23, 10);
-  now(): Date {
-    return new Date(this.ms);
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 describe('BundleSink (fakes of the builder, the archive and the poster)', () => {
   let dir: string;

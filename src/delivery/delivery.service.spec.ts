@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Clock } from '../common/clock';
 import type { AppConfig } from '../config/app-config';
 import type { MirrorService } from '../mirror/mirror.service';
 import type { LocalValues, ReplicaIdentity } from '../state/local-values.service';
@@ -10,17 +9,9 @@ import type { ClaimResult, DeliveryLedger, IdempotencyClaims, LedgerEntry } from
 import type { DeadLetters } from './dead-letters.service';
 import { ClaimLostError, DeliveryService } from './delivery.service';
 import type { RecordsSink } from './records.sink';
+import { FixedClock } from '../../test/support/clocks';
 
 /** Service-level spec: DeliveryService against fakes of the ports it uses (store, mirror, sink, dead letters). */
-
-class FixedClock extends Clock {
-  now(): Date {
-    return new Date('2026-11-23T10:00:00Z');
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 class FakeStore {
   readonly ledger = new Map<string, LedgerEntry>();

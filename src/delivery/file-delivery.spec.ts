@@ -2,24 +2,12 @@ import PQueue from 'p-queue';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Clock } from '../common/clock';
 import type { DeliveryLedger, LedgerEntry } from '../state/state.ports';
 import type { DeadLetters, NewDeadLetter } from './dead-letters.service';
 import { FileDelivery } from './file-delivery';
 import { PermanentDeliveryError, TransientDeliveryError } from './http-delivery';
 import type { RecordsSink } from './records.sink';
-
-/** A clock whose sleeps pass at once and move its time on by what they waited. */
-class SteppingClock extends Clock {
-  private ms = Date.UTC(2026, 10, 23, 10);
-  now(): Date {
-    return new Date(this.ms);
-  }
-  sleep(ms: number): Promise<void> {
-    this.ms += ms;
-    return Promise.resolve();
-  }
-}
+import { SteppingClock } from '../../test/support/clocks';
 
 describe('FileDelivery (one file, fakes of the sink, the ledger and the dead letters)', () => {
   let dir: string;

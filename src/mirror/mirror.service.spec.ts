@@ -1,4 +1,3 @@
-import { Clock } from '../common/clock';
 import { ConflictError, IntegrityError, NotFoundError } from '../common/errors';
 import { mapKey } from '../common/object-key';
 import type { AppConfig } from '../config/app-config';
@@ -8,17 +7,9 @@ import type { LocalDirs } from './local-dirs.service';
 import { MirrorEvents } from './mirror.events';
 import { MirrorService } from './mirror.service';
 import type { ObjectFetcher } from './object.fetcher';
+import { FixedClock } from '../../test/support/clocks';
 
 /** Service-level spec: the mirror's facade with fakes of its fetcher, its folders and the manifest; the events port is real. */
-
-class FixedClock extends Clock {
-  now(): Date {
-    return new Date('2026-11-23T10:00:00Z');
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const remote: RemoteObject = { key: 'a/b.txt', etag: 'e1', size: 3, lastModified: new Date('2026-11-20T00:00:00Z') };
 const entryFor = (o: RemoteObject, etag = o.etag): ManifestEntry => ({

@@ -1,7 +1,6 @@
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
 import { ManifestStore } from './manifest.store';
@@ -9,18 +8,10 @@ import { SqliteDatabase } from './sqlite/sqlite.database';
 import { SqliteStateStore } from './sqlite/sqlite.state-store';
 import { StateSweeper } from './state.sweeper';
 import type { LedgerEntry } from './state.ports';
+import { FixedClock } from '../../test/support/clocks';
 
 const DAY = 86_400_000;
 const NOW = Date.UTC(2026, 11, 31);
-
-class FixedClock extends Clock {
-  now(): Date {
-    return new Date(NOW);
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 describe('StateSweeper (real SQLite)', () => {
   let dir: string;
@@ -35,7 +26,7 @@ describe('StateSweeper (real SQLite)', () => {
     db = new SqliteDatabase(config);
     store = new SqliteStateStore(db);
     manifest = new ManifestStore(db);
-    sweeper = new StateSweeper(config, store, manifest, new FixedClock());
+    sweeper = new StateSweeper(config, store, manifest, new FixedClock(new Date(NOW)));
   });
   afterEach(() => {
     db.onApplicationShutdown();

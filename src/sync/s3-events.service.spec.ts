@@ -1,5 +1,4 @@
 import { notification } from '../../test/support/s3-events';
-import { Clock } from '../common/clock';
 import { mapKey } from '../common/object-key';
 import type { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
@@ -8,17 +7,9 @@ import type { ManifestStore } from '../state/manifest.store';
 import type { EventInbox } from '../state/state.ports';
 import { S3EventsService } from './s3-events.service';
 import { WorkQueue } from './work.queue';
+import { FixedClock } from '../../test/support/clocks';
 
 /** Service-level spec: S3EventsService on the real WorkQueue, with fakes of the mirror, the manifest and the store. */
-
-class FixedClock extends Clock {
-  now(): Date {
-    return new Date('2026-11-23T10:00:00Z');
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const ROOT = '/mirror';
 const BUCKET = 'bucket';

@@ -2,23 +2,13 @@ import type { SchedulerRegistry } from '@nestjs/schedule';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { Clock } from '../common/clock';
 import type { AppConfig } from '../config/app-config';
 import type { ReplicaIdentity } from '../state/local-values.service';
 import { SqliteStateStore } from '../state/sqlite/sqlite.state-store';
 import { sqliteAt } from '../state/state.ports.testing';
 import { SyncScheduler } from './sync.scheduler';
 import type { SyncService } from './sync.service';
-
-class SettableClock extends Clock {
-  ms = Date.UTC(2026, 10, 23, 10);
-  now(): Date {
-    return new Date(this.ms);
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
+import { SettableClock } from '../../test/support/clocks';
 
 const config = (sync: Partial<AppConfig['sync']>): AppConfig =>
   ({ sync: { periodic: true, onStart: false, intervalHours: 1, ...sync } }) as unknown as AppConfig;

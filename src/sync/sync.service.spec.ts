@@ -2,7 +2,6 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { S3Repository } from '../aws/s3.repository';
-import { Clock } from '../common/clock';
 import { admitKey } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
@@ -13,17 +12,9 @@ import { SqliteDatabase } from '../state/sqlite/sqlite.database';
 import { SqliteStateStore } from '../state/sqlite/sqlite.state-store';
 import { SyncService } from './sync.service';
 import { WorkQueue } from './work.queue';
+import { FixedClock } from '../../test/support/clocks';
 
 /** Service-level spec: full syncs on the real work queue, manifest and run store, with fakes of S3 and the mirror's disk. */
-
-class FixedClock extends Clock {
-  now(): Date {
-    return new Date('2026-11-23T10:00:00Z');
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
 
 const object = (key: string, etag = 'e1', size = 10): RemoteObject => ({ key, etag, size, lastModified: new Date('2026-11-20T00:00:00Z') });
 

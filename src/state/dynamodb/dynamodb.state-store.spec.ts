@@ -1,21 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { startDynalite } from '../../../test/support/dynalite';
 import { DynamoRepository, MissingTableError } from '../../aws/dynamodb.repository';
-import { Clock } from '../../common/clock';
 import { AppConfig } from '../../config/app-config';
 import { validateEnv } from '../../config/env.schema';
 import { describeStateContracts } from '../state.ports.testing';
 import { DynamoStateStore } from './dynamodb.state-store';
+import { FixedClock } from '../../../test/support/clocks';
 
-/** The contract suites' dates are in November 2026; ledger TTLs are read against this clock. */
-class FixedClock extends Clock {
-  now(): Date {
-    return new Date('2026-11-23T12:00:00Z');
-  }
-  sleep(): Promise<void> {
-    return Promise.resolve();
-  }
-}
+/** The contract suites' dates are in November 2026: ledger TTLs are read against this clock. */
+const contractClock = new FixedClock(new Date('2026-11-23T12:00:00Z'));
 
 let dynalite: Awaited<ReturnType<typeof startDynalite>>;
 beforeAll(async () => {
@@ -46,7 +39,7 @@ function configFor(overrides: Record<string, string> = {}): AppConfig {
 describeStateContracts('dynamodb (dynalite)', ['ledger', 'claims', 'bundles', 'breakers', 'leases', 'deadLetters'], async () => {
   const config = configFor();
   const repository = new DynamoRepository(config);
-  const store = new DynamoStateStore(config, repository, new FixedClock());
+  const store = new DynamoStateStore(config, repository, contractClock);
   await store.onModuleInit();
   return {
     ports: { ledger: store, claims: store, bundles: store, breakers: store, leases: store, deadLetters: store },
@@ -58,7 +51,7 @@ describe('DynamoStateStore start-up', () => {
   it('stops with the name of a missing table unless it may create it', async () => {
     const config = configFor({ DYNAMODB_CREATE_TABLES: 'false' });
     const repository = new DynamoRepository(config);
-    const store = new DynamoStateStore(config, repository, new FixedClock());
+    const store = new DynamoStateStore(config, repository, contractClock);
     try {
       const failure = store.onModuleInit();
       await expect(failure).rejects.toBeInstanceOf(MissingTableError);
@@ -71,7 +64,7 @@ describe('DynamoStateStore start-up', () => {
   it('treats a ledger entry past its TTL as absent (DynamoDB deletes expired items late)', async () => {
     const config = configFor({ STATUS_TTL_DAYS: '1' });
     const repository = new DynamoRepository(config);
-    const store = new DynamoStateStore(config, repository, new FixedClock());
+    const store = new DynamoStateStore(config, repository, contractClock);
     try {
       await store.onModuleInit();
       const entry = {
