@@ -71,6 +71,7 @@ export class DynamoRepository implements OnApplicationShutdown {
       this.client = new DynamoDBClient({
         region: this.config.s3.region,
         endpoint: this.config.state.dynamodb.endpoint,
+        credentials: this.config.awsCredentials,
         maxAttempts: this.config.sync.retryAttempts + 1,
       });
       this.doc = DynamoDBDocumentClient.from(this.client, { marshallOptions: { removeUndefinedValues: true } });

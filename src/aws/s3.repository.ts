@@ -4,6 +4,7 @@ import { Readable } from 'node:stream';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { Clock } from '../common/clock';
+import { AppError, errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { HttpGetClient, HttpResponse } from './http-get';
 import { ListedObject, ListPage, parseListObjectsV2, stripQuotes } from './list-parser';
@@ -87,6 +88,7 @@ export class S3Repository implements OnApplicationShutdown {
       region,
       endpoint,
       forcePathStyle,
+      credentials: config.awsCredentials,
       maxAttempts: config.sync.retryAttempts + 1,
       // The service verifies bodies itself (see integrity.ts) and must not buffer them for the SDK.
       responseChecksumValidation: 'WHEN_REQUIRED',
@@ -217,7 +219,13 @@ export class S3Repository implements OnApplicationShutdown {
     signal?: AbortSignal,
   ): Promise<HttpResponse> {
     // The SDK's provider chain caches and refreshes credentials (env, profile, SSO, IMDS, ECS...).
-    const credentials = await this.client.config.credentials();
+    let credentials: Awaited<ReturnType<S3Client['config']['credentials']>>;
+    try {
+      credentials = await this.client.config.credentials();
+    } catch (err) {
+      // The deployment's configuration, not a fault of the request: 503 with the reason.
+      throw new AppError('UNAVAILABLE', `no AWS credentials for S3: ${errorMessage(err)}`);
+    }
     const signed = this.signer.sign(
       credentials,
       this.baseUrl.host,

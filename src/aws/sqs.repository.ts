@@ -26,6 +26,7 @@ export class SqsRepository implements OnApplicationShutdown {
     this.client ??= new SQSClient({
       region: this.config.s3.region,
       endpoint: this.config.events.sqsEndpoint,
+      credentials: this.config.awsCredentials,
       maxAttempts: this.config.sync.retryAttempts + 1,
     });
     return this.client;

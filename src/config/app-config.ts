@@ -95,6 +95,8 @@ export class AppConfig {
     statusTtlMs: number;
   };
   readonly api: { host: string; port: number; apiKey?: string };
+  /** Static AWS credentials from the configuration; undefined: the SDK's default chain. */
+  readonly awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT'] };
 
   constructor(env: EnvironmentVariables) {
@@ -188,6 +190,13 @@ export class AppConfig {
       statusTtlMs: Math.round(env.STATUS_TTL_DAYS * 86_400_000),
     };
     this.api = { host: env.API_HOST, port: env.API_PORT, apiKey: env.API_KEY };
+    if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
+      this.awsCredentials = {
+        accessKeyId: env.AWS_ACCESS_KEY_ID,
+        secretAccessKey: env.AWS_SECRET_ACCESS_KEY,
+        sessionToken: env.AWS_SESSION_TOKEN,
+      };
+    }
     this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT };
   }
 
@@ -210,6 +219,7 @@ export class AppConfig {
       state: { ...this.state, dynamodb: { ...this.state.dynamodb } },
       api: { host: this.api.host, port: this.api.port, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },
+      aws: { credentials: this.awsCredentials ? 'configured (redacted)' : 'SDK default chain' },
     };
   }
 }

@@ -66,6 +66,25 @@ describe('validateEnv', () => {
     expect(found.some((p) => pattern.test(p))).toBe(true);
   });
 
+  it.each([
+    ['INFO', 'info'],
+    ['WARNING', 'warn'],
+    ['warning', 'warn'],
+    ['CRITICAL', 'fatal'],
+    ['Debug', 'debug'],
+    [' error ', 'error'],
+  ])('takes LOG_LEVEL=%s in either vocabulary as %s', (given, level) => {
+    expect(validateEnv({ ...minimal, LOG_LEVEL: given }).LOG_LEVEL).toBe(level);
+  });
+
+  it('wants both AWS credentials or neither, and never echoes them', () => {
+    const found = problems({ ...minimal, AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE' });
+    expect(found).toEqual([expect.stringContaining('AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: give both or neither')]);
+    const config = new AppConfig(validateEnv({ ...minimal, AWS_ACCESS_KEY_ID: 'AKIAEXAMPLE', AWS_SECRET_ACCESS_KEY: 'secret-value' }));
+    expect(config.awsCredentials).toEqual({ accessKeyId: 'AKIAEXAMPLE', secretAccessKey: 'secret-value', sessionToken: undefined });
+    expect(JSON.stringify(config.redacted())).not.toMatch(/AKIAEXAMPLE|secret-value/);
+  });
+
   it('never echoes a secret value in the error', () => {
     const found = problems({ ...minimal, API_KEY: 'tiny-secret' });
     expect(found.join('\n')).not.toContain('tiny-secret');

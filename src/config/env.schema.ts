@@ -33,6 +33,14 @@ function IsCronExpression(): PropertyDecorator {
 const STATE_BACKENDS = ['sqlite', 'dynamodb'] as const;
 const trimmedLower = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim().toLowerCase() : value);
 
+/** Python logging's names for pino's levels. */
+const PYTHON_LOG_LEVELS: Record<string, string> = { warning: 'warn', critical: 'fatal' };
+const toLogLevel = ({ value }: { value: unknown }): unknown => {
+  if (typeof value !== 'string') return value;
+  const v = value.trim().toLowerCase();
+  return PYTHON_LOG_LEVELS[v] ?? v;
+};
+
 const toBoolean = ({ value }: { value: unknown }): unknown => {
   if (typeof value !== 'string') return value;
   const v = value.trim().toLowerCase();
@@ -161,8 +169,9 @@ export class EnvironmentVariables {
   @Max(65535)
   API_PORT = 3000;
 
-  @IsIn(LOG_LEVELS)
-  @Transform(trimmed)
+  /** pino's levels, or Python logging's (the FastAPI service's `.env`), in any case. */
+  @IsIn(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')} (or DEBUG, INFO, WARNING, ERROR, CRITICAL)` })
+  @Transform(toLogLevel)
   LOG_LEVEL: (typeof LOG_LEVELS)[number] = 'info';
 
   @IsIn(LOG_FORMATS)
@@ -404,6 +413,25 @@ export class EnvironmentVariables {
   @IsNotEmpty()
   NIFI_PASSWORD?: string;
 
+  /**
+   * AWS credentials given in the configuration (the environment or `.env`): used by every AWS client
+   * when set, else the SDK's default chain (profiles, SSO, web identity, ECS and EC2 roles).
+   */
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  AWS_ACCESS_KEY_ID?: string;
+
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  AWS_SECRET_ACCESS_KEY?: string;
+
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  AWS_SESSION_TOKEN?: string;
+
   /** Where every bundle is archived before it is posted (required with NIFI_ENDPOINT_URL). */
   @IsOptional()
   @IsString()
@@ -484,6 +512,8 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   const env = plainToInstance(EnvironmentVariables, present, { exposeDefaultValues: true });
   const errors = validateSync(env, { skipMissingProperties: false, forbidUnknownValues: false });
   const problems = describe(errors);
+  if (Boolean(env.AWS_ACCESS_KEY_ID) !== Boolean(env.AWS_SECRET_ACCESS_KEY))
+    problems.push('AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: give both or neither (neither: the SDK default credential chain)');
   if (env.NIFI_ENDPOINT_URL && !env.ARCHIVE_BUCKET_NAME)
     problems.push('ARCHIVE_BUCKET_NAME: is required when NIFI_ENDPOINT_URL is set (bundles are archived before they are posted)');
   if (problems.length > 0) throw new ConfigValidationError(problems);

@@ -1,5 +1,5 @@
 import { ChildProcessWithoutNullStreams, spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './app';
@@ -24,12 +24,19 @@ export interface ServiceProcess {
 }
 
 /** Starts dist/main.js (the built service) on a free loopback port and resolves once it listens. */
-export async function startService(env: Record<string, string>, timeoutMs = 20_000): Promise<ServiceProcess> {
+export async function startService(
+  env: Record<string, string>,
+  timeoutMs = 20_000,
+  options: { dotenv?: string } = {},
+): Promise<ServiceProcess> {
   if (!existsSync(MAIN)) throw new Error('dist/main.js is missing: `npm test` builds it first (npm run build)');
   const port = await freePort();
+  const cwd = tempDir('cwd');
+  // A `.env` in the working directory, read by the service as its users' set-ups do.
+  if (options.dotenv !== undefined) writeFileSync(join(cwd, '.env'), options.dotenv);
   const child = spawn(process.execPath, [MAIN], {
     env: { PATH: process.env.PATH ?? '', HOME: tempDir('home'), API_HOST: '127.0.0.1', API_PORT: String(port), ...env },
-    cwd: tempDir('cwd'),
+    cwd,
   });
   let out = '';
   child.stdout.on('data', (d: Buffer) => (out += d.toString()));
