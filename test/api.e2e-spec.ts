@@ -214,16 +214,27 @@ describe('REST control plane', () => {
   describe('health', () => {
     it('is ready when the bucket, the directory, the disk and the store are fine', async () => {
       const res = await t.http().get('/api/v1/health').expect(200);
-      expect(res.body.status).toBe('ok');
-      expect(Object.keys(res.body.info).sort()).toEqual(['bucket', 'disk', 'downloadDir', 'downstream', 'stateStore']);
+      // The fields the FastAPI service's clients read, then terminus's checks under their own key.
+      expect(res.body).toMatchObject({
+        status: 'healthy',
+        message: 'Service is healthy',
+        s3_connection: true,
+        directory_writable: true,
+        download_directory: t.mirrorDir,
+        timestamp: expect.stringMatching(/^\d{4}-\d{2}-\d{2}T/),
+      });
+      expect(res.body.checks.status).toBe('ok');
+      expect(Object.keys(res.body.checks.info).sort()).toEqual(['bucket', 'disk', 'downloadDir', 'downstream', 'stateStore']);
     });
 
     it('answers 503 naming the failed check when the bucket is unreachable', async () => {
       const other = await bootApp({ S3_BUCKET_NAME: 'no-such-bucket-here', S3_ENDPOINT: emulatorEndpoint() });
       try {
         const res = await other.http().get('/api/v1/health').expect(503);
-        expect(res.body.status).toBe('error');
-        expect(Object.keys(res.body.error)).toEqual(['bucket']);
+        expect(res.body).toMatchObject({ status: 'unhealthy', s3_connection: false, directory_writable: true });
+        expect(res.body.message).toContain('bucket');
+        expect(res.body.checks.status).toBe('error');
+        expect(Object.keys(res.body.checks.error)).toEqual(['bucket']);
       } finally {
         await other.close();
       }

@@ -235,12 +235,13 @@ describe('delivery of records downstream', () => {
     await sync();
     // While the breaker is open the service is degraded, not down: readiness still answers 200.
     const health = await eventually(
-      async () => (await t.http().get('/api/v1/health')).body as { status: string; info: { downstream: { condition: string } } },
-      (h) => h.info?.downstream?.condition === 'degraded',
+      async () =>
+        (await t.http().get('/api/v1/health')).body as { status: string; checks: { info: { downstream: { condition: string } } } },
+      (h) => h.checks?.info?.downstream?.condition === 'degraded',
       10_000,
       'degraded health',
     );
-    expect(health.status).toBe('ok');
+    expect(health.status).toBe('healthy');
     // Every request slot now waits for the cooldown on the service's clock: nothing can be sent.
     await eventually(
       () => clock.waiting,

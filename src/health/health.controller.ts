@@ -1,8 +1,22 @@
-import { Controller, Get } from '@nestjs/common';
-import { ApiOperation, ApiTags } from '@nestjs/swagger';
+import { Controller, Get, HttpException, HttpStatus, ServiceUnavailableException } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
 import { Public } from '../auth/api-key.guard';
+import { Clock } from '../common/clock';
+import { AppConfig } from '../config/app-config';
 import { HealthIndicators } from './health.indicators';
+
+/** The FastAPI service's health answer (its clients read these fields), with terminus's checks beside them. */
+export class HealthDto {
+  @ApiProperty({ enum: ['healthy', 'unhealthy'] }) status!: 'healthy' | 'unhealthy';
+  @ApiProperty({ example: 'Service is healthy' }) message!: string;
+  @ApiProperty({ description: 'The bucket answered' }) s3_connection!: boolean;
+  @ApiProperty({ example: './data/mirror' }) download_directory!: string;
+  @ApiProperty() directory_writable!: boolean;
+  @ApiProperty({ example: '2026-11-23T10:00:00.000Z' }) timestamp!: string;
+  @ApiProperty({ description: "terminus's result: status ok/error, and info, error and details per check" })
+  checks!: HealthCheckResult;
+}
 
 @ApiTags('health')
 @Public()
@@ -11,22 +25,43 @@ export class HealthController {
   constructor(
     private readonly health: HealthCheckService,
     private readonly indicators: HealthIndicators,
+    private readonly config: AppConfig,
+    private readonly clock: Clock,
   ) {}
 
   @Get()
-  @HealthCheck()
   @ApiOperation({
     summary:
       'Readiness: bucket reachable, download directory writable, disk space, state store (503 when not ready); an open downstream circuit breaker shows as degraded',
   })
-  ready(): Promise<HealthCheckResult> {
-    return this.health.check([
-      () => this.indicators.bucket(),
-      () => this.indicators.downloadDir(),
-      () => this.indicators.disk(),
-      () => this.indicators.stateStore(),
-      () => this.indicators.downstream(),
-    ]);
+  @ApiOkResponse({ type: HealthDto })
+  @ApiServiceUnavailableResponse({ type: HealthDto })
+  async ready(): Promise<HealthDto> {
+    let checks: HealthCheckResult;
+    try {
+      checks = await this.health.check([
+        () => this.indicators.bucket(),
+        () => this.indicators.downloadDir(),
+        () => this.indicators.disk(),
+        () => this.indicators.stateStore(),
+        () => this.indicators.downstream(),
+      ]);
+    } catch (err) {
+      if (!(err instanceof ServiceUnavailableException)) throw err;
+      checks = err.getResponse() as HealthCheckResult;
+    }
+    const failed = Object.keys(checks.error ?? {});
+    const body: HealthDto = {
+      status: checks.status === 'ok' ? 'healthy' : 'unhealthy',
+      message: checks.status === 'ok' ? 'Service is healthy' : `Service is unhealthy: ${failed.join(', ')} failed`,
+      s3_connection: checks.details.bucket?.status === 'up',
+      download_directory: this.config.sync.localDir,
+      directory_writable: checks.details.downloadDir?.status === 'up',
+      timestamp: this.clock.now().toISOString(),
+      checks,
+    };
+    if (checks.status !== 'ok') throw new HttpException(body, HttpStatus.SERVICE_UNAVAILABLE);
+    return body;
   }
 
   @Get('live')
