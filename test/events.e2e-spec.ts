@@ -216,6 +216,30 @@ describe('real-time sync through the webhook', () => {
     }
   });
 
+  it('accepts unsigned notifications with WEBHOOK_AUTH=none, and says so in /config; the files still come from S3', async () => {
+    const unsigned = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_AUTH: 'none' });
+    try {
+      const ev = await putEvent('u/unsigned.txt', 'from the bucket', sequencers(1)[0]);
+      const res = await unsigned
+        .http()
+        .post('/api/v1/s3-notification')
+        .set('content-type', 'application/json')
+        .send(JSON.stringify(notification(ev)))
+        .expect(202);
+      expect(res.body).toMatchObject({ accepted: 1 });
+      await eventually(
+        () => filesUnder(unsigned.mirrorDir),
+        (f) => f.includes('u/unsigned.txt'),
+        10_000,
+        'the notified file',
+      );
+      expect(await readFile(join(unsigned.mirrorDir, 'u/unsigned.txt'), 'utf8')).toBe('from the bucket');
+      expect((await unsigned.http().get('/api/v1/config').expect(200)).body.events.webhookAuth).toBe('none');
+    } finally {
+      await unsigned.close();
+    }
+  });
+
   it('keeps the webhook closed without WEBHOOK_SECRET', async () => {
     const open = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint() });
     try {

@@ -37,6 +37,8 @@ export class AppConfig {
   };
   readonly events: {
     webhookSecret?: string;
+    /** `none`: unsigned notifications are accepted (senders that cannot sign). */
+    webhookAuth: 'hmac' | 'none';
     webhookToleranceSeconds: number;
     webhookMaxBodyBytes: number;
     queueUrl?: string;
@@ -130,6 +132,7 @@ export class AppConfig {
     };
     this.events = {
       webhookSecret: env.WEBHOOK_SECRET,
+      webhookAuth: env.WEBHOOK_AUTH,
       webhookToleranceSeconds: env.WEBHOOK_TOLERANCE_SECONDS,
       webhookMaxBodyBytes: env.WEBHOOK_MAX_BODY_KB * 1024,
       queueUrl: env.EVENT_QUEUE_URL,

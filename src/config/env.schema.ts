@@ -31,6 +31,7 @@ function IsCronExpression(): PropertyDecorator {
 }
 
 const STATE_BACKENDS = ['sqlite', 'dynamodb'] as const;
+const WEBHOOK_AUTH_MODES = ['hmac', 'none'] as const;
 const trimmedLower = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim().toLowerCase() : value);
 
 /** Python logging's names for pino's levels. */
@@ -251,6 +252,14 @@ export class EnvironmentVariables {
   @IsString()
   @MinLength(16, { message: 'must be at least 16 characters' })
   WEBHOOK_SECRET?: string;
+
+  /**
+   * `hmac`: every notification is signed with WEBHOOK_SECRET. `none`: for senders that cannot sign
+   * (the FastAPI service's Lambda); unsigned notifications are accepted, and the start-up log says so.
+   */
+  @IsIn(WEBHOOK_AUTH_MODES)
+  @Transform(trimmedLower)
+  WEBHOOK_AUTH: (typeof WEBHOOK_AUTH_MODES)[number] = 'hmac';
 
   @Transform(toNumber)
   @IsInt()
