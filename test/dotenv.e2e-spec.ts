@@ -25,7 +25,9 @@ describe('AWS credentials given in .env', () => {
   it('reach the S3 client: health is healthy and a sync downloads', async () => {
     const env = await base();
     await put(s3, env.S3_BUCKET_NAME, 'a.txt', 'hello');
-    const service = await startService(env, 20_000, { dotenv: 'AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\n' });
+    const service = await startService(env, 20_000, {
+      dotenv: 'AWS_ACCESS_KEY_ID=test\nAWS_SECRET_ACCESS_KEY=test\nSYNC_INTERVAL_HOUR=2\n',
+    });
     try {
       expect((await fetch(`${service.url}/api/v1/health`)).status).toBe(200);
       const run = (await (await fetch(`${service.url}/api/v1/sync`, { method: 'POST' })).json()) as { counts: { downloaded: number } };
@@ -34,6 +36,10 @@ describe('AWS credentials given in .env', () => {
       const config = await (await fetch(`${service.url}/api/v1/config`)).text();
       expect(config).toContain('configured (redacted)');
       expect(config).not.toContain('"test"');
+      // A misspelt line of .env is said at start, with the name it most likely meant.
+      expect(service.output()).toContain(
+        'SYNC_INTERVAL_HOUR is not a variable of this service and is ignored; did you mean SYNC_INTERVAL_HOURS?',
+      );
     } finally {
       service.child.kill('SIGTERM');
       await service.exited;

@@ -101,7 +101,11 @@ export class AppConfig {
   readonly awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT'] };
 
-  constructor(env: EnvironmentVariables) {
+  constructor(
+    env: EnvironmentVariables,
+    /** Set variables that look like the service's own but are not read (typos), with the closest known name. */
+    readonly lookalikes: ReadonlyArray<{ name: string; closest: string }> = [],
+  ) {
     this.s3 = {
       region: env.AWS_REGION,
       bucket: env.S3_BUCKET_NAME,

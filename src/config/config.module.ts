@@ -1,9 +1,9 @@
-import { DynamicModule, Global, Module } from '@nestjs/common';
+import { DynamicModule, Global, Injectable, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
 import { existsSync, readFileSync } from 'node:fs';
 import { parse } from 'dotenv';
 import { AppConfig } from './app-config';
 import { ConfigController } from './config.controller';
-import { validateEnv } from './env.schema';
+import { lookalikeVariables, validateEnv } from './env.schema';
 
 export type RawEnv = Record<string, string | undefined>;
 
@@ -13,7 +13,22 @@ export type RawEnv = Record<string, string | undefined>;
  */
 export function loadConfig(env: RawEnv = process.env, envFile = '.env'): AppConfig {
   const fromFile = existsSync(envFile) ? parse(readFileSync(envFile)) : {};
-  return new AppConfig(validateEnv({ ...fromFile, ...env }));
+  const merged = { ...fromFile, ...env };
+  return new AppConfig(validateEnv(merged), lookalikeVariables(merged));
+}
+
+/** Says at start which set variables the service does not read, so that a typo is not ignored silently. */
+@Injectable()
+class ConfigWarnings implements OnApplicationBootstrap {
+  private readonly logger = new Logger('Config');
+
+  constructor(private readonly config: AppConfig) {}
+
+  onApplicationBootstrap(): void {
+    for (const { name, closest } of this.config.lookalikes) {
+      this.logger.warn({ variable: name, closest }, `${name} is not a variable of this service and is ignored; did you mean ${closest}?`);
+    }
+  }
 }
 
 @Global()
@@ -23,7 +38,7 @@ export class AppConfigModule {
     return {
       module: AppConfigModule,
       controllers: [ConfigController],
-      providers: [{ provide: AppConfig, useValue: config }],
+      providers: [{ provide: AppConfig, useValue: config }, ConfigWarnings],
       exports: [AppConfig],
     };
   }

@@ -1,5 +1,5 @@
 import { AppConfig } from './app-config';
-import { ConfigValidationError, validateEnv } from './env.schema';
+import { ConfigValidationError, knownVariables, lookalikeVariables, validateEnv } from './env.schema';
 
 const minimal = { S3_BUCKET_NAME: 'my-bucket' };
 
@@ -102,5 +102,28 @@ describe('AppConfig.redacted', () => {
   it('defaults to path-style addressing when a custom endpoint is set', () => {
     expect(new AppConfig(validateEnv({ ...minimal, S3_ENDPOINT: 'http://127.0.0.1:9000' })).s3.forcePathStyle).toBe(true);
     expect(new AppConfig(validateEnv(minimal)).s3.forcePathStyle).toBe(false);
+  });
+});
+
+describe('lookalike variables', () => {
+  it('names a set variable that looks like one of the service but is not, with the closest known name', () => {
+    expect(
+      lookalikeVariables({
+        S3_BUCKT_NAME: 'x',
+        SYNC_INTERVAL_HOUR: '2',
+        S3_WHATEVER: 'y',
+        PATH: '/bin',
+        HOME: '/root',
+        S3_BUCKET_NAME: 'b',
+      }),
+    ).toEqual([
+      { name: 'S3_BUCKT_NAME', closest: 'S3_BUCKET_NAME' },
+      { name: 'SYNC_INTERVAL_HOUR', closest: 'SYNC_INTERVAL_HOURS' },
+      { name: 'S3_WHATEVER', closest: expect.any(String) },
+    ]);
+  });
+
+  it('knows every variable the schema validates', () => {
+    expect(knownVariables()).toEqual(expect.arrayContaining(['S3_BUCKET_NAME', 'STATE_BACKEND', 'WEBHOOK_AUTH', 'AWS_ACCESS_KEY_ID']));
   });
 });

@@ -12,6 +12,7 @@ import {
   Max,
   Min,
   MinLength,
+  getMetadataStorage,
   registerDecorator,
   validateSync,
   ValidationError,
@@ -527,4 +528,61 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
     problems.push('ARCHIVE_BUCKET_NAME: is required when NIFI_ENDPOINT_URL is set (bundles are archived before they are posted)');
   if (problems.length > 0) throw new ConfigValidationError(problems);
   return env;
+}
+
+/** Every variable the service reads, from the schema's own metadata: one list, never restated. */
+export function knownVariables(): string[] {
+  const metadata = getMetadataStorage().getTargetValidationMetadatas(EnvironmentVariables, '', true, false);
+  return [...new Set(metadata.map((m) => m.propertyName))];
+}
+
+/** Prefixes of the service's own variables: a set variable that starts with one and is unknown is likely a typo. */
+const OWN_PREFIXES = [
+  'S3_',
+  'SYNC_',
+  'DELIVERY_',
+  'BUNDLE_',
+  'NIFI_',
+  'WEBHOOK_',
+  'EVENT_QUEUE_',
+  'DYNAMODB_',
+  'STATE_',
+  'API_',
+  'LOG_',
+  'BREAKER_',
+  'RETRY_',
+  'MULTIPART_',
+  'ARCHIVE_',
+];
+
+/**
+ * Variables that look like the service's own but are not (same prefix, or a near miss of a known
+ * name), each with the closest known name: `.env` lines that would otherwise be ignored silently.
+ */
+export function lookalikeVariables(env: Record<string, unknown>): Array<{ name: string; closest: string }> {
+  const known = knownVariables();
+  const knownSet = new Set(known);
+  const found: Array<{ name: string; closest: string }> = [];
+  for (const name of Object.keys(env)) {
+    if (knownSet.has(name) || !/^[A-Z][A-Z0-9_]*$/.test(name)) continue;
+    let closest = known[0];
+    let best = Infinity;
+    for (const k of known) {
+      const d = editDistance(name, k);
+      if (d < best) [best, closest] = [d, k];
+    }
+    if ((best <= 2 && name.length >= 6) || OWN_PREFIXES.some((p) => name.startsWith(p))) found.push({ name, closest });
+  }
+  return found;
+}
+
+function editDistance(a: string, b: string): number {
+  let previous = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const current = [i];
+    for (let j = 1; j <= b.length; j++)
+      current[j] = Math.min(previous[j] + 1, current[j - 1] + 1, previous[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    previous = current;
+  }
+  return previous[b.length];
 }
