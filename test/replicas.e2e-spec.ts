@@ -2,9 +2,8 @@ import { CreateQueueCommand, SendMessageBatchCommand, SQSClient } from '@aws-sdk
 import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import { once } from 'node:events';
-import { join } from 'node:path';
 import { eventually, tempDir } from './support/app';
-import { jsonl } from './support/delivery';
+import { jsonl, serviceEnv } from './support/delivery';
 import { FakeDownstream } from './support/fake-downstream';
 import { MAIN, ServiceProcess, startService } from './support/process';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
@@ -54,25 +53,14 @@ describe('replicas on one queue and shared DynamoDB state', () => {
   });
 
   const replicaEnv = (name: string): Record<string, string> => ({
-    S3_BUCKET_NAME: bucket,
-    S3_ENDPOINT: emulatorEndpoint(),
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
+    ...serviceEnv(bucket, down, name),
     AWS_REGION: 'us-east-1',
     AWS_SDK_JS_SUPPRESS_NODE_VERSION_WARNING: '1',
-    ENABLE_PERIODIC_SYNC: 'false',
     SYNC_ON_START: 'false',
-    LOCAL_DOWNLOAD_DIR: join(tempDir(name), 'mirror'),
-    STATE_DIR: tempDir(`${name}-state`),
-    MIN_FREE_DISK_MB: '1',
     SQS_ENDPOINT: emulatorEndpoint(),
     EVENT_QUEUE_URL: queueUrl,
     EVENT_QUEUE_WAIT_SECONDS: '1',
     EVENT_QUEUE_VISIBILITY_SECONDS: '5',
-    CALL_DETAILS_URL: down.recordsUrl,
-    AUTH_URL: down.authUrl,
-    ACCESS_KEY: down.accessKey,
-    SECRET_KEY: down.secretKey,
     MAX_RECORDS_PER_BATCH: '5',
     DELIVERY_CONCURRENCY: '4',
     RETRY_BASE_MS: '10',

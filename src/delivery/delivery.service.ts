@@ -219,8 +219,9 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     }
     await this.deadLetters.markRedriven(done);
     for (const [fileId, { records, left }] of perFile) {
-      if (records === 0 || !(await this.ledgerStore.ledgerGet(fileId))) continue;
-      await this.update(fileId, (e) => ledger.redriven(e, records, left, this.clock.now()));
+      if (records === 0) continue;
+      const current = await this.ledgerStore.ledgerGet(fileId);
+      if (current) await this.ledgerStore.ledgerPut(ledger.redriven(current, records, left, this.clock.now()));
     }
     return { redriven: done.length, failed: letters.length - done.length };
   }

@@ -39,7 +39,7 @@ export function leaseGranted(existing: LeaseRecord | undefined, owner: string, n
  * is unchanged. A backend extends this and implements the hooks, completeClaim, releaseClaim and
  * releaseLease (each a write conditional on the owner).
  */
-export abstract class ConditionalClaims extends IdempotencyClaims implements LeaseStore {
+export abstract class ConditionalOwnership extends IdempotencyClaims implements LeaseStore {
   protected abstract readClaim(id: string): Promise<ClaimRecord | undefined>;
   /** Writes `next` only if the stored claim still has `expectedVersion` (0: there is none); false when another writer came first. */
   protected abstract writeClaimIf(id: string, next: ClaimRecord, expectedVersion: number): Promise<boolean>;

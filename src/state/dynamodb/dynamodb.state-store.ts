@@ -2,7 +2,7 @@ import { Injectable, OnModuleInit } from '@nestjs/common';
 import { DynamoRepository, Item, TableSpec } from '../../aws/dynamodb.repository';
 import { Clock } from '../../common/clock';
 import { AppConfig } from '../../config/app-config';
-import { ClaimRecord, ConditionalClaims, LeaseRecord } from '../claim-rules';
+import { ClaimRecord, ConditionalOwnership, LeaseRecord } from '../claim-rules';
 import {
   BreakerState,
   BreakerStore,
@@ -43,7 +43,7 @@ const sortable = (ms: number): string => String(ms).padStart(15, '0');
  */
 @Injectable()
 export class DynamoStateStore
-  extends ConditionalClaims
+  extends ConditionalOwnership
   implements OnModuleInit, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore, DeadLetterStore
 {
   private readonly tables: { claims: string; breakers: string; status: string };

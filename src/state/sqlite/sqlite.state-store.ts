@@ -24,7 +24,7 @@ import {
   LeaseStore,
   RunStore,
 } from '../state.ports';
-import { ClaimRecord, ConditionalClaims, LeaseRecord } from '../claim-rules';
+import { ClaimRecord, ConditionalOwnership, LeaseRecord } from '../claim-rules';
 import { SqliteDatabase } from './sqlite.database';
 
 interface RunRow {
@@ -152,7 +152,7 @@ const toBundle = (r: BundleRow): BundleRecord => ({
 /** Every state port on one SQLite file: the local state always, the shared state for one process. */
 @Injectable()
 export class SqliteStateStore
-  extends ConditionalClaims
+  extends ConditionalOwnership
   implements RunStore, EventInbox, DeliveryLedger, IdempotencyClaims, BundleStore, BreakerStore, LeaseStore, DeadLetterStore
 {
   private readonly getRunStmt: Statement<[string], RunRow>;
