@@ -172,7 +172,7 @@ async function timedSync(url) {
   // The answer's head comes when the sync has ended; reading its report is not part of the sync.
   const seconds = Number(process.hrtime.bigint() - start) / 1e9;
   const report = await res.json();
-  if (report.status !== 'completed') throw new Error(`service sync ${report.status}: ${report.message}`);
+  if (report.status !== 'success') throw new Error(`service sync ${report.status}: ${report.message}`);
   return { seconds, report };
 }
 

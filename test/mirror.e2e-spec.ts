@@ -10,6 +10,7 @@ import { S3Proxy } from './support/s3-proxy';
 interface SyncReport {
   run_id: string;
   status: string;
+  run_status: string;
   message: string;
   processed_files: number;
   successful_operations: number;
@@ -84,11 +85,14 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await boot();
     const report = await sync();
     expect(report).toMatchObject({
-      status: 'completed',
+      status: 'success',
+      run_status: 'completed',
       processed_files: TREE.length,
       successful_operations: TREE.length,
       failed_operations: 0,
     });
+    expect(report.message).toMatch(new RegExp(`^Synced ${TREE.length} of ${TREE.length} files in \\d+\\.\\d\\d seconds$`));
+    expect(report.sync_details.every((d) => /^Downloaded successfully in \d+\.\d\d seconds; /.test(d.message ?? ''))).toBe(true);
     await expectMirrorMatches(TREE);
     const st = await stat(join(t.mirrorDir, 'README.txt'));
     expect(Math.abs(st.mtimeMs - Date.now())).toBeLessThan(120_000);
@@ -102,6 +106,7 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     proxy.requests.length = 0;
     const report = await sync();
     expect(report.counts).toMatchObject({ listed: TREE.length, skipped: TREE.length, downloaded: 0, deleted: 0 });
+    expect(report).toMatchObject({ status: 'success', processed_files: 0, message: expect.stringMatching(/^Synced 0 of 0 files in /) });
     expect(proxy.objectGets()).toBe(0);
     expect(proxy.requests.filter((r) => r.kind === 'object')).toEqual([]);
   });
@@ -136,7 +141,12 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     const report = await sync();
     expect(report.counts).toMatchObject({ deleted: 1, toDelete: 1 });
     expect(report.sync_details).toContainEqual(
-      expect.objectContaining({ operation: 'delete', file_key: 'gone/deep/file.txt', status: 'success' }),
+      expect.objectContaining({
+        operation: 'delete',
+        file_key: 'gone/deep/file.txt',
+        status: 'success',
+        message: expect.stringMatching(/^Deleted successfully in \d+\.\d\d seconds/),
+      }),
     );
     await expectMirrorMatches(['keep.txt', 'gone2.txt']);
     expect(existsSync(join(t.mirrorDir, 'gone'))).toBe(false);
@@ -165,7 +175,7 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(blocked.message).toMatch(/would delete every mirrored file \(2\)/);
     expect(await filesUnder(t.mirrorDir)).toEqual(['x/1.txt', 'x/2.txt']);
     const allowed = await sync('?allowDeleteAll=true');
-    expect(allowed).toMatchObject({ status: 'completed', counts: expect.objectContaining({ deleted: 2 }) });
+    expect(allowed).toMatchObject({ status: 'success', run_status: 'completed', counts: expect.objectContaining({ deleted: 2 }) });
     expect(await filesUnder(t.mirrorDir)).toEqual([]);
   });
 
@@ -187,7 +197,11 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await seed(['a.txt', 'b/c.txt']);
     await boot();
     const report = await sync('?dryRun=true');
-    expect(report).toMatchObject({ status: 'completed', counts: expect.objectContaining({ toDownload: 2, downloaded: 0 }) });
+    expect(report).toMatchObject({
+      status: 'success',
+      processed_files: 2,
+      counts: expect.objectContaining({ toDownload: 2, downloaded: 0 }),
+    });
     expect(report.sync_details.map((d) => [d.operation, d.status])).toEqual([
       ['download', 'planned'],
       ['download', 'planned'],
@@ -207,7 +221,8 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     proxy.corrupt.set('flaky.txt', 1);
     proxy.corrupt.set('bad.txt', 100);
     const report = await sync();
-    expect(report.status).toBe('completed_with_errors');
+    expect(report).toMatchObject({ status: 'partial', run_status: 'completed_with_errors', processed_files: 3, successful_operations: 2 });
+    expect(report.message).toMatch(/^Synced 2 of 3 files in /);
     expect(report.counts).toMatchObject({ downloaded: 2, failed: 1 });
     const bad = report.sync_details.find((d) => d.file_key === 'bad.txt');
     expect(bad).toMatchObject({ status: 'failed', message: expect.stringMatching(/md5 mismatch/) });
@@ -248,7 +263,7 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await seed(['fine.txt']);
     await boot({ LOCAL_DOWNLOAD_DIR: mirror });
     const report = await sync();
-    expect(report.status).toBe('completed_with_errors');
+    expect(report.status).toBe('partial');
     expect(report.counts).toMatchObject({ refused: hostile.length, downloaded: 1 });
     const refused = report.sync_details
       .filter((d) => d.operation === 'refuse')
@@ -273,10 +288,16 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await seed(['clash', 'clash/inner.txt', 'other.txt']);
     await boot();
     const report = await sync();
-    expect(report.status).toBe('completed_with_errors');
+    expect(report.status).toBe('partial');
     expect(report.counts).toMatchObject({ failed: 1, downloaded: 2 });
     const failed = report.sync_details.find((d) => d.status === 'failed');
     expect(failed?.message).toMatch(/file\/folder clash/);
+    // The next run decides the clash from the disk: reported again, without fetching the object.
+    proxy.requests.length = 0;
+    const again = await sync();
+    expect(again).toMatchObject({ run_status: 'completed_with_errors', counts: expect.objectContaining({ failed: 1, downloaded: 0 }) });
+    expect(again.sync_details).toEqual([expect.objectContaining({ file_key: failed?.file_key, message: failed?.message })]);
+    expect(proxy.objectGets()).toBe(0);
   });
 
   it('skips folder markers and objects above MAX_FILE_SIZE_MB', async () => {
@@ -443,7 +464,7 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
       15_000,
       'the background run to finish',
     );
-    expect(run).toMatchObject({ status: 'completed', counts: expect.objectContaining({ downloaded: 30 }) });
+    expect(run).toMatchObject({ status: 'success', run_status: 'completed', counts: expect.objectContaining({ downloaded: 30 }) });
     const items = await t.http().get(`/api/v1/sync/runs/${runId}/items?offset=25&limit=10`).expect(200);
     expect(items.body.items).toHaveLength(5);
   });

@@ -1,5 +1,5 @@
 import { Injectable, Logger } from '@nestjs/common';
-import { lstatSync, mkdirSync, realpathSync } from 'node:fs';
+import { lstatSync, mkdirSync, realpathSync, Stats } from 'node:fs';
 import { mkdir, opendir, realpath, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Clock } from '../common/clock';
@@ -49,8 +49,32 @@ export class LocalDirs {
 
   /** The regular file at a mapped path, if one exists (synchronous: one lstat, used per listed key). */
   localFile(mapping: FileMapping): LocalFile | undefined {
-    const st = lstatSync(mapping.absPath, { throwIfNoEntry: false });
+    const st = this.lstat(mapping);
     return st?.isFile() ? { size: st.size, mtimeMs: st.mtimeMs } : undefined;
+  }
+
+  /**
+   * Why the object of `mapping` cannot be written where the disk is now, if it cannot: another key
+   * made its path a folder, or made a parent folder a file. Decided before any GET, so that a clash
+   * costs one stat per run, not a download that fails at the rename.
+   */
+  clash(mapping: FileMapping): ConflictError | undefined {
+    try {
+      return lstatSync(mapping.absPath, { throwIfNoEntry: false })?.isDirectory() ? folderInTheWay(mapping.key) : undefined;
+    } catch (err) {
+      if (isErrno(err, 'ENOTDIR')) return fileInTheWay(mapping.key);
+      throw err;
+    }
+  }
+
+  /** undefined when nothing is there, including when a parent is a file (a clash, see clash()). */
+  private lstat(mapping: FileMapping): Stats | undefined {
+    try {
+      return lstatSync(mapping.absPath, { throwIfNoEntry: false });
+    } catch (err) {
+      if (isErrno(err, 'ENOTDIR')) return undefined;
+      throw err;
+    }
   }
 
   /** The real path of a mapped file, refused when it resolves outside the root (after symlinks). */
@@ -149,11 +173,17 @@ export class LocalDirs {
     try {
       await mkdir(dir, { recursive: true });
     } catch (err) {
-      if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTDIR')) {
-        throw new ConflictError(`file/folder clash: a parent of "${key}" is a file locally (another object has that key)`);
-      }
+      if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTDIR')) throw fileInTheWay(key);
       throw err;
     }
     await this.assertInsideRoot(dir);
   }
+}
+
+export function folderInTheWay(key: string): ConflictError {
+  return new ConflictError(`file/folder clash: "${key}" is a folder locally, so the object cannot be written`);
+}
+
+function fileInTheWay(key: string): ConflictError {
+  return new ConflictError(`file/folder clash: a parent of "${key}" is a file locally (another object has that key)`);
 }

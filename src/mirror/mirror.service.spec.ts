@@ -22,7 +22,7 @@ const entryFor = (o: RemoteObject, etag = o.etag): ManifestEntry => ({
   syncedAt: new Date(),
 });
 
-function setup(fetch: (attempt: number) => Promise<ManifestEntry>) {
+function setup(fetch: (attempt: number) => Promise<ManifestEntry>, clash?: ConflictError) {
   const config = { s3: { bucket: 'bucket', prefix: '' }, sync: { retryAttempts: 2, downloadTimeoutMs: 5000 } } as unknown as AppConfig;
   const rows = new Map<string, ManifestEntry>();
   const manifest = {
@@ -34,6 +34,7 @@ function setup(fetch: (attempt: number) => Promise<ManifestEntry>) {
     root: '/mirror',
     requireFile: (key: string) => mapKey('/mirror', key),
     realPathInside: async (m: { absPath: string }) => m.absPath,
+    clash: () => clash,
   } as unknown as LocalDirs;
   let attempts = 0;
   const fetcher = { fetch: () => fetch(++attempts) } as unknown as ObjectFetcher;
@@ -49,6 +50,13 @@ function setup(fetch: (attempt: number) => Promise<ManifestEntry>) {
 }
 
 describe('MirrorService (fakes of the fetcher, the folders and the manifest)', () => {
+  it('refuses a file/folder clash the disk shows before fetching anything', async () => {
+    const t = setup(async () => entryFor(remote), new ConflictError('file/folder clash: "a/b.txt" is a folder locally'));
+    await expect(t.mirror.download(remote)).rejects.toThrow(/is a folder locally/);
+    expect(t.attempts()).toBe(0);
+    expect(t.seen).toEqual([]);
+  });
+
   it('tells of the download, records the version, then publishes its commit with its fileId', async () => {
     const t = setup(async () => entryFor(remote));
     await expect(t.mirror.download(remote)).resolves.toEqual({

@@ -95,9 +95,11 @@ export class MirrorService implements OnModuleInit, OnApplicationBootstrap {
     return { absPath: await this.dirs.realPathInside(mapping), entry };
   }
 
-  /** Downloads, verifies and commits one object. Throws UnsafeKeyError, ConflictError, IntegrityError or the S3 error. */
+  /** Downloads, verifies and commits one object. Throws UnsafeKeyError, ConflictError (a file/folder clash, before any GET), IntegrityError or the S3 error. */
   async download(object: RemoteObject, options: DownloadOptions = {}): Promise<FileCommitted> {
     const mapping = this.dirs.requireFile(object.key);
+    const clash = this.dirs.clash(mapping);
+    if (clash) throw clash;
     await this.events.publishStarting(object);
     let entry: ManifestEntry;
     try {

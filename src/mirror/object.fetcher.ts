@@ -3,7 +3,7 @@ import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { dirname } from 'node:path';
 import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
-import { ConflictError, IntegrityError, isErrno } from '../common/errors';
+import { IntegrityError, isErrno } from '../common/errors';
 import { isRetryable } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry } from '../state/manifest.store';
@@ -12,7 +12,7 @@ import { fetchStrategy, planRanges, wholeBodySink } from './download-plan';
 import { FileCommitter } from './file.committer';
 import type { RemoteObject } from './file-version';
 import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
-import { FileMapping, LocalDirs } from './local-dirs.service';
+import { FileMapping, folderInTheWay, LocalDirs } from './local-dirs.service';
 import { TempFile, tempPathIn } from './temp-file';
 
 export interface FetchOptions {
@@ -256,7 +256,7 @@ async function readBackDigest(file: TempFile, digest: NonNullable<ReturnType<typ
 /** A rename onto a folder means another key made that path a folder: a clash, not a crash. */
 function asClash(err: unknown, key: string): unknown {
   if (isErrno(err, 'EISDIR') || isErrno(err, 'ENOTDIR') || isErrno(err, 'ENOTEMPTY')) {
-    return new ConflictError(`file/folder clash: "${key}" is a folder locally, so the object cannot be written`);
+    return folderInTheWay(key);
   }
   return err;
 }

@@ -57,15 +57,42 @@ export class SyncDetailDto {
 }
 
 const RUN_STATUSES = ['running', 'completed', 'completed_with_errors', 'failed', 'aborted', 'interrupted'];
+const OUTCOMES = ['success', 'partial', 'failed', 'running'] as const;
+export type RunOutcome = (typeof OUTCOMES)[number];
+
+/**
+ * The FastAPI service's reading of a run, which its clients test: `success` when nothing failed,
+ * `partial` when some operations failed and others succeeded, `failed` otherwise.
+ */
+export function runOutcome(run: Pick<RunRecord, 'status'>, successful: number): RunOutcome {
+  switch (run.status) {
+    case 'running':
+      return 'running';
+    case 'completed':
+      return 'success';
+    case 'completed_with_errors':
+      return successful > 0 ? 'partial' : 'failed';
+    default:
+      return 'failed';
+  }
+}
 
 export class SyncRunResponseDto {
   @ApiProperty({ example: '1b4e28ba-2fa1-11d2-883f-0016d3cca427' }) run_id!: string;
-  @ApiProperty({ enum: RUN_STATUSES }) status!: RunRecord['status'];
-  @ApiProperty({ example: 'listed 5000, downloaded 12, deleted 1, unchanged 4987, failed 0, refused 0' }) message!: string;
+  @ApiProperty({
+    enum: OUTCOMES,
+    description: 'success: nothing failed; partial: some operations failed; failed: the run or all its operations failed',
+  })
+  status!: RunOutcome;
+  @ApiProperty({ enum: RUN_STATUSES, description: "The run's lifecycle status" }) run_status!: RunRecord['status'];
+  @ApiProperty({ example: 'Synced 13 of 13 files in 1.42 seconds', description: 'Or, for a run that failed or was stopped, why' })
+  message!: string;
+  @ApiProperty({ example: 'listed 5000, downloaded 12, deleted 1, unchanged 4987, failed 0, refused 0' }) summary!: string;
   @ApiProperty({ example: '' }) prefix!: string;
   @ApiProperty() dry_run!: boolean;
   @ApiProperty({ enum: ['api', 'schedule', 'startup'] }) trigger!: RunRecord['trigger'];
-  @ApiProperty({ example: 5000, description: 'Objects listed' }) processed_files!: number;
+  @ApiProperty({ example: 13, description: 'Objects the run acted on (or, dry run, would): downloads, deletions, refused keys' })
+  processed_files!: number;
   @ApiProperty({ example: 13, description: 'Downloads and deletions that succeeded' }) successful_operations!: number;
   @ApiProperty({ example: 0, description: 'Downloads and deletions that failed, and refused keys' }) failed_operations!: number;
   @ApiProperty({ example: 1.42 }) duration_seconds!: number;
@@ -80,17 +107,26 @@ export class SyncRunResponseDto {
   static from(run: RunRecord, items: RunItem[], truncated: boolean, nowMs: number): SyncRunResponseDto {
     const c = run.counts;
     const end = run.finishedAt?.getTime() ?? nowMs;
+    const seconds = Math.round(end - run.startedAt.getTime()) / 1000;
+    const successful = run.dryRun ? 0 : c.downloaded + c.deleted;
+    const failed = c.failed + c.refused;
+    const processed = run.dryRun ? c.toDownload + c.toDelete + c.refused : successful + failed;
+    const finishedNormally = run.status === 'completed' || run.status === 'completed_with_errors';
     return {
       run_id: run.id,
-      status: run.status,
-      message: run.message ?? '',
+      status: runOutcome(run, successful),
+      run_status: run.status,
+      message: finishedNormally
+        ? `${run.dryRun ? 'Would sync' : 'Synced'} ${run.dryRun ? processed - c.refused : successful} of ${processed} files in ${seconds.toFixed(2)} seconds`
+        : (run.message ?? run.status),
+      summary: run.message ?? '',
       prefix: run.prefix,
       dry_run: run.dryRun,
       trigger: run.trigger,
-      processed_files: c.listed,
-      successful_operations: c.downloaded + c.deleted,
-      failed_operations: c.failed + c.refused,
-      duration_seconds: Math.round(end - run.startedAt.getTime()) / 1000,
+      processed_files: processed,
+      successful_operations: successful,
+      failed_operations: failed,
+      duration_seconds: seconds,
       started_at: run.startedAt.toISOString(),
       finished_at: run.finishedAt?.toISOString(),
       counts: c,

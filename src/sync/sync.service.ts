@@ -279,9 +279,9 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   private async download(run: ActiveRun, object: RemoteObject, reason: string): Promise<void> {
     const c = run.record.counts;
     try {
-      const committed = await this.work.run(
+      const { result: committed, seconds } = await this.work.run(
         object.key,
-        () => this.mirror.download(object, { signal: run.abort.signal, onBytes: (n) => (c.bytesDownloaded += n) }),
+        () => this.timed(() => this.mirror.download(object, { signal: run.abort.signal, onBytes: (n) => (c.bytesDownloaded += n) })),
         PRIORITY.sync,
       );
       c.downloaded++;
@@ -289,7 +289,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
         operation: 'download',
         key: object.key,
         status: 'success',
-        message: `${reason}; ${committed.bytes} bytes, verified by ${committed.verifiedBy}`,
+        message: `Downloaded successfully in ${seconds} seconds; ${reason}; ${committed.bytes} bytes, verified by ${committed.verifiedBy}`,
       });
     } catch (err) {
       if (run.abort.signal.aborted || err instanceof ShuttingDownError) return;
@@ -323,9 +323,14 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
         continue;
       }
       try {
-        await this.work.run(entry.key, () => this.mirror.remove(entry.key), PRIORITY.sync);
+        const { seconds } = await this.work.run(entry.key, () => this.timed(() => this.mirror.remove(entry.key)), PRIORITY.sync);
         c.deleted++;
-        this.addItem(run, { operation: 'delete', key: entry.key, status: 'success', message: 'object no longer in the bucket' });
+        this.addItem(run, {
+          operation: 'delete',
+          key: entry.key,
+          status: 'success',
+          message: `Deleted successfully in ${seconds} seconds; object no longer in the bucket`,
+        });
       } catch (err) {
         c.failed++;
         this.addItem(run, { operation: 'delete', key: entry.key, status: 'failed', message: errorMessage(err) });
@@ -333,6 +338,13 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       await this.flushItems(run, ITEM_FLUSH);
     }
     return undefined;
+  }
+
+  /** Runs `work` and says how long it took, in the seconds-with-two-decimals form of the report. */
+  private async timed<T>(work: () => Promise<T>): Promise<{ result: T; seconds: string }> {
+    const started = this.clock.nowMs();
+    const result = await work();
+    return { result, seconds: ((this.clock.nowMs() - started) / 1000).toFixed(2) };
   }
 
   private summary(record: RunRecord): string {
