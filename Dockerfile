@@ -14,7 +14,7 @@ FROM node:22-bookworm-slim
 ENV NODE_ENV=production \
     LOCAL_DOWNLOAD_DIR=/data/mirror \
     STATE_DIR=/data/state \
-    API_PORT=3000
+    API_PORT=8888
 WORKDIR /app
 COPY --from=build --chown=node:node /app/package.json ./
 COPY --from=build --chown=node:node /app/node_modules ./node_modules
@@ -22,7 +22,7 @@ COPY --from=build --chown=node:node /app/dist ./dist
 RUN mkdir -p /data/mirror /data/state && chown -R node:node /data
 USER node
 VOLUME ["/data"]
-EXPOSE 3000
+EXPOSE 8888
 HEALTHCHECK --interval=30s --timeout=5s --start-period=20s --retries=3 \
-  CMD node -e "fetch('http://127.0.0.1:'+(process.env.API_PORT||3000)+'/api/v1/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
+  CMD node -e "fetch('http://127.0.0.1:'+(process.env.API_PORT||8888)+'/api/v1/health').then(r=>process.exit(r.ok?0:1),()=>process.exit(1))"
 CMD ["node", "dist/main.js"]

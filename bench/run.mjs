@@ -147,6 +147,8 @@ async function serviceSync(endpoint, bucket, target, state, { warm = false } = {
     LOCAL_DOWNLOAD_DIR: target,
     STATE_DIR: state,
     MAX_DELETE: '-1',
+    // Set C is one 1 GiB object.
+    MAX_FILE_SIZE_MB: '0',
     ...SERVICE_ENV,
   });
   try {

@@ -30,7 +30,7 @@ const env = {
   WEBHOOK_SECRET: 'local-webhook-secret-not-for-production',
   ...process.env,
 };
-const port = env.API_PORT ?? '3000';
+const port = env.API_PORT ?? '8888';
 env.API_PORT = port;
 
 const app = spawn(process.execPath, [join(root, 'dist', 'main.js')], { env, stdio: 'inherit', cwd: root });

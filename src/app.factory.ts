@@ -1,4 +1,4 @@
-import { INestApplication, ValidationPipe } from '@nestjs/common';
+import { INestApplication, ShutdownSignal, ValidationPipe } from '@nestjs/common';
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { DocumentBuilder, SwaggerModule } from '@nestjs/swagger';
@@ -29,7 +29,9 @@ export async function createApp(config: AppConfig, options: { clock?: Clock } = 
   app.useGlobalPipes(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }));
   app.useGlobalFilters(new AppExceptionFilter());
   // process.exit after the hooks, so that pino flushes and the exit status is 0 for a clean stop.
-  app.enableShutdownHooks(undefined, { useProcessExit: true });
+  // Every signal Nest knows stops the service cleanly, except SIGHUP when it reopens the log file.
+  const signals = Object.values(ShutdownSignal).filter((s) => !(s === ShutdownSignal.SIGHUP && config.log.file));
+  app.enableShutdownHooks(signals, { useProcessExit: true });
 
   const document = SwaggerModule.createDocument(
     app,

@@ -8,6 +8,7 @@ import { BreakerModule } from './breaker/breaker.module';
 import { Clock, SystemClock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { AppConfigModule } from './config/config.module';
+import { LogDestination } from './config/log-destination';
 import { DeliveryModule } from './delivery/delivery.module';
 import { HealthModule } from './health/health.module';
 import { MirrorModule } from './mirror/mirror.module';
@@ -25,20 +26,22 @@ function requestId(req: IncomingMessage): string {
 @Module({})
 export class AppModule {
   static forRoot(config: AppConfig, options: { clock?: Clock } = {}): DynamicModule {
-    const pretty = config.log.format === 'pretty';
+    const log = new LogDestination(config.log);
     return {
       module: AppModule,
       imports: [
         AppConfigModule.forRoot(config),
         LoggerModule.forRoot({
-          pinoHttp: {
-            level: config.log.level,
-            genReqId: requestId,
-            redact: { paths: REDACT, censor: '[redacted]' },
-            customProps: () => ({ service: 's3-sync-service' }),
-            autoLogging: { ignore: (req) => (req.url ?? '').startsWith('/api/v1/health') },
-            transport: pretty ? { target: 'pino-pretty', options: { singleLine: true, translateTime: 'SYS:HH:MM:ss.l' } } : undefined,
-          },
+          pinoHttp: [
+            {
+              level: config.log.level,
+              genReqId: requestId,
+              redact: { paths: REDACT, censor: '[redacted]' },
+              customProps: () => ({ service: 's3-sync-service' }),
+              autoLogging: { ignore: (req) => (req.url ?? '').startsWith('/api/v1/health') },
+            },
+            log.stream,
+          ],
         }),
         ScheduleModule.forRoot(),
         AuthModule,
@@ -49,7 +52,10 @@ export class AppModule {
         HealthModule,
         StatusModule,
       ],
-      providers: [{ provide: Clock, useValue: options.clock ?? new SystemClock() }],
+      providers: [
+        { provide: Clock, useValue: options.clock ?? new SystemClock() },
+        { provide: LogDestination, useValue: log },
+      ],
       exports: [Clock],
       global: true,
     };

@@ -99,7 +99,8 @@ export class AppConfig {
   readonly api: { host: string; port: number; apiKey?: string };
   /** Static AWS credentials from the configuration; undefined: the SDK's default chain. */
   readonly awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
-  readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT'] };
+  /** `file`: the log is also appended there (JSON lines), reopened on SIGHUP for logrotate. */
+  readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT']; file?: string };
 
   constructor(
     env: EnvironmentVariables,
@@ -204,7 +205,7 @@ export class AppConfig {
         sessionToken: env.AWS_SESSION_TOKEN,
       };
     }
-    this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT };
+    this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT, file: env.LOG_FILE };
   }
 
   /** The effective configuration as shown by GET /api/v1/config: secrets replaced by a marker. */

@@ -158,7 +158,8 @@ export class EnvironmentVariables {
 
   @Transform(toNumber)
   @Min(0)
-  MAX_FILE_SIZE_MB = 0;
+  /** 0: no limit. */
+  MAX_FILE_SIZE_MB = 1000;
 
   @IsString()
   @IsNotEmpty()
@@ -169,7 +170,7 @@ export class EnvironmentVariables {
   @IsInt()
   @Min(0)
   @Max(65535)
-  API_PORT = 3000;
+  API_PORT = 8888;
 
   /** pino's levels, or Python logging's (the FastAPI service's `.env`), in any case. */
   @IsIn(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')} (or DEBUG, INFO, WARNING, ERROR, CRITICAL)` })
@@ -179,6 +180,16 @@ export class EnvironmentVariables {
   @IsIn(LOG_FORMATS)
   @Transform(trimmed)
   LOG_FORMAT: (typeof LOG_FORMATS)[number] = 'json';
+
+  /**
+   * A file the log is appended to as well as stdout, as JSON lines; SIGHUP reopens it (logrotate's
+   * default `create` mode). Unset by default: in a container stdout is the log.
+   */
+  @IsOptional()
+  @IsString()
+  @IsNotEmpty()
+  @Transform(trimmed)
+  LOG_FILE?: string;
 
   @IsBoolean()
   @Transform(toBoolean)

@@ -19,6 +19,8 @@ export function freePort(): Promise<number> {
 export interface ServiceProcess {
   child: ChildProcessWithoutNullStreams;
   url: string;
+  /** The working directory, where a `.env` given to startService is. */
+  cwd: string;
   output: () => string;
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
 }
@@ -62,5 +64,5 @@ export async function startService(
       reject(new Error(`service exited during start:\n${out}`));
     });
   });
-  return { child, url: `http://127.0.0.1:${port}`, output: () => out, exited };
+  return { child, url: `http://127.0.0.1:${port}`, cwd, output: () => out, exited };
 }
