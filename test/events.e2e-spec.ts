@@ -27,7 +27,9 @@ function signed(t: TestApp, body: unknown, secret = SECRET, nowMs = Date.now()) 
 
 async function stats(
   t: TestApp,
-): Promise<{ events: { accepted: number; pending: number; parked: number; inFlight: number; applied: Record<string, number> } }> {
+): Promise<{
+  events: { accepted: number; pending: number; parked: number; dead: number; inFlight: number; applied: Record<string, number> };
+}> {
   return (await t.http().get('/api/v1/stats').set('x-api-key', API_KEY).expect(200)).body;
 }
 
@@ -463,5 +465,113 @@ describe('acknowledged events survive a crash', () => {
       await proxy.stop();
       s3.destroy();
     }
+  });
+});
+
+describe('webhook events that fail to apply', () => {
+  let s3: S3Client;
+  let bucket: string;
+  let proxy: S3Proxy;
+  let t: TestApp;
+
+  const boot = async (env: Record<string, string>): Promise<void> => {
+    t = await bootApp({
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: await proxy.start(),
+      WEBHOOK_SECRET: SECRET,
+      API_KEY,
+      // One download attempt per event attempt, so that the event's own retries are what is seen.
+      RETRY_ATTEMPTS: '0',
+      EVENT_RETRY_BASE_SECONDS: '0.2',
+      EVENT_RETRY_MAX_SECONDS: '1',
+      ...env,
+    });
+  };
+  const parked = async (status: 'failed' | 'dead') =>
+    (await t.http().get(`/api/v1/events/parked?status=${status}`).set('x-api-key', API_KEY).expect(200)).body as {
+      events: Array<{ key: string; attempts: number; status: string; lastError?: string; retryAt?: string }>;
+    };
+
+  beforeEach(async () => {
+    s3 = testS3();
+    bucket = await newBucket(s3);
+    proxy = new S3Proxy(emulatorEndpoint());
+  });
+  afterEach(async () => {
+    await t.close();
+    await proxy.stop();
+    s3.destroy();
+  });
+
+  it('are retried on a backoff schedule, without a restart, until they apply', async () => {
+    await boot({});
+    await put(s3, bucket, 'p/flaky.txt', 'eventually');
+    proxy.fail.set('p/flaky.txt', 3);
+    await signed(t, notification({ bucket, key: 'p/flaky.txt', op: 'put', size: 10 })).expect(202);
+    await eventually(
+      () => filesUnder(t.mirrorDir),
+      (f) => f.includes('p/flaky.txt'),
+      15_000,
+      'the parked event retried and applied',
+    );
+    expect(await readFile(join(t.mirrorDir, 'p/flaky.txt'), 'utf8')).toBe('eventually');
+    expect(proxy.objectGets('p/flaky.txt')).toBe(4);
+    const { events } = await eventually(
+      () => stats(t),
+      (s) => s.events.pending === 0 && s.events.parked === 0,
+      5_000,
+      'nothing left parked',
+    );
+    expect(events.applied.downloaded).toBe(1);
+  });
+
+  it('are given up after EVENT_MAX_ATTEMPTS, listed with the reason, and retried when an operator asks', async () => {
+    await boot({ EVENT_MAX_ATTEMPTS: '2' });
+    await put(s3, bucket, 'p/broken.txt', 'mended');
+    proxy.fail.set('p/broken.txt', 1000);
+    await signed(t, notification({ bucket, key: 'p/broken.txt', op: 'put', size: 6 })).expect(202);
+    const dead = await eventually(
+      () => parked('dead'),
+      (p) => p.events.length === 1,
+      15_000,
+      'the event given up',
+    );
+    expect(dead.events[0]).toMatchObject({
+      key: 'p/broken.txt',
+      attempts: 2,
+      status: 'dead',
+      lastError: expect.stringMatching(/500|InternalError/),
+    });
+    expect(proxy.objectGets('p/broken.txt')).toBe(2);
+    expect((await stats(t)).events).toMatchObject({ parked: 0, dead: 1 });
+
+    proxy.fail.clear();
+    await t.http().post('/api/v1/events/parked/retry').expect(401);
+    const retried = await t.http().post('/api/v1/events/parked/retry').set('x-api-key', API_KEY).expect(200);
+    expect(retried.body).toEqual({ retried: 1 });
+    await eventually(
+      () => filesUnder(t.mirrorDir),
+      (f) => f.includes('p/broken.txt'),
+      10_000,
+      'the retried event applied',
+    );
+    expect((await parked('dead')).events).toEqual([]);
+  });
+
+  it('that no retry can mend (a file/folder clash) are given up at once', async () => {
+    await boot({});
+    await put(s3, bucket, 'c/inner/file.txt', 'inner');
+    await put(s3, bucket, 'c/inner', 'clash');
+    await signed(t, notification({ bucket, key: 'c/inner/file.txt', op: 'put', size: 5 })).expect(202);
+    await settled(t);
+    await signed(t, notification({ bucket, key: 'c/inner', op: 'put', size: 5 })).expect(202);
+    const dead = await eventually(
+      () => parked('dead'),
+      (p) => p.events.length === 1,
+      10_000,
+      'the clash given up',
+    );
+    expect(dead.events[0]).toMatchObject({ key: 'c/inner', attempts: 1, lastError: expect.stringMatching(/file\/folder clash/) });
+    expect(proxy.objectGets('c/inner')).toBe(0);
   });
 });

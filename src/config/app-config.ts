@@ -47,6 +47,8 @@ export class AppConfig {
     queueVisibilitySeconds: number;
     dlqUrl?: string;
     sqsEndpoint?: string;
+    /** Webhook events whose apply failed: retried with full-jitter backoff, given up after maxAttempts. */
+    retry: { baseMs: number; capMs: number; maxAttempts: number };
   };
   readonly delivery: {
     url?: string;
@@ -146,6 +148,7 @@ export class AppConfig {
       queueVisibilitySeconds: env.EVENT_QUEUE_VISIBILITY_SECONDS,
       dlqUrl: env.DLQ_URL,
       sqsEndpoint: env.SQS_ENDPOINT,
+      retry: { baseMs: env.EVENT_RETRY_BASE_SECONDS * 1000, capMs: env.EVENT_RETRY_MAX_SECONDS * 1000, maxAttempts: env.EVENT_MAX_ATTEMPTS },
     };
     this.delivery = {
       url: env.CALL_DETAILS_URL,
@@ -213,7 +216,7 @@ export class AppConfig {
     return {
       s3: { ...this.s3 },
       sync: { ...this.sync },
-      events: { ...this.events, webhookSecret: this.events.webhookSecret ? '[redacted]' : null },
+      events: { ...this.events, retry: { ...this.events.retry }, webhookSecret: this.events.webhookSecret ? '[redacted]' : null },
       delivery: {
         ...this.delivery,
         accessKey: this.delivery.accessKey ? '[redacted]' : null,

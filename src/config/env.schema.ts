@@ -308,6 +308,28 @@ export class EnvironmentVariables {
   @Max(43_200)
   EVENT_QUEUE_VISIBILITY_SECONDS = 60;
 
+  /**
+   * A webhook event whose apply failed is parked and tried again after a full-jitter backoff from
+   * this base, doubling up to EVENT_RETRY_MAX_SECONDS; after EVENT_MAX_ATTEMPTS attempts (or at once,
+   * for what no retry mends: a file/folder clash, an unsafe key) it is given up until an operator
+   * retries it (POST /api/v1/events/parked/retry). Queue events are retried by SQS itself.
+   */
+  @Transform(toNumber)
+  @Min(0.1)
+  @Max(86_400)
+  EVENT_RETRY_BASE_SECONDS = 30;
+
+  @Transform(toNumber)
+  @Min(1)
+  @Max(7 * 86_400)
+  EVENT_RETRY_MAX_SECONDS = 3600;
+
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(1000)
+  EVENT_MAX_ATTEMPTS = 10;
+
   /** Where unparseable queue messages go; without it the source queue's redrive policy decides. */
   @IsOptional()
   @Transform(trimmed)

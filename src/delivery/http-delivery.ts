@@ -10,7 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { AppError } from '../common/errors';
 import { isRetryable, isRetryableStatus } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
-import { FullJitterBackoff, parseRetryAfter } from './backoff';
+import { FullJitterBackoff, parseRetryAfter } from '../common/backoff';
 
 /** Worth another attempt: 408, 429, 5xx. Counted by the circuit breaker, as are network errors and timeouts. */
 export class TransientDeliveryError extends AppError {

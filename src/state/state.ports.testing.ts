@@ -183,7 +183,7 @@ export function describeStateContracts(
       expect(listed).toEqual([a, b, c].map((e) => ({ ...e, attempts: 0, status: 'pending', lastError: undefined })));
       expect((await store().inboxList('pending', 2)).map((e) => e.id)).toEqual([a.id, b.id]);
       expect((await store().inboxList('pending', 10, b.id)).map((e) => e.id)).toEqual([c.id]);
-      await expect(store().inboxCounts()).resolves.toEqual({ pending: 3, failed: 0 });
+      await expect(store().inboxCounts()).resolves.toEqual({ pending: 3, failed: 0, dead: 0 });
     });
 
     it('forgets removed inbox entries', async () => {
@@ -193,18 +193,29 @@ export function describeStateContracts(
       expect((await store().inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
     });
 
-    it('counts failed attempts, parks an entry and retries parked ones', async () => {
-      const [a, b] = [inboxEntry('a'), inboxEntry('b')];
-      await store().inboxAdd([a, b]);
-      await store().inboxRecordFailure(a.id, 'timeout', false);
-      await store().inboxRecordFailure(a.id, 'still failing', true);
+    it('parks a failed entry until its retry time, gives up on one without, and retries them when asked', async () => {
+      const [a, b, c] = [inboxEntry('a'), inboxEntry('b'), inboxEntry('c')];
+      await store().inboxAdd([a, b, c]);
+      await store().inboxRecordFailure(a.id, 'timeout', new Date(5000));
+      await store().inboxRecordFailure(a.id, 'still failing', new Date(9000));
+      await store().inboxRecordFailure(c.id, 'file/folder clash', undefined);
       expect((await store().inboxList('pending', 10)).map((e) => e.id)).toEqual([b.id]);
       expect(await store().inboxList('failed', 10)).toEqual([
-        expect.objectContaining({ id: a.id, attempts: 2, status: 'failed', lastError: 'still failing' }),
+        expect.objectContaining({ id: a.id, attempts: 2, status: 'failed', lastError: 'still failing', retryAt: new Date(9000) }),
       ]);
-      await expect(store().inboxCounts()).resolves.toEqual({ pending: 1, failed: 1 });
-      await expect(store().inboxRetryFailed()).resolves.toBe(1);
+      expect(await store().inboxList('dead', 10)).toEqual([
+        expect.objectContaining({ id: c.id, attempts: 1, status: 'dead', lastError: 'file/folder clash' }),
+      ]);
+      await expect(store().inboxCounts()).resolves.toEqual({ pending: 1, failed: 1, dead: 1 });
+      // Not due yet, then due.
+      await expect(store().inboxRetryFailed({ dueBy: new Date(8999) })).resolves.toBe(0);
+      await expect(store().inboxRetryFailed({ dueBy: new Date(9000) })).resolves.toBe(1);
       expect((await store().inboxList('pending', 10)).map((e) => e.id)).toEqual([a.id, b.id]);
+      expect((await store().inboxList('pending', 10))[0].retryAt).toBeUndefined();
+      // The dead stay dead unless asked for by name.
+      await expect(store().inboxRetryFailed()).resolves.toBe(0);
+      await expect(store().inboxRetryFailed({ includeDead: true })).resolves.toBe(1);
+      await expect(store().inboxCounts()).resolves.toEqual({ pending: 3, failed: 0, dead: 0 });
     });
   });
 

@@ -57,7 +57,8 @@ export interface RunTotals {
 }
 
 export type EventSource = 'webhook' | 'sqs';
-export type InboxStatus = 'pending' | 'failed';
+/** `failed`: parked after a failed attempt, retried at `retryAt`; `dead`: given up, until an operator retries it. */
+export type InboxStatus = 'pending' | 'failed' | 'dead';
 
 /** An accepted S3 change not yet applied to the mirror. */
 export interface InboxEntry {
@@ -68,6 +69,8 @@ export interface InboxEntry {
   attempts: number;
   status: InboxStatus;
   lastError?: string;
+  /** When a parked entry is next tried. */
+  retryAt?: Date;
 }
 
 export type NewInboxEntry = Pick<InboxEntry, 'id' | 'source' | 'change' | 'receivedAt'>;
@@ -192,10 +195,16 @@ export abstract class EventInbox extends StatePort {
   abstract inboxList(status: InboxStatus, limit: number, afterId?: string): Promise<InboxEntry[]>;
   /** Forgets applied (or deliberately dropped) entries. */
   abstract inboxRemove(ids: readonly string[]): Promise<void>;
-  /** Counts a failed attempt; `park` moves the entry to `failed`, out of the way of pending work. */
-  abstract inboxRecordFailure(id: string, error: string, park: boolean): Promise<void>;
-  /** Puts every parked entry back to `pending` (at start-up, or when an operator asks); returns how many. */
-  abstract inboxRetryFailed(): Promise<number>;
+  /**
+   * Counts a failed attempt and moves the entry out of the way of pending work: parked (`failed`)
+   * until `retryAt`, or `dead` without one.
+   */
+  abstract inboxRecordFailure(id: string, error: string, retryAt: Date | undefined): Promise<void>;
+  /**
+   * Puts parked entries back to `pending`: those due by `dueBy`, or every one, and the dead ones too
+   * with `includeDead` (an operator's retry); returns how many.
+   */
+  abstract inboxRetryFailed(options?: { dueBy?: Date; includeDead?: boolean }): Promise<number>;
   abstract inboxCounts(): Promise<Record<InboxStatus, number>>;
 }
 

@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { S3RequestError } from '../aws/s3-errors';
+import { fullJitterDelayMs } from '../common/backoff';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
 import { ConflictError, errorMessage, ShuttingDownError, UnsafeKeyError } from '../common/errors';
@@ -39,13 +40,20 @@ export interface EventStats {
   inFlight: number;
   /** Accepted and not yet applied (the durable inbox). */
   pending: number;
-  /** Failed after the download's retries; tried again at the next start. */
+  /** Failed after the download's retries; tried again after a backoff. */
   parked: number;
+  /** Given up (after EVENT_MAX_ATTEMPTS, or at once for what no retry mends) until an operator retries them. */
+  dead: number;
   /** Milliseconds from acceptance to applied, over the last applied events. */
   latencyMs: { p50: number | null; p99: number | null; samples: number };
 }
 
 const RECOVERY_PAGE = 500;
+
+/** What no retry mends: another key holds the path, or the key cannot be a local path. */
+function isPermanent(err: unknown): boolean {
+  return err instanceof ConflictError || err instanceof UnsafeKeyError;
+}
 const LATENCY_WINDOW = 2048;
 
 /**
@@ -68,6 +76,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   private readonly latencies: number[] = [];
   private latencyNext = 0;
   private stopping = false;
+  private retryTimer?: NodeJS.Timeout;
   private readonly shutdown = new AbortController();
   private readonly counts = {
     accepted: 0,
@@ -87,13 +96,41 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
+    // A restart is worth a retry of every parked event at once (what was wrong may be what it mended).
     const retried = await this.inbox.inboxRetryFailed();
     if (retried > 0) this.logger.warn({ events: retried }, 'retrying events that failed before the last stop');
     detach(this.recover(), this.logger, 'inbox recovery failed');
+    // Due parked events are looked for at half the base delay: the first retry comes within 1.5 x base.
+    const everyMs = Math.min(30_000, Math.max(500, this.config.events.retry.baseMs / 2));
+    this.retryTimer = setInterval(
+      () => detach(this.retryParked({ dueBy: this.clock.now() }), this.logger, 'parked events retry failed'),
+      everyMs,
+    );
+    this.retryTimer.unref();
+  }
+
+  /**
+   * Puts parked events back in the queue: those due by `dueBy` (the schedule), or every parked and
+   * given-up one (an operator's request); returns how many.
+   */
+  async retryParked(options: { dueBy?: Date; includeDead?: boolean }): Promise<number> {
+    if (this.stopping) return 0;
+    const retried = await this.inbox.inboxRetryFailed(options);
+    if (retried > 0) {
+      this.logger.log({ events: retried, dueBy: options.dueBy, includeDead: options.includeDead ?? false }, 'retrying parked events');
+      await this.recover();
+    }
+    return retried;
+  }
+
+  /** Parked and given-up events, oldest first, for an operator. */
+  parkedEvents(status: 'failed' | 'dead', limit: number, afterId?: string): Promise<InboxEntry[]> {
+    return this.inbox.inboxList(status, limit, afterId);
   }
 
   async beforeApplicationShutdown(): Promise<void> {
     // What has not finished stays in the inbox (or on the queue) and is resumed at the next start.
+    clearInterval(this.retryTimer);
     this.stopping = true;
     this.shutdown.abort(new ShuttingDownError());
     await this.idle;
@@ -149,6 +186,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       inFlight: this.inFlight,
       pending: inbox.pending,
       parked: inbox.failed,
+      dead: inbox.dead,
       latencyMs: { p50: pick(0.5), p99: pick(0.99), samples: sorted.length },
     };
   }
@@ -253,7 +291,12 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     } catch (err) {
       // Interrupted by the shutdown: not a failure, the entry stays pending for the next start.
       if (this.stopping || err instanceof ShuttingDownError) return;
-      await this.inbox.inboxRecordFailure(entry.id, errorMessage(err), true);
+      const attempt = entry.attempts + 1;
+      const { baseMs, capMs, maxAttempts } = this.config.events.retry;
+      const retryAt =
+        isPermanent(err) || attempt >= maxAttempts ? undefined : new Date(this.clock.nowMs() + fullJitterDelayMs(attempt, baseMs, capMs));
+      await this.inbox.inboxRecordFailure(entry.id, errorMessage(err), retryAt);
+      if (!retryAt) this.logger.error({ id: entry.id, key: entry.change.key, attempts: attempt, err: errorMessage(err) }, 'event given up');
     }
   }
 
@@ -267,8 +310,10 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     } catch (err) {
       if (err instanceof ShuttingDownError) throw err;
       this.counts.failed++;
-      const permanent = err instanceof ConflictError || err instanceof UnsafeKeyError;
-      this.logger.error({ key: change.key, op: change.op, err: errorMessage(err), permanent }, 'event could not be applied');
+      this.logger.error(
+        { key: change.key, op: change.op, err: errorMessage(err), permanent: isPermanent(err) },
+        'event could not be applied',
+      );
       throw err;
     }
   }

@@ -66,7 +66,10 @@ export class EventStatsDto implements EventStats {
   @ApiProperty({ example: 0, description: 'Applications that failed after the download retries' }) failed!: number;
   @ApiProperty({ example: 0, description: 'Changes queued or being applied now' }) inFlight!: number;
   @ApiProperty({ example: 0, description: 'Accepted webhook events not yet applied (durable inbox)' }) pending!: number;
-  @ApiProperty({ example: 0, description: 'Webhook events that failed; tried again at the next start' }) parked!: number;
+  @ApiProperty({ example: 0, description: 'Webhook events that failed; tried again after a backoff (EVENT_RETRY_BASE_SECONDS)' })
+  parked!: number;
+  @ApiProperty({ example: 0, description: 'Webhook events given up (EVENT_MAX_ATTEMPTS, or a clash); POST /api/v1/events/parked/retry' })
+  dead!: number;
   @ApiProperty({ type: LatencyDto, description: 'Milliseconds from acceptance to the committed change, recent events' })
   latencyMs!: LatencyDto;
 }

@@ -6,6 +6,7 @@ import { EventQueueConsumer } from './event-queue.consumer';
 import { FilesController } from './files.controller';
 import { FilesService } from './files.service';
 import { S3EventsService } from './s3-events.service';
+import { ParkedEventsController } from './parked-events.controller';
 import { S3NotificationController } from './s3-notification.controller';
 import { SyncController } from './sync.controller';
 import { SyncScheduler } from './sync.scheduler';
@@ -20,7 +21,7 @@ import { WorkQueue } from './work.queue';
  */
 @Module({
   imports: [AwsModule, StateModule, MirrorModule],
-  controllers: [SyncController, FilesController, S3NotificationController],
+  controllers: [SyncController, FilesController, S3NotificationController, ParkedEventsController],
   providers: [WorkQueue, SyncService, SyncScheduler, FilesService, S3EventsService, EventQueueConsumer, ReadThrough],
   exports: [SyncService, S3EventsService, ReadThrough],
 })

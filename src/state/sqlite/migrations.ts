@@ -163,4 +163,8 @@ export const MIGRATIONS: readonly string[] = [
   `
   ALTER TABLE leases ADD COLUMN version INTEGER NOT NULL DEFAULT 1;
   `,
+  `
+  ALTER TABLE inbox ADD COLUMN retry_at INTEGER;
+  CREATE INDEX inbox_due ON inbox (status, retry_at);
+  `,
 ];

@@ -61,6 +61,7 @@ interface InboxRow {
   attempts: number;
   status: InboxStatus;
   last_error: string | null;
+  retry_at: number | null;
 }
 
 function toInboxEntry(r: InboxRow): InboxEntry {
@@ -72,6 +73,7 @@ function toInboxEntry(r: InboxRow): InboxEntry {
     attempts: r.attempts,
     status: r.status,
     lastError: r.last_error ?? undefined,
+    retryAt: r.retry_at === null ? undefined : new Date(r.retry_at),
   };
 }
 
@@ -186,7 +188,7 @@ export class SqliteStateStore
     this.inboxInsertStmt = sqlite.db.prepare('INSERT INTO inbox (id, source, change, received_at) VALUES (?, ?, ?, ?)');
     this.inboxSeqStmt = sqlite.db.prepare('SELECT seq FROM inbox WHERE id = ?');
     this.inboxListStmt = sqlite.db.prepare(
-      'SELECT id, source, change, received_at, attempts, status, last_error FROM inbox WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?',
+      'SELECT id, source, change, received_at, attempts, status, last_error, retry_at FROM inbox WHERE status = ? AND seq > ? ORDER BY seq LIMIT ?',
     );
     this.inboxDeleteStmt = sqlite.db.prepare('DELETE FROM inbox WHERE id = ?');
     this.ledgerPutStmt = sqlite.db.prepare(
@@ -304,20 +306,28 @@ export class SqliteStateStore
     return Promise.resolve();
   }
 
-  inboxRecordFailure(id: string, error: string, park: boolean): Promise<void> {
-    this.stmt(
-      `UPDATE inbox SET attempts = attempts + 1, last_error = ?, status = CASE WHEN ? THEN 'failed' ELSE status END WHERE id = ?`,
-    ).run(error, park ? 1 : 0, id);
+  inboxRecordFailure(id: string, error: string, retryAt: Date | undefined): Promise<void> {
+    this.stmt(`UPDATE inbox SET attempts = attempts + 1, last_error = ?, status = ?, retry_at = ? WHERE id = ?`).run(
+      error,
+      retryAt ? 'failed' : 'dead',
+      retryAt?.getTime() ?? null,
+      id,
+    );
     return Promise.resolve();
   }
 
-  inboxRetryFailed(): Promise<number> {
-    return Promise.resolve(this.stmt(`UPDATE inbox SET status = 'pending' WHERE status = 'failed'`).run().changes);
+  inboxRetryFailed(options: { dueBy?: Date; includeDead?: boolean } = {}): Promise<number> {
+    const statuses = options.includeDead ? `('failed', 'dead')` : `('failed')`;
+    const due = options.dueBy ? 'AND retry_at <= ?' : '';
+    const params = options.dueBy ? [options.dueBy.getTime()] : [];
+    return Promise.resolve(
+      this.stmt(`UPDATE inbox SET status = 'pending', retry_at = NULL WHERE status IN ${statuses} ${due}`).run(...params).changes,
+    );
   }
 
   inboxCounts(): Promise<Record<InboxStatus, number>> {
     const rows = this.stmt('SELECT status, COUNT(*) AS n FROM inbox GROUP BY status').all() as Array<{ status: InboxStatus; n: number }>;
-    const counts: Record<InboxStatus, number> = { pending: 0, failed: 0 };
+    const counts: Record<InboxStatus, number> = { pending: 0, failed: 0, dead: 0 };
     for (const r of rows) counts[r.status] = r.n;
     return Promise.resolve(counts);
   }
