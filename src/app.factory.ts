@@ -23,7 +23,16 @@ export async function createApp(config: AppConfig, options: { clock?: Clock } = 
   app.useBodyParser('json');
   app.useBodyParser('urlencoded', { extended: true });
   app.useLogger(app.get(Logger));
-  app.set('trust proxy', false);
+  app.set('trust proxy', config.api.trustProxyHops > 0 ? config.api.trustProxyHops : false);
+  if (config.api.corsOrigins.length > 0) {
+    app.enableCors({
+      origin: config.api.corsOrigins,
+      methods: ['GET', 'HEAD', 'POST'],
+      allowedHeaders: ['content-type', 'x-api-key', 'x-request-id'],
+      exposedHeaders: ['retry-after', 'content-disposition', 'x-request-id'],
+      maxAge: 600,
+    });
+  }
   app.disable('x-powered-by');
   app.use(helmet({ contentSecurityPolicy: { directives: { 'img-src': ["'self'", 'data:', 'validator.swagger.io'] } } }));
   app.useGlobalPipes(new ValidationPipe({ transform: true, whitelist: true, forbidNonWhitelisted: true }));

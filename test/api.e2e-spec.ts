@@ -351,3 +351,72 @@ describe('the service process (dist/main.js)', () => {
     expect(stdout).not.toContain(API_KEY);
   });
 });
+
+describe('request limits and browsers', () => {
+  let s3: S3Client;
+  let bucket: string;
+  const apps: TestApp[] = [];
+  const boot = async (env: Record<string, string>): Promise<TestApp> => {
+    const app = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), ...env });
+    apps.push(app);
+    return app;
+  };
+
+  beforeAll(async () => {
+    s3 = testS3();
+    bucket = await newBucket(s3);
+  });
+  afterAll(async () => {
+    for (const app of apps) await app.close();
+    s3.destroy();
+  });
+
+  it('answers 429 with Retry-After past RATE_LIMIT_PER_SECOND per client, webhook included, health never', async () => {
+    const t = await boot({ RATE_LIMIT_PER_SECOND: '3', WEBHOOK_SECRET: 'a-webhook-secret-for-limits' });
+    const statuses = async (path: string, method: 'get' | 'post' = 'get'): Promise<number[]> => {
+      const answers = await Promise.all(Array.from({ length: 12 }, () => t.http()[method](path)));
+      const limited = answers.find((r) => r.status === 429);
+      if (limited) {
+        expect(Number(limited.headers['retry-after'])).toBeGreaterThanOrEqual(1);
+        expect(limited.body.message).toMatch(/the limit is 3 per second per client \(RATE_LIMIT_PER_SECOND\)/);
+      }
+      return answers.map((r) => r.status);
+    };
+    const stats = await statuses('/api/v1/stats');
+    expect(stats.filter((s) => s === 429).length).toBeGreaterThanOrEqual(9);
+    // The webhook is limited before its signature is even checked.
+    const webhook = await statuses('/api/v1/s3-notification', 'post');
+    expect(webhook.filter((s) => s === 429).length).toBeGreaterThanOrEqual(9);
+    expect(webhook.filter((s) => s !== 429).every((s) => s === 401)).toBe(true);
+    const health = await statuses('/api/v1/health');
+    expect(health.filter((s) => s === 429)).toEqual([]);
+  });
+
+  it('RATE_LIMIT_PER_SECOND=0 turns the limit off', async () => {
+    const t = await boot({ RATE_LIMIT_PER_SECOND: '0' });
+    const answers = await Promise.all(Array.from({ length: 50 }, () => t.http().get('/api/v1/stats')));
+    expect(answers.map((r) => r.status).filter((s) => s !== 200)).toEqual([]);
+  });
+
+  it('answers CORS preflights for CORS_ORIGINS only, and sends no CORS headers without it', async () => {
+    const t = await boot({ CORS_ORIGINS: 'https://ui.example.com, http://localhost:5173' });
+    const preflight = (origin: string, app = t) =>
+      app
+        .http()
+        .options('/api/v1/sync')
+        .set('origin', origin)
+        .set('access-control-request-method', 'POST')
+        .set('access-control-request-headers', 'x-api-key');
+    const allowed = await preflight('https://ui.example.com').expect(204);
+    expect(allowed.headers['access-control-allow-origin']).toBe('https://ui.example.com');
+    expect(allowed.headers['access-control-allow-headers']).toContain('x-api-key');
+    const simple = await t.http().get('/api/v1/stats').set('origin', 'http://localhost:5173').expect(200);
+    expect(simple.headers['access-control-allow-origin']).toBe('http://localhost:5173');
+    const other = await preflight('https://evil.example.com');
+    expect(other.headers['access-control-allow-origin']).toBeUndefined();
+
+    const closed = await boot({});
+    const none = await preflight('https://ui.example.com', closed);
+    expect(none.headers['access-control-allow-origin']).toBeUndefined();
+  });
+});

@@ -98,7 +98,17 @@ export class AppConfig {
     /** How long ledger rows live after their last update. */
     statusTtlMs: number;
   };
-  readonly api: { host: string; port: number; apiKey?: string };
+  readonly api: {
+    host: string;
+    port: number;
+    apiKey?: string;
+    /** Requests per second per client address; 0: no limit. */
+    ratePerSecond: number;
+    /** Proxy hops in front of the service whose X-Forwarded-For is believed (express's `trust proxy`). */
+    trustProxyHops: number;
+    /** Origins a browser may call the API from; empty: no CORS headers. */
+    corsOrigins: string[];
+  };
   /** Static AWS credentials from the configuration; undefined: the SDK's default chain. */
   readonly awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** `file`: the log is also appended there (JSON lines), reopened on SIGHUP for logrotate. */
@@ -148,16 +158,18 @@ export class AppConfig {
       queueVisibilitySeconds: env.EVENT_QUEUE_VISIBILITY_SECONDS,
       dlqUrl: env.DLQ_URL,
       sqsEndpoint: env.SQS_ENDPOINT,
-      retry: { baseMs: env.EVENT_RETRY_BASE_SECONDS * 1000, capMs: env.EVENT_RETRY_MAX_SECONDS * 1000, maxAttempts: env.EVENT_MAX_ATTEMPTS },
+      retry: {
+        baseMs: env.EVENT_RETRY_BASE_SECONDS * 1000,
+        capMs: env.EVENT_RETRY_MAX_SECONDS * 1000,
+        maxAttempts: env.EVENT_MAX_ATTEMPTS,
+      },
     };
     this.delivery = {
       url: env.CALL_DETAILS_URL,
       authUrl: env.AUTH_URL,
       accessKey: env.ACCESS_KEY,
       secretKey: env.SECRET_KEY,
-      patterns: env.DELIVERY_PATTERNS.split(',')
-        .map((p) => p.trim())
-        .filter(Boolean),
+      patterns: splitList(env.DELIVERY_PATTERNS),
       maxRecordsPerBatch: env.MAX_RECORDS_PER_BATCH,
       maxBatchBytes: env.MAX_BATCH_BYTES,
       concurrency: env.DELIVERY_CONCURRENCY,
@@ -178,9 +190,7 @@ export class AppConfig {
       password: env.NIFI_PASSWORD,
       archiveBucket: env.ARCHIVE_BUCKET_NAME,
       archivePrefix: env.ARCHIVE_PREFIX,
-      patterns: env.BUNDLE_PATTERNS.split(',')
-        .map((p) => p.trim())
-        .filter(Boolean),
+      patterns: splitList(env.BUNDLE_PATTERNS),
       maxFiles: env.BUNDLE_MAX_FILES,
       maxBytes: Math.round(env.BUNDLE_MAX_MB * MiB),
       maxAgeMs: Math.round(env.BUNDLE_MAX_AGE_SECONDS * 1000),
@@ -200,7 +210,14 @@ export class AppConfig {
       },
       statusTtlMs: Math.round(env.STATUS_TTL_DAYS * 86_400_000),
     };
-    this.api = { host: env.API_HOST, port: env.API_PORT, apiKey: env.API_KEY };
+    this.api = {
+      host: env.API_HOST,
+      port: env.API_PORT,
+      apiKey: env.API_KEY,
+      ratePerSecond: env.RATE_LIMIT_PER_SECOND,
+      trustProxyHops: env.TRUST_PROXY_HOPS,
+      corsOrigins: splitList(env.CORS_ORIGINS),
+    };
     if (env.AWS_ACCESS_KEY_ID && env.AWS_SECRET_ACCESS_KEY) {
       this.awsCredentials = {
         accessKeyId: env.AWS_ACCESS_KEY_ID,
@@ -228,9 +245,17 @@ export class AppConfig {
         password: this.bundles.password ? '[redacted]' : null,
       },
       state: { ...this.state, dynamodb: { ...this.state.dynamodb } },
-      api: { host: this.api.host, port: this.api.port, apiKey: this.api.apiKey ? '[redacted]' : null },
+      api: { ...this.api, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },
       aws: { credentials: this.awsCredentials ? 'configured (redacted)' : 'SDK default chain' },
     };
   }
+}
+
+/** A comma-separated list, trimmed, without empty entries. */
+function splitList(value: string | undefined): string[] {
+  return (value ?? '')
+    .split(',')
+    .map((p) => p.trim())
+    .filter(Boolean);
 }

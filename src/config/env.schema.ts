@@ -172,6 +172,32 @@ export class EnvironmentVariables {
   @Max(65535)
   API_PORT = 8888;
 
+  /** Requests per second per client address on /api/v1 (the webhook included, health not); 0: no limit. */
+  @Transform(toNumber)
+  @IsInt()
+  @Min(0)
+  @Max(1_000_000)
+  RATE_LIMIT_PER_SECOND = 1000;
+
+  /**
+   * How many proxies in front of the service (a load balancer: 1) add X-Forwarded-For: the client
+   * address the rate limit and the logs use is then the one they saw. 0: the socket's address.
+   */
+  @Transform(toNumber)
+  @IsInt()
+  @Min(0)
+  @Max(10)
+  TRUST_PROXY_HOPS = 0;
+
+  /** Comma-separated origins (https://ui.example.com) a browser page may call the API from; unset: no CORS. */
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  @Matches(/^\s*https?:\/\/[^\s,/]+\s*(,\s*https?:\/\/[^\s,/]+\s*)*$/, {
+    message: 'must be comma-separated origins (scheme://host[:port])',
+  })
+  CORS_ORIGINS?: string;
+
   /** pino's levels, or Python logging's (the FastAPI service's `.env`), in any case. */
   @IsIn(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')} (or DEBUG, INFO, WARNING, ERROR, CRITICAL)` })
   @Transform(toLogLevel)
