@@ -11,6 +11,7 @@ import { AppConfigModule } from './config/config.module';
 import { LogDestination } from './config/log-destination';
 import { DeliveryModule } from './delivery/delivery.module';
 import { HealthModule } from './health/health.module';
+import { MetricsModule } from './metrics/metrics.module';
 import { MirrorModule } from './mirror/mirror.module';
 import { StatusModule } from './status/status.module';
 import { SyncModule } from './sync/sync.module';
@@ -49,6 +50,7 @@ export class AppModule {
         SyncModule,
         DeliveryModule,
         BreakerModule,
+        MetricsModule,
         HealthModule,
         StatusModule,
       ],

@@ -25,9 +25,7 @@ function signed(t: TestApp, body: unknown, secret = SECRET, nowMs = Date.now()) 
     .send(raw);
 }
 
-async function stats(
-  t: TestApp,
-): Promise<{
+async function stats(t: TestApp): Promise<{
   events: { accepted: number; pending: number; parked: number; dead: number; inFlight: number; applied: Record<string, number> };
 }> {
   return (await t.http().get('/api/v1/stats').set('x-api-key', API_KEY).expect(200)).body;

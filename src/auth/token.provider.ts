@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
+import { Metrics } from '../metrics/metrics.service';
 
 /** Tokens without an `exp` are kept this long. */
 const DEFAULT_LIFETIME_MS = 50 * 60_000;
@@ -32,6 +33,7 @@ export class TokenProvider {
   constructor(
     private readonly config: AppConfig,
     private readonly clock: Clock,
+    private readonly metrics: Metrics,
   ) {}
 
   get enabled(): boolean {
@@ -42,7 +44,18 @@ export class TokenProvider {
   async token(signal?: AbortSignal): Promise<string | undefined> {
     if (!this.enabled) return undefined;
     if (this.cached && this.clock.nowMs() < this.cached.expiresAt) return this.cached.token;
-    this.inflight ??= this.login(signal).finally(() => (this.inflight = undefined));
+    this.inflight ??= this.login(signal)
+      .then(
+        (token) => {
+          this.metrics.logins.inc({ outcome: 'ok' });
+          return token;
+        },
+        (err: unknown) => {
+          this.metrics.logins.inc({ outcome: 'failed' });
+          throw err;
+        },
+      )
+      .finally(() => (this.inflight = undefined));
     return this.inflight;
   }
 

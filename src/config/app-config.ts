@@ -111,6 +111,8 @@ export class AppConfig {
   };
   /** Static AWS credentials from the configuration; undefined: the SDK's default chain. */
   readonly awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** CloudWatch Embedded Metric Format lines on stdout, every `emfIntervalMs`. */
+  readonly metrics: { emf: boolean; emfIntervalMs: number; emfNamespace: string };
   /** `file`: the log is also appended there (JSON lines), reopened on SIGHUP for logrotate. */
   readonly log: { level: EnvironmentVariables['LOG_LEVEL']; format: EnvironmentVariables['LOG_FORMAT']; file?: string };
 
@@ -225,6 +227,11 @@ export class AppConfig {
         sessionToken: env.AWS_SESSION_TOKEN,
       };
     }
+    this.metrics = {
+      emf: env.METRICS_EMF,
+      emfIntervalMs: env.METRICS_EMF_INTERVAL_SECONDS * 1000,
+      emfNamespace: env.METRICS_EMF_NAMESPACE,
+    };
     this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT, file: env.LOG_FILE };
   }
 
@@ -247,6 +254,7 @@ export class AppConfig {
       state: { ...this.state, dynamodb: { ...this.state.dynamodb } },
       api: { ...this.api, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },
+      metrics: { ...this.metrics },
       aws: { credentials: this.awsCredentials ? 'configured (redacted)' : 'SDK default chain' },
     };
   }

@@ -198,6 +198,20 @@ export class EnvironmentVariables {
   })
   CORS_ORIGINS?: string;
 
+  /** Also write the metrics as CloudWatch Embedded Metric Format lines to stdout (no agent needed on ECS or Lambda). */
+  @IsBoolean()
+  @Transform(toBoolean)
+  METRICS_EMF = false;
+
+  @Transform(toNumber)
+  @Min(1)
+  @Max(3600)
+  METRICS_EMF_INTERVAL_SECONDS = 60;
+
+  @IsString()
+  @Matches(/^[^:\s][^:]{0,254}$/, { message: 'must be a CloudWatch namespace (1 to 255 characters, no colon)' })
+  METRICS_EMF_NAMESPACE = 'S3SyncService';
+
   /** pino's levels, or Python logging's (the FastAPI service's `.env`), in any case. */
   @IsIn(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')} (or DEBUG, INFO, WARNING, ERROR, CRITICAL)` })
   @Transform(toLogLevel)

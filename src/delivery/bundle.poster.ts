@@ -6,7 +6,8 @@ import { Clock } from '../common/clock';
 import { isRetryable } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
 import type { BundleRecord } from '../state/state.ports';
-import { deliveryRetryPolicy, HttpPoster, raiseForStatus } from './http-delivery';
+import { Metrics } from '../metrics/metrics.service';
+import { deliveryRetryPolicy, HttpPoster, raiseForStatus, timedRequest } from './http-delivery';
 
 /**
  * POSTs a bundle to NIFI_ENDPOINT_URL (Apache NiFi ListenHTTP style): gzip body, basic credentials,
@@ -22,8 +23,9 @@ export class BundlePoster implements OnApplicationShutdown {
     private readonly config: AppConfig,
     private readonly breakers: BreakerService,
     private readonly clock: Clock,
+    private readonly metrics: Metrics,
   ) {
-    this.policy = deliveryRetryPolicy(config);
+    this.policy = deliveryRetryPolicy(config, metrics, 'bundles');
     this.http = new HttpPoster(4, config.delivery.timeoutMs);
   }
 
@@ -44,7 +46,10 @@ export class BundlePoster implements OnApplicationShutdown {
         breaker.execute(
           async () => {
             const payload = await body();
-            raiseForStatus(await this.http.post(url!, headers, payload.body, payload.length, attempt), this.clock.nowMs());
+            const answer = await timedRequest(this.metrics, 'bundles', () =>
+              this.http.post(url!, headers, payload.body, payload.length, attempt),
+            );
+            raiseForStatus(answer, this.clock.nowMs());
           },
           isRetryable,
           attempt,

@@ -1,4 +1,5 @@
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { Metrics } from '../metrics/metrics.service';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AppConfig } from '../config/app-config';
@@ -93,6 +94,7 @@ describe('DeliveryService (fakes of its ports)', () => {
       { id: 'replica-1' } as ReplicaIdentity,
       { getOrCreate: (_name: string, initial: () => string) => initial() } as unknown as LocalValues,
       { enabled: false, open: (k: string, e: { fileId: string }) => mirror.openForRead(k, e) } as unknown as ReadThrough,
+      new Metrics(),
     );
   });
 

@@ -6,6 +6,7 @@ import { detach } from '../common/detach';
 import { AppError, errorMessage, NotFoundError, ShuttingDownError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { fileIdOf, FileCommitted, RemoteObject } from '../mirror/file-version';
+import { Metrics } from '../metrics/metrics.service';
 import { MirrorService } from '../mirror/mirror.service';
 import { ReadThrough } from '../sync/read-through.service';
 import { LocalValues, ReplicaIdentity } from '../state/local-values.service';
@@ -61,6 +62,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     replica: ReplicaIdentity,
     localValues: LocalValues,
     private readonly readThrough: ReadThrough,
+    private readonly metrics: Metrics,
   ) {
     const { concurrency, patterns } = config.delivery;
     this.files = new PQueue({ concurrency });
@@ -292,6 +294,7 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
       sink: this.sink,
       deadLetters: this.deadLetters,
       clock: this.clock,
+      metrics: this.metrics,
       requests: this.requests,
       maxRecordsPerBatch,
       maxBatchBytes,

@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { DeliveryLedger, LedgerEntry } from '../state/state.ports';
 import type { DeadLetters, NewDeadLetter } from './dead-letters.service';
+import { Metrics } from '../metrics/metrics.service';
 import { FileDelivery } from './file-delivery';
 import { PermanentDeliveryError, TransientDeliveryError } from './http-delivery';
 import type { RecordsSink } from './records.sink';
@@ -42,6 +43,7 @@ describe('FileDelivery (one file, fakes of the sink, the ledger and the dead let
         sink: { send: () => send(++attempt) } as unknown as RecordsSink,
         deadLetters: { add: async (l: NewDeadLetter) => void letters.push(l) } as unknown as DeadLetters,
         clock,
+        metrics: new Metrics(),
         requests: new PQueue({ concurrency: 1 }),
         maxRecordsPerBatch: 10,
         maxBatchBytes: 1 << 20,

@@ -1,6 +1,7 @@
 import type PQueue from 'p-queue';
 import { createReadStream } from 'node:fs';
 import { Clock } from '../common/clock';
+import { Metrics } from '../metrics/metrics.service';
 import { errorMessage } from '../common/errors';
 import { isRetryable } from '../common/retryable';
 import type { DeliveryLedger, LedgerEntry } from '../state/state.ports';
@@ -15,6 +16,7 @@ export interface FileDeliveryDeps {
   sink: RecordsSink;
   deadLetters: DeadLetters;
   clock: Clock;
+  metrics: Metrics;
   /** The service-wide limit on requests in flight (DELIVERY_CONCURRENCY), shared by every file. */
   requests: PQueue;
   maxRecordsPerBatch: number;
@@ -64,7 +66,9 @@ export class FileDelivery {
 
   async run(absPath: string): Promise<FileDeliveryResult> {
     const { key } = this.start;
+    const parsedCount = this.deps.metrics.records.labels({ outcome: 'parsed' });
     for await (const chunk of readRecords(createReadStream(absPath, { highWaterMark: 256 * 1024 }), formatOf(key))) {
+      parsedCount.inc(chunk.length);
       for (const parsed of chunk) {
         this.progress.recordsParsed++;
         // Lines before the checkpoint were handled (sent or dead-lettered) before the restart.
@@ -160,6 +164,9 @@ export class FileDelivery {
   private settle(batch: Batch, sent: boolean): void {
     if (sent) this.progress.recordsSent += batch.records.length;
     else this.progress.recordsFailed += batch.records.length;
+    const outcome = sent ? 'sent' : 'dead_lettered';
+    this.deps.metrics.batches.inc({ outcome });
+    this.deps.metrics.records.inc({ outcome }, batch.records.length);
     this.checkpoint.settle(batch.batchNo);
     this.progress.batchesAcked = this.checkpoint.acked;
     // Every acknowledgement moves the checkpoint: a restart resends only what was in flight.
@@ -169,6 +176,7 @@ export class FileDelivery {
 
   private async deadRecord(line: number, reason: string, raw: string): Promise<void> {
     this.progress.recordsFailed++;
+    this.deps.metrics.records.inc({ outcome: 'dead_lettered' });
     const { fileId, key } = this.start;
     await this.deps.deadLetters.add({ kind: 'record', fileId, key, line, reason, attempts: 1, payload: raw });
   }

@@ -10,6 +10,7 @@ import { pipeline } from 'node:stream/promises';
 import { AppError } from '../common/errors';
 import { isRetryable, isRetryableStatus } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
+import { Metrics } from '../metrics/metrics.service';
 import { FullJitterBackoff, parseRetryAfter } from '../common/backoff';
 
 /** Worth another attempt: 408, 429, 5xx. Counted by the circuit breaker, as are network errors and timeouts. */
@@ -33,10 +34,28 @@ export class PermanentDeliveryError extends AppError {
   }
 }
 
-/** Retries of delivery requests (and logins): MAX_RETRIES with full-jitter backoff that honours Retry-After. */
-export function deliveryRetryPolicy(config: AppConfig): RetryPolicy {
+export type DeliveryTarget = 'records' | 'bundles';
+
+/** Retries of delivery requests (and logins): MAX_RETRIES with full-jitter backoff that honours Retry-After; each one counted. */
+export function deliveryRetryPolicy(config: AppConfig, metrics: Metrics, target: DeliveryTarget): RetryPolicy {
   const { maxRetries, retryBaseMs, retryMaxMs } = config.delivery;
-  return retry(handleWhen(isRetryable), { maxAttempts: maxRetries, backoff: new FullJitterBackoff(retryBaseMs, retryMaxMs) });
+  const policy = retry(handleWhen(isRetryable), { maxAttempts: maxRetries, backoff: new FullJitterBackoff(retryBaseMs, retryMaxMs) });
+  const retries = metrics.retries.labels({ target });
+  policy.onRetry(() => retries.inc());
+  return policy;
+}
+
+/** One request, its duration recorded by target and outcome (the answer's status class, or `error` without an answer). */
+export async function timedRequest(metrics: Metrics, target: DeliveryTarget, send: () => Promise<PostAnswer>): Promise<PostAnswer> {
+  const end = metrics.requestDuration.startTimer({ target });
+  try {
+    const answer = await send();
+    end({ outcome: `${Math.floor(answer.status / 100)}xx` });
+    return answer;
+  } catch (err) {
+    end({ outcome: 'error' });
+    throw err;
+  }
 }
 
 export interface PostAnswer {

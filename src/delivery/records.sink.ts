@@ -5,7 +5,8 @@ import { BreakerService } from '../breaker/breaker.service';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { isRetryable } from '../common/retryable';
-import { deliveryRetryPolicy, HttpPoster, PostAnswer, raiseForStatus } from './http-delivery';
+import { Metrics } from '../metrics/metrics.service';
+import { deliveryRetryPolicy, HttpPoster, PostAnswer, raiseForStatus, timedRequest } from './http-delivery';
 
 /**
  * POSTs batch bodies to CALL_DETAILS_URL: bearer token from the TokenProvider (one re-login and one
@@ -22,8 +23,9 @@ export class RecordsSink implements OnApplicationShutdown {
     private readonly tokens: TokenProvider,
     private readonly breakers: BreakerService,
     private readonly clock: Clock,
+    private readonly metrics: Metrics,
   ) {
-    this.policy = deliveryRetryPolicy(config);
+    this.policy = deliveryRetryPolicy(config, metrics, 'records');
     this.http = new HttpPoster(config.delivery.concurrency, config.delivery.timeoutMs);
   }
 
@@ -54,7 +56,7 @@ export class RecordsSink implements OnApplicationShutdown {
     const payload = Buffer.from(body);
     const headers: Record<string, string> = { 'content-type': 'application/json', 'idempotency-key': idempotencyKey };
     if (token) headers.authorization = `Bearer ${token}`;
-    return this.http.post(url, headers, payload, payload.length, signal);
+    return timedRequest(this.metrics, 'records', () => this.http.post(url, headers, payload, payload.length, signal));
   }
 
   onApplicationShutdown(): void {

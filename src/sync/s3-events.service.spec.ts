@@ -5,6 +5,7 @@ import type { RemoteObject } from '../mirror/file-version';
 import type { MirrorService } from '../mirror/mirror.service';
 import type { ManifestStore } from '../state/manifest.store';
 import type { EventInbox } from '../state/state.ports';
+import { Metrics } from '../metrics/metrics.service';
 import { S3EventsService } from './s3-events.service';
 import { WorkQueue } from './work.queue';
 import { FixedClock } from '../../test/support/clocks';
@@ -44,8 +45,8 @@ function setup(options: { maxFileBytes?: number; deleteRemoved?: boolean } = {})
     lastSequencer: (key: string) => sequencers.get(key),
     recordSequencer: (key: string, sequencer: string) => void sequencers.set(key, sequencer),
   } as unknown as ManifestStore;
-  const store = { inboxCounts: async () => ({ pending: 0, failed: 0 }) } as unknown as EventInbox;
-  const service = new S3EventsService(config, new WorkQueue(config), mirror, manifest, store, new FixedClock());
+  const store = { inboxCounts: async () => ({ pending: 0, failed: 0, dead: 0 }) } as unknown as EventInbox;
+  const service = new S3EventsService(config, new WorkQueue(config), mirror, manifest, store, new FixedClock(), new Metrics());
   const apply = (...events: Parameters<typeof notification>) => service.applyNow(JSON.stringify(notification(...events)));
   return { service, apply, committed, local, downloads, removed, sequencers };
 }

@@ -6,6 +6,7 @@ import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
 import { ConflictError, errorMessage, ShuttingDownError, UnsafeKeyError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
+import { counterValue, histogramQuantile, Metrics } from '../metrics/metrics.service';
 import { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
 import { EventInbox, EventSource, InboxEntry } from '../state/state.ports';
@@ -29,7 +30,8 @@ export interface EventsReport {
 }
 
 /** What applying one change did to the mirror. */
-export type ApplyResult = 'downloaded' | 'deleted' | 'unchanged' | 'stale' | 'gone' | 'skipped';
+export const APPLY_RESULTS = ['downloaded', 'deleted', 'unchanged', 'stale', 'gone', 'skipped'] as const;
+export type ApplyResult = (typeof APPLY_RESULTS)[number];
 
 export interface EventStats {
   accepted: number;
@@ -44,7 +46,7 @@ export interface EventStats {
   parked: number;
   /** Given up (after EVENT_MAX_ATTEMPTS, or at once for what no retry mends) until an operator retries them. */
   dead: number;
-  /** Milliseconds from acceptance to applied, over the last applied events. */
+  /** Milliseconds from acceptance to applied (estimated from the latency histogram's buckets). */
   latencyMs: { p50: number | null; p99: number | null; samples: number };
 }
 
@@ -54,7 +56,6 @@ const RECOVERY_PAGE = 500;
 function isPermanent(err: unknown): boolean {
   return err instanceof ConflictError || err instanceof UnsafeKeyError;
 }
-const LATENCY_WINDOW = 2048;
 
 /**
  * Real-time sync: turns S3 notifications into mirror changes. Webhook events are recorded in the
@@ -73,18 +74,9 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   private settleIdle?: () => void;
   /** Inbox entries already handed to the queue (start-up recovery must not schedule them twice). */
   private readonly scheduled = new Set<string>();
-  private readonly latencies: number[] = [];
-  private latencyNext = 0;
   private stopping = false;
   private retryTimer?: NodeJS.Timeout;
   private readonly shutdown = new AbortController();
-  private readonly counts = {
-    accepted: 0,
-    ignored: 0,
-    rejected: 0,
-    failed: 0,
-    applied: { downloaded: 0, deleted: 0, unchanged: 0, stale: 0, gone: 0, skipped: 0 } as Record<ApplyResult, number>,
-  };
 
   constructor(
     private readonly config: AppConfig,
@@ -93,6 +85,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly manifest: ManifestStore,
     private readonly inbox: EventInbox,
     private readonly clock: Clock,
+    private readonly metrics: Metrics,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -148,7 +141,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
    * returns at once. Throws EventShapeError (400) when the body is not a notification at all.
    */
   async accept(body: string, source: EventSource): Promise<EventsReport> {
-    const { report, changes } = this.triage(body);
+    const { report, changes } = this.triage(body, source);
     if (changes.length > 0) {
       const receivedAt = this.clock.now();
       const entries = changes.map((change) => ({ id: randomUUID(), source, change, receivedAt }));
@@ -164,30 +157,36 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
    * is not a notification (a poison message).
    */
   async applyNow(body: string): Promise<EventsReport> {
-    const { report, changes } = this.triage(body);
+    const { report, changes } = this.triage(body, 'sqs');
     const started = this.clock.nowMs();
-    const results = await Promise.allSettled(changes.map((c) => this.applyCounted(c, started)));
+    const results = await Promise.allSettled(changes.map((c) => this.applyCounted(c, 'sqs', started)));
     const failure = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (failure) throw failure.reason;
     return report;
   }
 
+  /** The counters of GET /api/v1/stats: the metrics' own (one source for every number). */
   async stats(): Promise<EventStats> {
-    const inbox = await this.inbox.inboxCounts();
-    const sorted = [...this.latencies].sort((a, b) => a - b);
-    const pick = (q: number): number | null =>
-      sorted.length === 0 ? null : sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))];
+    const m = this.metrics;
+    const [inbox, latency50, latency99] = await Promise.all([
+      this.inbox.inboxCounts(),
+      histogramQuantile(m.eventLatency, 0.5),
+      histogramQuantile(m.eventLatency, 0.99),
+    ]);
+    const applied = {} as Record<ApplyResult, number>;
+    for (const result of APPLY_RESULTS) applied[result] = await counterValue(m.eventsApplied, { result });
+    const ms = (s: number | null): number | null => (s === null ? null : Math.round(s * 1000));
     return {
-      accepted: this.counts.accepted,
-      ignored: this.counts.ignored,
-      rejected: this.counts.rejected,
-      applied: { ...this.counts.applied },
-      failed: this.counts.failed,
+      accepted: await counterValue(m.events, { outcome: 'accepted' }),
+      ignored: await counterValue(m.events, { outcome: 'ignored' }),
+      rejected: await counterValue(m.events, { outcome: 'rejected' }),
+      applied,
+      failed: await counterValue(m.eventsApplied, { result: 'failed' }),
       inFlight: this.inFlight,
       pending: inbox.pending,
       parked: inbox.failed,
       dead: inbox.dead,
-      latencyMs: { p50: pick(0.5), p99: pick(0.99), samples: sorted.length },
+      latencyMs: { p50: ms(latency50.value), p99: ms(latency99.value), samples: latency50.count },
     };
   }
 
@@ -241,7 +240,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     }
   }
 
-  private triage(body: string): { report: EventsReport; changes: ObjectChange[] } {
+  private triage(body: string, source: EventSource): { report: EventsReport; changes: ObjectChange[] } {
     const records: RecordOutcome[] = [];
     const changes: ObjectChange[] = [];
     parseNotificationText(body).forEach((result, index) => {
@@ -265,9 +264,9 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     });
     const count = (status: RecordOutcome['status']): number => records.filter((r) => r.status === status).length;
     const report = { accepted: count('accepted'), ignored: count('ignored'), rejected: count('rejected'), records };
-    this.counts.accepted += report.accepted;
-    this.counts.ignored += report.ignored;
-    this.counts.rejected += report.rejected;
+    for (const outcome of ['accepted', 'ignored', 'rejected'] as const) {
+      if (report[outcome] > 0) this.metrics.events.inc({ source, outcome }, report[outcome]);
+    }
     return { report, changes };
   }
 
@@ -284,7 +283,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
 
   private async process(entry: InboxEntry): Promise<void> {
     try {
-      await this.applyCounted(entry.change, entry.receivedAt.getTime());
+      await this.applyCounted(entry.change, entry.source, entry.receivedAt.getTime());
       // The manifest row must be on disk before the inbox forgets the event.
       this.manifest.flush();
       await this.inbox.inboxRemove([entry.id]);
@@ -300,28 +299,24 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     }
   }
 
-  private async applyCounted(change: ObjectChange, acceptedAtMs: number): Promise<ApplyResult> {
+  private async applyCounted(change: ObjectChange, source: EventSource, acceptedAtMs: number): Promise<ApplyResult> {
     try {
       const result = await this.track(() => this.apply(change));
-      this.counts.applied[result]++;
-      if (result === 'downloaded' || result === 'deleted') this.recordLatency(this.clock.nowMs() - acceptedAtMs);
+      this.metrics.eventsApplied.inc({ source, result });
+      if (result === 'downloaded' || result === 'deleted') {
+        this.metrics.eventLatency.observe({ source }, (this.clock.nowMs() - acceptedAtMs) / 1000);
+      }
       this.logger.debug({ key: change.key, op: change.op, sequencer: change.sequencer, result }, 'event applied');
       return result;
     } catch (err) {
       if (err instanceof ShuttingDownError) throw err;
-      this.counts.failed++;
+      this.metrics.eventsApplied.inc({ source, result: 'failed' });
       this.logger.error(
         { key: change.key, op: change.op, err: errorMessage(err), permanent: isPermanent(err) },
         'event could not be applied',
       );
       throw err;
     }
-  }
-
-  private recordLatency(ms: number): void {
-    if (this.latencies.length < LATENCY_WINDOW) this.latencies.push(ms);
-    else this.latencies[this.latencyNext] = ms;
-    this.latencyNext = (this.latencyNext + 1) % LATENCY_WINDOW;
   }
 
   /** Schedules what the inbox holds from before this start, a page at a time. */

@@ -10,6 +10,7 @@ import type { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
 import { SqliteDatabase } from '../state/sqlite/sqlite.database';
 import { SqliteStateStore } from '../state/sqlite/sqlite.state-store';
+import { Metrics } from '../metrics/metrics.service';
 import { SyncService } from './sync.service';
 import { WorkQueue } from './work.queue';
 import { FixedClock } from '../../test/support/clocks';
@@ -65,7 +66,7 @@ describe('SyncService (fakes of S3 and the mirror)', () => {
         manifest.remove(key);
       },
     } as unknown as MirrorService;
-    return new SyncService(config, s3, mirror, new WorkQueue(config), manifest, new SqliteStateStore(db), new FixedClock());
+    return new SyncService(config, s3, mirror, new WorkQueue(config), manifest, new SqliteStateStore(db), new FixedClock(), new Metrics());
   };
 
   beforeEach(() => {

@@ -7,6 +7,7 @@ import { detach } from '../common/detach';
 import { BadRequestError, ConflictError, errorMessage, NotFoundError, ShuttingDownError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
+import { Metrics } from '../metrics/metrics.service';
 import { MirrorService } from '../mirror/mirror.service';
 import { ManifestStore } from '../state/manifest.store';
 import { emptyCounts, RunCounts, RunItem, RunRecord, RunStore, RunTrigger } from '../state/state.ports';
@@ -63,6 +64,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     private readonly manifest: ManifestStore,
     private readonly runs: RunStore,
     private readonly clock: Clock,
+    private readonly metrics: Metrics,
   ) {}
 
   async onApplicationBootstrap(): Promise<void> {
@@ -198,6 +200,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       clearInterval(persist);
       run.listing = false;
       record.finishedAt = this.clock.now();
+      this.countRun(record);
       this.manifest.clearListing(record.id);
       await this.flushItems(run);
       await this.runs.updateRun(record.id, {
@@ -338,6 +341,17 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       await this.flushItems(run, ITEM_FLUSH);
     }
     return undefined;
+  }
+
+  private countRun(record: RunRecord): void {
+    const m = this.metrics;
+    m.syncRuns.inc({ status: record.status });
+    m.syncDuration.observe((record.finishedAt!.getTime() - record.startedAt.getTime()) / 1000);
+    if (record.dryRun) return;
+    const c = record.counts;
+    const results = { downloaded: c.downloaded, skipped: c.skipped, deleted: c.deleted, failed: c.failed, refused: c.refused };
+    for (const [result, n] of Object.entries(results)) if (n > 0) m.syncObjects.inc({ result }, n);
+    if (c.bytesDownloaded > 0) m.syncBytes.inc(c.bytesDownloaded);
   }
 
   /** Runs `work` and says how long it took, in the seconds-with-two-decimals form of the report. */
