@@ -3,6 +3,7 @@
 //   BENCH_EVENTS_SECONDS=10   duration of each phase
 //   BENCH_EVENTS_RATE=200     events per second in the latency phase
 //   BENCH_DIR=/dev/shm        mirror and state
+//   BENCH_SERVICE_ENV='{"RATE_LIMIT_PER_SECOND":"0"}'  extra environment for the service (experiments)
 // Peer in the same run: a bare node:http server that checks the same signature, parses the JSON and
 // answers 202 (no storage, no Nest): the ceiling of any Node webhook on this machine.
 import autocannon from 'autocannon';
@@ -127,6 +128,7 @@ async function main() {
     WEBHOOK_SECRET: SECRET,
     // The limiter runs (its cost is part of the figure) but does not cap the rate being measured.
     RATE_LIMIT_PER_SECOND: '1000000',
+    ...JSON.parse(process.env.BENCH_SERVICE_ENV ?? '{}'),
   });
   const bare = await startBareWebhook();
   try {
