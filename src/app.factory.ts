@@ -15,7 +15,12 @@ import type { IncomingMessage } from 'node:http';
 /** Builds the fully configured application; main.ts and the e2e tests both boot it through here. */
 export async function createApp(config: AppConfig, options: { clock?: Clock } = {}): Promise<INestApplication> {
   // Body parsers are registered here, in order: the webhook needs its raw bytes to check the signature.
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), { bufferLogs: true, bodyParser: false });
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), {
+    bufferLogs: true,
+    bodyParser: false,
+    // A failure to build the application throws to the caller (main.ts says why and exits), instead of Nest's exit(1).
+    abortOnError: false,
+  });
   app.useBodyParser('raw', {
     type: (req: IncomingMessage) => (req.url ?? '').startsWith(WEBHOOK_PATH),
     limit: config.events.webhookMaxBodyBytes,

@@ -3,6 +3,7 @@ import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory';
 import { loadConfig } from './config/config.module';
 import { MissingTableError } from './aws/dynamodb.repository';
+import { MissingSecretError } from './aws/secrets.repository';
 import { ConfigValidationError } from './config/env.schema';
 
 async function bootstrap(): Promise<void> {
@@ -21,7 +22,7 @@ async function bootstrap(): Promise<void> {
     await app.listen(config.api.port, config.api.host);
   } catch (err) {
     // A deployment that lacks what the configuration names: say which, and exit as a configuration error.
-    if (err instanceof MissingTableError) {
+    if (err instanceof MissingTableError || err instanceof MissingSecretError) {
       process.stderr.write(`${err.message}\n`);
       process.exit(78);
     }

@@ -24,7 +24,7 @@ class FakeWebhook {
     for await (const c of req) chunks.push(c as Buffer);
     const body = Buffer.concat(chunks);
     const check = verifyWebhook(
-      secret,
+      [secret],
       { signature: req.headers[SIGNATURE_HEADER] as string, timestamp: req.headers[TIMESTAMP_HEADER] as string },
       body,
       Date.now(),

@@ -1,7 +1,9 @@
 import { Module } from '@nestjs/common';
 import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
+import { AwsModule } from '../aws/aws.module';
 import { AppConfig } from '../config/app-config';
+import { SecretValues } from './secret-values.service';
 import { ApiKeyGuard } from './api-key.guard';
 import { RateLimitGuard } from './rate-limit.guard';
 import { TokenProvider } from './token.provider';
@@ -14,6 +16,7 @@ import { WebhookSignatureGuard } from './webhook-signature.guard';
  */
 @Module({
   imports: [
+    AwsModule,
     ThrottlerModule.forRootAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({
@@ -24,11 +27,12 @@ import { WebhookSignatureGuard } from './webhook-signature.guard';
     }),
   ],
   providers: [
+    SecretValues,
     TokenProvider,
     WebhookSignatureGuard,
     { provide: APP_GUARD, useClass: RateLimitGuard },
     { provide: APP_GUARD, useClass: ApiKeyGuard },
   ],
-  exports: [TokenProvider, WebhookSignatureGuard],
+  exports: [TokenProvider, WebhookSignatureGuard, SecretValues],
 })
 export class AuthModule {}

@@ -3,6 +3,7 @@ import { Clock } from '../common/clock';
 import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { Metrics } from '../metrics/metrics.service';
+import { SecretValues } from './secret-values.service';
 
 /** Tokens without an `exp` are kept this long. */
 const DEFAULT_LIFETIME_MS = 50 * 60_000;
@@ -34,6 +35,7 @@ export class TokenProvider {
     private readonly config: AppConfig,
     private readonly clock: Clock,
     private readonly metrics: Metrics,
+    private readonly secrets: SecretValues,
   ) {}
 
   get enabled(): boolean {
@@ -65,17 +67,12 @@ export class TokenProvider {
   }
 
   private async login(signal?: AbortSignal): Promise<string> {
-    const { authUrl, accessKey, secretKey, timeoutMs } = this.config.delivery;
-    let res: Response;
-    try {
-      res = await fetch(authUrl!, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json', accept: 'application/json' },
-        body: JSON.stringify({ accessKey, secretKey }),
-        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
-      });
-    } catch (err) {
-      throw new LoginError(`login failed: ${(err as Error).message}`);
+    const { accessKey, secretKey } = this.config.delivery;
+    let res = await this.postLogin(false, signal);
+    // Refused: the credentials may have been rotated in SSM since they were read; read them once more.
+    if ((res.status === 401 || res.status === 403) && (SecretValues.refreshable(accessKey) || SecretValues.refreshable(secretKey))) {
+      await res.body?.cancel();
+      res = await this.postLogin(true, signal);
     }
     if (!res.ok) {
       await res.body?.cancel();
@@ -91,6 +88,21 @@ export class TokenProvider {
     this.cached = { token, expiresAt: exp !== undefined ? Math.max(now, exp - EXPIRY_MARGIN_MS) : now + DEFAULT_LIFETIME_MS };
     this.logger.log({ expiresAt: new Date(this.cached.expiresAt).toISOString() }, 'logged in to the downstream');
     return token;
+  }
+
+  private async postLogin(refresh: boolean, signal?: AbortSignal): Promise<Response> {
+    const { authUrl, accessKey, secretKey, timeoutMs } = this.config.delivery;
+    const [key, secret] = await Promise.all([accessKey, secretKey].map((ref) => ref && this.secrets.get(ref, { refresh })));
+    try {
+      return await fetch(authUrl!, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', accept: 'application/json' },
+        body: JSON.stringify({ accessKey: key, secretKey: secret }),
+        signal: signal ? AbortSignal.any([signal, AbortSignal.timeout(timeoutMs)]) : AbortSignal.timeout(timeoutMs),
+      });
+    } catch (err) {
+      throw new LoginError(`login failed: ${(err as Error).message}`);
+    }
   }
 }
 

@@ -10,21 +10,31 @@ import {
 import type { Request } from 'express';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, verifyWebhook } from './webhook-signature';
+import { SecretRef } from '../config/secret-ref';
+import { SecretValues } from './secret-values.service';
+import { SIGNATURE_HEADER, SIGNATURE_MISMATCH, TIMESTAMP_HEADER, verifyWebhook } from './webhook-signature';
+
+/** A signature that matches no secret read within this long does not make the secret be read again. */
+const REFETCH_EVERY_MS = 10_000;
 
 /**
- * Lets a webhook request through only when its raw body is signed with WEBHOOK_SECRET within the
- * tolerance window. Without a secret the webhook stays closed (503): knowing the URL is not enough.
- * WEBHOOK_AUTH=none opens it to unsigned senders, on purpose: a notification only names keys of the
- * configured bucket, which the service fetches from S3 itself, never content from the request.
+ * Lets a webhook request through only when its raw body is signed with the webhook secret within
+ * the tolerance window. Without a secret the webhook stays closed (503): knowing the URL is not
+ * enough. From Secrets Manager (WEBHOOK_SECRET_ARN) both the current and the previous version are
+ * accepted, and a signature that matches neither makes the secret be read again (at most every
+ * 10 s), so that the service follows a rotation the sender saw first. WEBHOOK_AUTH=none opens it to
+ * unsigned senders, on purpose: a notification only names keys of the configured bucket, which the
+ * service fetches from S3 itself, never content from the request.
  */
 @Injectable()
 export class WebhookSignatureGuard implements CanActivate, OnApplicationBootstrap {
   private readonly logger = new Logger(WebhookSignatureGuard.name);
+  private lastRefetch = 0;
 
   constructor(
     private readonly config: AppConfig,
     private readonly clock: Clock,
+    private readonly secrets: SecretValues,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -33,20 +43,41 @@ export class WebhookSignatureGuard implements CanActivate, OnApplicationBootstra
     }
   }
 
-  canActivate(context: ExecutionContext): boolean {
+  async canActivate(context: ExecutionContext): Promise<boolean> {
     const { webhookSecret, webhookToleranceSeconds, webhookAuth } = this.config.events;
     if (webhookAuth === 'none') return true;
-    if (!webhookSecret) throw new ServiceUnavailableException('the webhook is disabled: set WEBHOOK_SECRET on the service and the sender');
+    if (!webhookSecret) {
+      throw new ServiceUnavailableException(
+        'the webhook is disabled: set WEBHOOK_SECRET (or WEBHOOK_SECRET_ARN) on the service and the sender',
+      );
+    }
     const req = context.switchToHttp().getRequest<Request>();
     const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
-    const check = verifyWebhook(
-      webhookSecret,
-      { signature: req.get(SIGNATURE_HEADER), timestamp: req.get(TIMESTAMP_HEADER) },
-      body,
-      this.clock.nowMs(),
-      webhookToleranceSeconds,
-    );
-    if (!check.ok) throw new UnauthorizedException(`invalid webhook signature: ${check.reason}`);
+    const check = async (refresh: boolean) =>
+      verifyWebhook(
+        await this.accepted(webhookSecret, refresh),
+        { signature: req.get(SIGNATURE_HEADER), timestamp: req.get(TIMESTAMP_HEADER) },
+        body,
+        this.clock.nowMs(),
+        webhookToleranceSeconds,
+      );
+    let result = await check(false);
+    if (!result.ok && result.reason === SIGNATURE_MISMATCH && SecretValues.refreshable(webhookSecret) && this.mayRefetch()) {
+      result = await check(true);
+    }
+    if (!result.ok) throw new UnauthorizedException(`invalid webhook signature: ${result.reason}`);
+    return true;
+  }
+
+  private async accepted(ref: SecretRef, refresh: boolean): Promise<string[]> {
+    const [current, previous] = await Promise.all([this.secrets.get(ref, { refresh }), this.secrets.previous(ref, { refresh })]);
+    return previous === undefined ? [current] : [current, previous];
+  }
+
+  private mayRefetch(): boolean {
+    const now = this.clock.nowMs();
+    if (now - this.lastRefetch < REFETCH_EVERY_MS) return false;
+    this.lastRefetch = now;
     return true;
   }
 }

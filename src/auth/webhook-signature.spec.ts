@@ -10,7 +10,7 @@ function headersOf(signed: Record<string, string>) {
 
 describe('webhook signature', () => {
   it('accepts what signWebhook produced', () => {
-    expect(verifyWebhook(secret, headersOf(signWebhook(secret, body, now)), body, now + 1000, 300)).toEqual({ ok: true });
+    expect(verifyWebhook([secret], headersOf(signWebhook(secret, body, now)), body, now + 1000, 300)).toEqual({ ok: true });
   });
 
   it('matches a known HMAC-SHA256 value', () => {
@@ -23,35 +23,41 @@ describe('webhook signature', () => {
 
   it('refuses a changed body, a wrong secret, a missing header', () => {
     const h = headersOf(signWebhook(secret, body, now));
-    expect(verifyWebhook(secret, h, Buffer.from('{"Records":[1]}'), now, 300)).toEqual({
+    expect(verifyWebhook([secret], h, Buffer.from('{"Records":[1]}'), now, 300)).toEqual({
       ok: false,
       reason: expect.stringContaining('does not match'),
     });
-    expect(verifyWebhook('another-secret-entirely', h, body, now, 300).ok).toBe(false);
-    expect(verifyWebhook(secret, { timestamp: h.timestamp }, body, now, 300)).toEqual({
+    expect(verifyWebhook(['another-secret-entirely'], h, body, now, 300).ok).toBe(false);
+    expect(verifyWebhook([secret], { timestamp: h.timestamp }, body, now, 300)).toEqual({
       ok: false,
       reason: expect.stringContaining('missing'),
     });
-    expect(verifyWebhook(secret, { ...h, signature: 'v1=zz' }, body, now, 300).ok).toBe(false);
-    expect(verifyWebhook(secret, { ...h, timestamp: 'soon' }, body, now, 300).ok).toBe(false);
+    expect(verifyWebhook([secret], { ...h, signature: 'v1=zz' }, body, now, 300).ok).toBe(false);
+    expect(verifyWebhook([secret], { ...h, timestamp: 'soon' }, body, now, 300).ok).toBe(false);
   });
 
   it('refuses a timestamp outside the window, either way, even when correctly signed', () => {
     const old = headersOf(signWebhook(secret, body, now - 301_000));
     const future = headersOf(signWebhook(secret, body, now + 301_000));
-    expect(verifyWebhook(secret, old, body, now, 300)).toEqual({ ok: false, reason: expect.stringContaining('window') });
-    expect(verifyWebhook(secret, future, body, now, 300).ok).toBe(false);
-    expect(verifyWebhook(secret, headersOf(signWebhook(secret, body, now - 299_000)), body, now, 300).ok).toBe(true);
+    expect(verifyWebhook([secret], old, body, now, 300)).toEqual({ ok: false, reason: expect.stringContaining('window') });
+    expect(verifyWebhook([secret], future, body, now, 300).ok).toBe(false);
+    expect(verifyWebhook([secret], headersOf(signWebhook(secret, body, now - 299_000)), body, now, 300).ok).toBe(true);
   });
 
   it('refuses a timestamp moved forward with the old signature', () => {
     const h = headersOf(signWebhook(secret, body, now));
-    expect(verifyWebhook(secret, { ...h, timestamp: String(Number(h.timestamp) + 1) }, body, now, 300).ok).toBe(false);
+    expect(verifyWebhook([secret], { ...h, timestamp: String(Number(h.timestamp) + 1) }, body, now, 300).ok).toBe(false);
   });
 
   it('accepts any one of several signatures (secret rotation)', () => {
     const h = headersOf(signWebhook(secret, body, now));
     const other = signWebhook('the-previous-secret-value', body, now)[SIGNATURE_HEADER];
-    expect(verifyWebhook(secret, { ...h, signature: `${other}, ${h.signature}` }, body, now, 300).ok).toBe(true);
+    expect(verifyWebhook([secret], { ...h, signature: `${other}, ${h.signature}` }, body, now, 300).ok).toBe(true);
+  });
+
+  it('accepts a signature made with any one of the receiver secrets (the current and the previous)', () => {
+    const byPrevious = headersOf(signWebhook('the-previous-secret-value', body, now));
+    expect(verifyWebhook([secret, 'the-previous-secret-value'], byPrevious, body, now, 300).ok).toBe(true);
+    expect(verifyWebhook([secret], byPrevious, body, now, 300).ok).toBe(false);
   });
 });

@@ -11,6 +11,7 @@ export const WEBHOOK_PATH = '/api/v1/s3-notification';
 export const SIGNATURE_HEADER = 'x-s3sync-signature';
 export const TIMESTAMP_HEADER = 'x-s3sync-timestamp';
 const VERSION = 'v1';
+export const SIGNATURE_MISMATCH = 'signature does not match the body';
 
 export function computeSignature(secret: string, timestampSeconds: number, body: Buffer | string): string {
   return createHmac('sha256', secret).update(`${VERSION}:${timestampSeconds}:`).update(body).digest('hex');
@@ -25,11 +26,12 @@ export function signWebhook(secret: string, body: Buffer | string, nowMs: number
 export type SignatureCheck = { ok: true } | { ok: false; reason: string };
 
 /**
- * Checks a request's signature headers against its raw body. Several `v1=` values may be given,
- * comma-separated, so that a sender can sign with an old and a new secret while they rotate.
+ * Checks a request's signature headers against its raw body, with any of `secrets` (the current and,
+ * during a rotation, the previous one). Several `v1=` values may be given, comma-separated, so that a
+ * sender can sign with an old and a new secret while they rotate.
  */
 export function verifyWebhook(
-  secret: string,
+  secrets: readonly string[],
   headers: { signature?: string; timestamp?: string },
   body: Buffer,
   nowMs: number,
@@ -43,12 +45,14 @@ export function verifyWebhook(
   if (Math.abs(nowMs / 1000 - timestamp) > toleranceSeconds) {
     return { ok: false, reason: `${TIMESTAMP_HEADER} is outside the ${toleranceSeconds} s window (check the sender's clock)` };
   }
-  const expected = Buffer.from(computeSignature(secret, timestamp, body), 'hex');
   const given = headers.signature
     .split(',')
     .map((part) => part.trim())
     .filter((part) => part.startsWith(`${VERSION}=`))
     .map((part) => Buffer.from(part.slice(VERSION.length + 1), 'hex'));
-  const match = given.some((sig) => sig.length === expected.length && timingSafeEqual(sig, expected));
-  return match ? { ok: true } : { ok: false, reason: 'signature does not match the body' };
+  const match = secrets.some((secret) => {
+    const expected = Buffer.from(computeSignature(secret, timestamp, body), 'hex');
+    return given.some((sig) => sig.length === expected.length && timingSafeEqual(sig, expected));
+  });
+  return match ? { ok: true } : { ok: false, reason: SIGNATURE_MISMATCH };
 }

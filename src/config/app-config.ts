@@ -1,3 +1,4 @@
+import { describeSecretRef, SecretRef, secretRef } from './secret-ref';
 import { resolve } from 'node:path';
 import { EnvironmentVariables } from './env.schema';
 
@@ -36,7 +37,7 @@ export class AppConfig {
     runHistory: number;
   };
   readonly events: {
-    webhookSecret?: string;
+    webhookSecret?: SecretRef;
     /** `none`: unsigned notifications are accepted (senders that cannot sign). */
     webhookAuth: 'hmac' | 'none';
     webhookToleranceSeconds: number;
@@ -53,8 +54,8 @@ export class AppConfig {
   readonly delivery: {
     url?: string;
     authUrl?: string;
-    accessKey?: string;
-    secretKey?: string;
+    accessKey?: SecretRef;
+    secretKey?: SecretRef;
     patterns: string[];
     maxRecordsPerBatch: number;
     maxBatchBytes: number;
@@ -73,8 +74,8 @@ export class AppConfig {
   };
   readonly bundles: {
     url?: string;
-    username?: string;
-    password?: string;
+    username?: SecretRef;
+    password?: SecretRef;
     archiveBucket?: string;
     archivePrefix: string;
     patterns: string[];
@@ -111,6 +112,8 @@ export class AppConfig {
   };
   /** Static AWS credentials from the configuration; undefined: the SDK's default chain. */
   readonly awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
+  /** Reads of SSM parameters and Secrets Manager secrets: how long a value is used, and emulator endpoints. */
+  readonly secrets: { cacheMs: number; ssmEndpoint?: string; secretsManagerEndpoint?: string };
   /** CloudWatch Embedded Metric Format lines on stdout, every `emfIntervalMs`. */
   readonly metrics: { emf: boolean; emfIntervalMs: number; emfNamespace: string };
   /** `file`: the log is also appended there (JSON lines), reopened on SIGHUP for logrotate. */
@@ -150,7 +153,10 @@ export class AppConfig {
       runHistory: env.RUN_HISTORY_LIMIT,
     };
     this.events = {
-      webhookSecret: env.WEBHOOK_SECRET,
+      webhookSecret: secretRef('WEBHOOK_SECRET', env.WEBHOOK_SECRET, {
+        variable: 'WEBHOOK_SECRET_ARN',
+        secretsManager: env.WEBHOOK_SECRET_ARN,
+      }),
       webhookAuth: env.WEBHOOK_AUTH,
       webhookToleranceSeconds: env.WEBHOOK_TOLERANCE_SECONDS,
       webhookMaxBodyBytes: env.WEBHOOK_MAX_BODY_KB * 1024,
@@ -169,8 +175,8 @@ export class AppConfig {
     this.delivery = {
       url: env.CALL_DETAILS_URL,
       authUrl: env.AUTH_URL,
-      accessKey: env.ACCESS_KEY,
-      secretKey: env.SECRET_KEY,
+      accessKey: secretRef('ACCESS_KEY', env.ACCESS_KEY, { variable: 'ACCESS_KEY_PARAM', ssm: env.ACCESS_KEY_PARAM }),
+      secretKey: secretRef('SECRET_KEY', env.SECRET_KEY, { variable: 'SECRET_KEY_PARAM', ssm: env.SECRET_KEY_PARAM }),
       patterns: splitList(env.DELIVERY_PATTERNS),
       maxRecordsPerBatch: env.MAX_RECORDS_PER_BATCH,
       maxBatchBytes: env.MAX_BATCH_BYTES,
@@ -188,8 +194,16 @@ export class AppConfig {
     };
     this.bundles = {
       url: env.NIFI_ENDPOINT_URL,
-      username: env.NIFI_USERNAME,
-      password: env.NIFI_PASSWORD,
+      username: secretRef('NIFI_USERNAME', env.NIFI_USERNAME, {
+        variable: 'NIFI_SECRET_ARN',
+        secretsManager: env.NIFI_SECRET_ARN,
+        field: 'username',
+      }),
+      password: secretRef('NIFI_PASSWORD', env.NIFI_PASSWORD, {
+        variable: 'NIFI_SECRET_ARN',
+        secretsManager: env.NIFI_SECRET_ARN,
+        field: 'password',
+      }),
       archiveBucket: env.ARCHIVE_BUCKET_NAME,
       archivePrefix: env.ARCHIVE_PREFIX,
       patterns: splitList(env.BUNDLE_PATTERNS),
@@ -227,6 +241,11 @@ export class AppConfig {
         sessionToken: env.AWS_SESSION_TOKEN,
       };
     }
+    this.secrets = {
+      cacheMs: env.SECRETS_CACHE_SECONDS * 1000,
+      ssmEndpoint: env.SSM_ENDPOINT,
+      secretsManagerEndpoint: env.SECRETS_MANAGER_ENDPOINT,
+    };
     this.metrics = {
       emf: env.METRICS_EMF,
       emfIntervalMs: env.METRICS_EMF_INTERVAL_SECONDS * 1000,
@@ -240,21 +259,22 @@ export class AppConfig {
     return {
       s3: { ...this.s3 },
       sync: { ...this.sync },
-      events: { ...this.events, retry: { ...this.events.retry }, webhookSecret: this.events.webhookSecret ? '[redacted]' : null },
+      events: { ...this.events, retry: { ...this.events.retry }, webhookSecret: describeSecretRef(this.events.webhookSecret) },
       delivery: {
         ...this.delivery,
-        accessKey: this.delivery.accessKey ? '[redacted]' : null,
-        secretKey: this.delivery.secretKey ? '[redacted]' : null,
+        accessKey: describeSecretRef(this.delivery.accessKey),
+        secretKey: describeSecretRef(this.delivery.secretKey),
       },
       bundles: {
         ...this.bundles,
-        username: this.bundles.username ? '[redacted]' : null,
-        password: this.bundles.password ? '[redacted]' : null,
+        username: describeSecretRef(this.bundles.username),
+        password: describeSecretRef(this.bundles.password),
       },
       state: { ...this.state, dynamodb: { ...this.state.dynamodb } },
       api: { ...this.api, apiKey: this.api.apiKey ? '[redacted]' : null },
       log: { ...this.log },
       metrics: { ...this.metrics },
+      secrets: { ...this.secrets },
       aws: { credentials: this.awsCredentials ? 'configured (redacted)' : 'SDK default chain' },
     };
   }

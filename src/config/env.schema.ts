@@ -32,6 +32,8 @@ function IsCronExpression(): PropertyDecorator {
 }
 
 const STATE_BACKENDS = ['sqlite', 'dynamodb'] as const;
+const SSM_PARAMETER = /^(arn:aws[a-z-]*:ssm:[a-z0-9-]+:\d{12}:parameter\/|\/)?[A-Za-z0-9_.\-/]{1,2048}$/;
+const SECRET_ID = /^(arn:aws[a-z-]*:secretsmanager:[a-z0-9-]+:\d{12}:secret:)?[A-Za-z0-9/_+=.@-]{1,512}$/;
 const WEBHOOK_AUTH_MODES = ['hmac', 'none'] as const;
 const trimmedLower = ({ value }: { value: unknown }): unknown => (typeof value === 'string' ? value.trim().toLowerCase() : value);
 
@@ -398,6 +400,17 @@ export class EnvironmentVariables {
   @IsNotEmpty()
   SECRET_KEY?: string;
 
+  /** SSM parameter names (SecureString) holding ACCESS_KEY and SECRET_KEY, instead of the values. */
+  @IsOptional()
+  @Transform(trimmed)
+  @Matches(SSM_PARAMETER, { message: 'must be an SSM parameter name (/path/name) or ARN' })
+  ACCESS_KEY_PARAM?: string;
+
+  @IsOptional()
+  @Transform(trimmed)
+  @Matches(SSM_PARAMETER, { message: 'must be an SSM parameter name (/path/name) or ARN' })
+  SECRET_KEY_PARAM?: string;
+
   /** Comma-separated glob patterns of keys to deliver (`*` within a folder, `**` across folders). */
   @IsString()
   @Transform(trimmed)
@@ -495,6 +508,35 @@ export class EnvironmentVariables {
   @IsString()
   @IsNotEmpty()
   NIFI_PASSWORD?: string;
+
+  /** A Secrets Manager secret (ARN or name) holding the NiFi credentials as JSON {"username": ..., "password": ...}. */
+  @IsOptional()
+  @Transform(trimmed)
+  @Matches(SECRET_ID, { message: 'must be a Secrets Manager secret ARN or name' })
+  NIFI_SECRET_ARN?: string;
+
+  /** A Secrets Manager secret (ARN or name) whose string is the webhook secret; during a rotation its previous version is accepted too. */
+  @IsOptional()
+  @Transform(trimmed)
+  @Matches(SECRET_ID, { message: 'must be a Secrets Manager secret ARN or name' })
+  WEBHOOK_SECRET_ARN?: string;
+
+  /** How long a value read from SSM or Secrets Manager is used before it is read again. */
+  @Transform(toNumber)
+  @Min(0)
+  @Max(86_400)
+  SECRETS_CACHE_SECONDS = 300;
+
+  /** Endpoints for emulators and VPC endpoints (default: the region's). */
+  @IsOptional()
+  @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  SSM_ENDPOINT?: string;
+
+  @IsOptional()
+  @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  SECRETS_MANAGER_ENDPOINT?: string;
 
   /**
    * AWS credentials given in the configuration (the environment or `.env`): used by every AWS client
@@ -597,6 +639,15 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   const problems = describe(errors);
   if (Boolean(env.AWS_ACCESS_KEY_ID) !== Boolean(env.AWS_SECRET_ACCESS_KEY))
     problems.push('AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY: give both or neither (neither: the SDK default credential chain)');
+  for (const [value, reference] of [
+    ['ACCESS_KEY', 'ACCESS_KEY_PARAM'],
+    ['SECRET_KEY', 'SECRET_KEY_PARAM'],
+    ['NIFI_USERNAME', 'NIFI_SECRET_ARN'],
+    ['NIFI_PASSWORD', 'NIFI_SECRET_ARN'],
+    ['WEBHOOK_SECRET', 'WEBHOOK_SECRET_ARN'],
+  ] as const) {
+    if (env[value] !== undefined && env[reference] !== undefined) problems.push(`${value}, ${reference}: give one of them, not both`);
+  }
   if (env.NIFI_ENDPOINT_URL && !env.ARCHIVE_BUCKET_NAME)
     problems.push('ARCHIVE_BUCKET_NAME: is required when NIFI_ENDPOINT_URL is set (bundles are archived before they are posted)');
   if (problems.length > 0) throw new ConfigValidationError(problems);
@@ -626,6 +677,8 @@ const OWN_PREFIXES = [
   'RETRY_',
   'MULTIPART_',
   'ARCHIVE_',
+  'SECRETS_',
+  'SSM_',
 ];
 
 /**

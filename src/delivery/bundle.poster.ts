@@ -1,6 +1,7 @@
 import { Injectable, OnApplicationShutdown } from '@nestjs/common';
 import { RetryPolicy } from 'cockatiel';
 import type { Readable } from 'node:stream';
+import { SecretValues } from '../auth/secret-values.service';
 import { BreakerService } from '../breaker/breaker.service';
 import { Clock } from '../common/clock';
 import { isRetryable } from '../common/retryable';
@@ -24,6 +25,7 @@ export class BundlePoster implements OnApplicationShutdown {
     private readonly breakers: BreakerService,
     private readonly clock: Clock,
     private readonly metrics: Metrics,
+    private readonly secrets: SecretValues,
   ) {
     this.policy = deliveryRetryPolicy(config, metrics, 'bundles');
     this.http = new HttpPoster(4, config.delivery.timeoutMs);
@@ -39,16 +41,21 @@ export class BundlePoster implements OnApplicationShutdown {
       'x-bundle-files': String(bundle.files),
       'x-bundle-format': format,
     };
-    if (username !== undefined) headers.authorization = `Basic ${Buffer.from(`${username}:${password ?? ''}`).toString('base64')}`;
+    const send = async (refresh: boolean, attempt: AbortSignal) => {
+      const auth = await this.authorization(refresh);
+      const payload = await body();
+      const withAuth = auth ? { ...headers, authorization: auth } : headers;
+      return timedRequest(this.metrics, 'bundles', () => this.http.post(url!, withAuth, payload.body, payload.length, attempt));
+    };
     const breaker = this.breakers.for(url!);
     await this.policy.execute(
       ({ signal: attempt }) =>
         breaker.execute(
           async () => {
-            const payload = await body();
-            const answer = await timedRequest(this.metrics, 'bundles', () =>
-              this.http.post(url!, headers, payload.body, payload.length, attempt),
-            );
+            let answer = await send(false, attempt);
+            // Refused: the credentials may have been rotated in Secrets Manager; read them once more.
+            const refreshable = SecretValues.refreshable(username) || SecretValues.refreshable(password);
+            if ((answer.status === 401 || answer.status === 403) && refreshable) answer = await send(true, attempt);
             raiseForStatus(answer, this.clock.nowMs());
           },
           isRetryable,
@@ -56,6 +63,17 @@ export class BundlePoster implements OnApplicationShutdown {
         ),
       signal,
     );
+  }
+
+  /** Basic credentials from NIFI_USERNAME / NIFI_PASSWORD or NIFI_SECRET_ARN; undefined without a user name. */
+  private async authorization(refresh: boolean): Promise<string | undefined> {
+    const { username, password } = this.config.bundles;
+    if (!username) return undefined;
+    const [user, pass] = await Promise.all([
+      this.secrets.get(username, { refresh }),
+      password ? this.secrets.get(password, { refresh }) : '',
+    ]);
+    return `Basic ${Buffer.from(`${user}:${pass}`).toString('base64')}`;
   }
 
   onApplicationShutdown(): void {

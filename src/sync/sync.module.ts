@@ -1,3 +1,4 @@
+import { AuthModule } from '../auth/auth.module';
 import { Module } from '@nestjs/common';
 import { AwsModule } from '../aws/aws.module';
 import { MirrorModule } from '../mirror/mirror.module';
@@ -20,7 +21,7 @@ import { WorkQueue } from './work.queue';
  * MirrorService.
  */
 @Module({
-  imports: [AwsModule, StateModule, MirrorModule],
+  imports: [AwsModule, StateModule, MirrorModule, AuthModule],
   controllers: [SyncController, FilesController, S3NotificationController, ParkedEventsController],
   providers: [WorkQueue, SyncService, SyncScheduler, FilesService, S3EventsService, EventQueueConsumer, ReadThrough],
   exports: [SyncService, S3EventsService, ReadThrough],

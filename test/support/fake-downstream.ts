@@ -11,7 +11,8 @@ export type Fault = { status: number; retryAfter?: string } | { hang: true } | {
  */
 export class FakeDownstream {
   readonly accessKey = 'downstream-access-key';
-  readonly secretKey = 'downstream-secret-key-value';
+  /** Changed by a test to rotate the credentials: logins with the old ones are refused from then on. */
+  secretKey = 'downstream-secret-key-value';
   private readonly signingKey = 'fake-downstream-signing-key';
   logins = 0;
   /** Every request to the records endpoint, in arrival order. */

@@ -4,7 +4,8 @@ import { AddressInfo } from 'node:net';
 /** An ingest endpoint like NiFi's ListenHTTP, on loopback: basic auth, records each body, fails on demand. */
 export class FakeIngest {
   readonly username = 'nifi-user';
-  readonly password = 'nifi-password-value';
+  /** Changed by a test to rotate the credentials. */
+  password = 'nifi-password-value';
   readonly received: Array<{ headers: http.IncomingHttpHeaders; body: Buffer }> = [];
   /** Statuses for the next POSTs, in order; then 200. */
   readonly failures: number[] = [];

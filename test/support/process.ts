@@ -59,9 +59,9 @@ export async function startService(
       resolve();
     };
     child.stdout.on('data', onData);
-    void exited.then(() => {
+    void exited.then(({ code, signal }) => {
       clearTimeout(timer);
-      reject(new Error(`service exited during start:\n${out}`));
+      reject(new Error(`service exited during start (code ${code}, signal ${signal}):\n${out}`));
     });
   });
   return { child, url: `http://127.0.0.1:${port}`, cwd, output: () => out, exited };
