@@ -10,10 +10,19 @@ import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { SERVICE_NAME, SERVICE_VERSION } from './status/service-info';
 import { WEBHOOK_PATH } from './auth/webhook-signature';
+import { requestSpans } from './tracing/start-tracing';
 import type { IncomingMessage } from 'node:http';
 
 /** Builds the fully configured application; main.ts and the e2e tests both boot it through here. */
-export async function createApp(config: AppConfig, options: { clock?: Clock } = {}): Promise<INestApplication> {
+export interface AppOptions {
+  clock?: Clock;
+  /** Server spans for every request (default: when OTEL_EXPORTER_OTLP_ENDPOINT is set). */
+  tracing?: boolean;
+  /** Run when the application shuts down, after its own hooks. */
+  atShutdown?: () => Promise<void>;
+}
+
+export async function createApp(config: AppConfig, options: AppOptions = {}): Promise<INestApplication> {
   // Body parsers are registered here, in order: the webhook needs its raw bytes to check the signature.
   const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), {
     bufferLogs: true,
@@ -21,6 +30,8 @@ export async function createApp(config: AppConfig, options: { clock?: Clock } = 
     // A failure to build the application throws to the caller (main.ts says why and exits), instead of Nest's exit(1).
     abortOnError: false,
   });
+  // First, so that every later middleware (the body parsers too) and handler runs inside the request's span.
+  if (options.tracing ?? config.tracing.endpoint !== undefined) app.use(requestSpans);
   app.useBodyParser('raw', {
     type: (req: IncomingMessage) => (req.url ?? '').startsWith(WEBHOOK_PATH),
     limit: config.events.webhookMaxBodyBytes,

@@ -1,4 +1,4 @@
-import { DynamicModule, Module } from '@nestjs/common';
+import { DynamicModule, Module, OnApplicationShutdown } from '@nestjs/common';
 import { ScheduleModule } from '@nestjs/schedule';
 import { LoggerModule } from 'nestjs-pino';
 import { randomUUID } from 'node:crypto';
@@ -24,9 +24,18 @@ function requestId(req: IncomingMessage): string {
   return typeof given === 'string' && /^[\w.:-]{1,128}$/.test(given) ? given : randomUUID();
 }
 
+/** What the caller of createApp runs at shutdown (main.ts: flushing the spans). */
+class ShutdownTask implements OnApplicationShutdown {
+  constructor(private readonly task?: () => Promise<void>) {}
+
+  async onApplicationShutdown(): Promise<void> {
+    await this.task?.();
+  }
+}
+
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig, options: { clock?: Clock } = {}): DynamicModule {
+  static forRoot(config: AppConfig, options: { clock?: Clock; atShutdown?: () => Promise<void> } = {}): DynamicModule {
     const log = new LogDestination(config.log);
     return {
       module: AppModule,
@@ -57,6 +66,7 @@ export class AppModule {
       providers: [
         { provide: Clock, useValue: options.clock ?? new SystemClock() },
         { provide: LogDestination, useValue: log },
+        { provide: ShutdownTask, useValue: new ShutdownTask(options.atShutdown) },
       ],
       exports: [Clock],
       global: true,

@@ -1,6 +1,8 @@
 import 'reflect-metadata';
 import { Logger } from '@nestjs/common';
 import { createApp } from './app.factory';
+import { SERVICE_VERSION } from './status/service-info';
+import { startTracing } from './tracing/start-tracing';
 import { loadConfig } from './config/config.module';
 import { MissingTableError } from './aws/dynamodb.repository';
 import { MissingSecretError } from './aws/secrets.repository';
@@ -17,7 +19,12 @@ async function bootstrap(): Promise<void> {
     }
     throw err;
   }
-  const app = await createApp(config);
+  // Before the application is built, so that every span it makes has the SDK behind it.
+  const stopTracing = config.tracing.endpoint
+    ? await startTracing({ endpoint: config.tracing.endpoint, serviceName: config.tracing.serviceName, version: SERVICE_VERSION })
+    : undefined;
+  // Spans still buffered are sent before the process ends.
+  const app = await createApp(config, { atShutdown: stopTracing });
   try {
     await app.listen(config.api.port, config.api.host);
   } catch (err) {

@@ -114,6 +114,8 @@ export class AppConfig {
   readonly awsCredentials?: { accessKeyId: string; secretAccessKey: string; sessionToken?: string };
   /** Reads of SSM parameters and Secrets Manager secrets: how long a value is used, and emulator endpoints. */
   readonly secrets: { cacheMs: number; ssmEndpoint?: string; secretsManagerEndpoint?: string };
+  /** OpenTelemetry: spans exported to `endpoint` (OTLP/HTTP) when set. */
+  readonly tracing: { endpoint?: string; serviceName: string };
   /** CloudWatch Embedded Metric Format lines on stdout, every `emfIntervalMs`. */
   readonly metrics: { emf: boolean; emfIntervalMs: number; emfNamespace: string };
   /** `file`: the log is also appended there (JSON lines), reopened on SIGHUP for logrotate. */
@@ -241,6 +243,7 @@ export class AppConfig {
         sessionToken: env.AWS_SESSION_TOKEN,
       };
     }
+    this.tracing = { endpoint: env.OTEL_EXPORTER_OTLP_ENDPOINT, serviceName: env.OTEL_SERVICE_NAME };
     this.secrets = {
       cacheMs: env.SECRETS_CACHE_SECONDS * 1000,
       ssmEndpoint: env.SSM_ENDPOINT,
@@ -275,6 +278,7 @@ export class AppConfig {
       log: { ...this.log },
       metrics: { ...this.metrics },
       secrets: { ...this.secrets },
+      tracing: { ...this.tracing },
       aws: { credentials: this.awsCredentials ? 'configured (redacted)' : 'SDK default chain' },
     };
   }

@@ -214,6 +214,20 @@ export class EnvironmentVariables {
   @Matches(/^[^:\s][^:]{0,254}$/, { message: 'must be a CloudWatch namespace (1 to 255 characters, no colon)' })
   METRICS_EMF_NAMESPACE = 'S3SyncService';
 
+  /**
+   * OpenTelemetry's own variable: where spans go (an OTLP/HTTP collector, such as the ADOT collector
+   * for X-Ray). Unset: no tracing, and the SDK is not even loaded.
+   */
+  @IsOptional()
+  @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  OTEL_EXPORTER_OTLP_ENDPOINT?: string;
+
+  @IsString()
+  @IsNotEmpty()
+  @Transform(trimmed)
+  OTEL_SERVICE_NAME = 's3-sync-service';
+
   /** pino's levels, or Python logging's (the FastAPI service's `.env`), in any case. */
   @IsIn(LOG_LEVELS, { message: `must be one of ${LOG_LEVELS.join(', ')} (or DEBUG, INFO, WARNING, ERROR, CRITICAL)` })
   @Transform(toLogLevel)
@@ -679,6 +693,10 @@ const OWN_PREFIXES = [
   'ARCHIVE_',
   'SECRETS_',
   'SSM_',
+  'OTEL_',
+  'METRICS_',
+  'RATE_',
+  'CORS_',
 ];
 
 /**

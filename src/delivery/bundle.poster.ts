@@ -8,7 +8,9 @@ import { isRetryable } from '../common/retryable';
 import { AppConfig } from '../config/app-config';
 import type { BundleRecord } from '../state/state.ports';
 import { Metrics } from '../metrics/metrics.service';
-import { deliveryRetryPolicy, HttpPoster, raiseForStatus, timedRequest } from './http-delivery';
+import { deliveryRetryPolicy, HttpPoster, PostAnswer, raiseForStatus, timedRequest } from './http-delivery';
+import type { SharedCircuitBreaker } from '../breaker/shared-breaker';
+import { SpanKind, traced, withTraceHeaders } from '../tracing/tracing';
 
 /**
  * POSTs a bundle to NIFI_ENDPOINT_URL (Apache NiFi ListenHTTP style): gzip body, basic credentials,
@@ -33,7 +35,7 @@ export class BundlePoster implements OnApplicationShutdown {
 
   /** `body` is asked for on every attempt: a stream is read once. */
   async post(bundle: BundleRecord, body: () => Promise<{ body: Buffer | Readable; length: number }>, signal: AbortSignal): Promise<void> {
-    const { url, username, password, format } = this.config.bundles;
+    const { url, format } = this.config.bundles;
     const headers: Record<string, string> = {
       'content-type': 'application/gzip',
       filename: bundle.archiveKey!.split('/').pop()!,
@@ -44,10 +46,25 @@ export class BundlePoster implements OnApplicationShutdown {
     const send = async (refresh: boolean, attempt: AbortSignal) => {
       const auth = await this.authorization(refresh);
       const payload = await body();
-      const withAuth = auth ? { ...headers, authorization: auth } : headers;
+      // Inside the bundle.post span: the ingest endpoint sees it as the caller.
+      const withAuth = withTraceHeaders(auth ? { ...headers, authorization: auth } : headers);
       return timedRequest(this.metrics, 'bundles', () => this.http.post(url!, withAuth, payload.body, payload.length, attempt));
     };
     const breaker = this.breakers.for(url!);
+    await traced(
+      'bundle.post',
+      { 'bundle.id': bundle.id, 'bundle.files': bundle.files },
+      () => this.postWithPolicy(breaker, send, signal),
+      SpanKind.CLIENT,
+    );
+  }
+
+  private async postWithPolicy(
+    breaker: SharedCircuitBreaker,
+    send: (refresh: boolean, attempt: AbortSignal) => Promise<PostAnswer>,
+    signal: AbortSignal,
+  ): Promise<void> {
+    const { username, password } = this.config.bundles;
     await this.policy.execute(
       ({ signal: attempt }) =>
         breaker.execute(

@@ -15,6 +15,7 @@ import { DeadLetters } from './dead-letters.service';
 import { FileDelivery } from './file-delivery';
 import * as ledger from './ledger-transitions';
 import { RecordsSink } from './records.sink';
+import { inCurrentTrace, traced } from '../tracing/tracing';
 
 const RESUME_PAGE = 200;
 
@@ -232,7 +233,13 @@ export class DeliveryService implements OnApplicationBootstrap, BeforeApplicatio
     if (this.active.has(entry.fileId) && !force) return;
     this.active.add(entry.fileId);
     detach(
-      this.files.add(() => this.deliver(entry.fileId, entry.key, force)).finally(() => this.active.delete(entry.fileId)),
+      this.files
+        .add(
+          inCurrentTrace(() =>
+            traced('delivery.file', { 'delivery.file_id': entry.fileId }, () => this.deliver(entry.fileId, entry.key, force)),
+          ),
+        )
+        .finally(() => this.active.delete(entry.fileId)),
       this.logger,
       'delivery crashed',
       { fileId: entry.fileId },

@@ -10,6 +10,7 @@ import { DeadLetters } from './dead-letters.service';
 import { Checkpoint, checkpoint, DeliveryProgress } from './ledger-transitions';
 import { formatOf, readRecords } from './record-reader';
 import { RecordsSink } from './records.sink';
+import { inCurrentTrace } from '../tracing/tracing';
 
 export interface FileDeliveryDeps {
   ledger: DeliveryLedger;
@@ -105,7 +106,7 @@ export class FileDelivery {
     await requests.onSizeLessThan(1);
     this.signal.throwIfAborted();
     const body = batchBody(batch, clock.now().toISOString());
-    const sending: Promise<void> = requests.add(() => this.send(batch, body));
+    const sending: Promise<void> = requests.add(inCurrentTrace(() => this.send(batch, body)));
     this.inflight.add(sending);
     sending.then(
       () => this.inflight.delete(sending),

@@ -7,6 +7,7 @@ import { AppConfig } from '../config/app-config';
 import { isRetryable } from '../common/retryable';
 import { Metrics } from '../metrics/metrics.service';
 import { deliveryRetryPolicy, HttpPoster, PostAnswer, raiseForStatus, timedRequest } from './http-delivery';
+import { SpanKind, traced, withTraceHeaders } from '../tracing/tracing';
 
 /**
  * POSTs batch bodies to CALL_DETAILS_URL: bearer token from the TokenProvider (one re-login and one
@@ -34,9 +35,16 @@ export class RecordsSink implements OnApplicationShutdown {
     const url = this.config.delivery.url;
     if (!url) throw new Error('CALL_DETAILS_URL is not configured');
     const breaker = this.breakers.for(url);
-    await this.policy.execute(
-      ({ signal: attemptSignal }) => breaker.execute(() => this.post(url, body, idempotencyKey, attemptSignal), isRetryable, attemptSignal),
-      signal,
+    await traced(
+      'delivery.batch',
+      { 'delivery.idempotency_key': idempotencyKey, 'http.request.body.size': body.length },
+      () =>
+        this.policy.execute(
+          ({ signal: attemptSignal }) =>
+            breaker.execute(() => this.post(url, body, idempotencyKey, attemptSignal), isRetryable, attemptSignal),
+          signal,
+        ),
+      SpanKind.CLIENT,
     );
   }
 
@@ -54,7 +62,7 @@ export class RecordsSink implements OnApplicationShutdown {
 
   private request(url: string, body: string, idempotencyKey: string, token: string | undefined, signal: AbortSignal): Promise<PostAnswer> {
     const payload = Buffer.from(body);
-    const headers: Record<string, string> = { 'content-type': 'application/json', 'idempotency-key': idempotencyKey };
+    const headers = withTraceHeaders({ 'content-type': 'application/json', 'idempotency-key': idempotencyKey });
     if (token) headers.authorization = `Bearer ${token}`;
     return timedRequest(this.metrics, 'records', () => this.http.post(url, headers, payload, payload.length, signal));
   }

@@ -12,6 +12,7 @@ import { fileIdOf, FileCommitted, LocalFile, RemoteObject } from './file-version
 import { FileMapping, LocalDirs } from './local-dirs.service';
 import { MirrorEvents } from './mirror.events';
 import { FetchOptions, isRetryableDownload, ObjectFetcher } from './object.fetcher';
+import { traced } from '../tracing/tracing';
 
 export interface DownloadOptions extends FetchOptions {
   signal?: AbortSignal;
@@ -96,7 +97,11 @@ export class MirrorService implements OnModuleInit, OnApplicationBootstrap {
   }
 
   /** Downloads, verifies and commits one object. Throws UnsafeKeyError, ConflictError (a file/folder clash, before any GET), IntegrityError or the S3 error. */
-  async download(object: RemoteObject, options: DownloadOptions = {}): Promise<FileCommitted> {
+  download(object: RemoteObject, options: DownloadOptions = {}): Promise<FileCommitted> {
+    return traced('mirror.download', { 's3.key': object.key, 's3.size': object.size }, () => this.downloadVerified(object, options));
+  }
+
+  private async downloadVerified(object: RemoteObject, options: DownloadOptions): Promise<FileCommitted> {
     const mapping = this.dirs.requireFile(object.key);
     const clash = this.dirs.clash(mapping);
     if (clash) throw clash;

@@ -13,6 +13,7 @@ import { EventInbox, EventSource, InboxEntry } from '../state/state.ports';
 import { ChangeOp, compareSequencers, ObjectChange, parseNotificationText } from './s3-event';
 import { planObject } from './sync-planner';
 import { PRIORITY, WorkQueue } from './work.queue';
+import { traced } from '../tracing/tracing';
 
 export interface RecordOutcome {
   index: number;
@@ -301,7 +302,14 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
 
   private async applyCounted(change: ObjectChange, source: EventSource, acceptedAtMs: number): Promise<ApplyResult> {
     try {
-      const result = await this.track(() => this.apply(change));
+      const attributes = { 's3.key': change.key, 'event.op': change.op, 'event.source': source };
+      const result = await this.track(() =>
+        traced('event.apply', attributes, async (span) => {
+          const applied = await this.apply(change);
+          span.setAttribute('event.result', applied);
+          return applied;
+        }),
+      );
       this.metrics.eventsApplied.inc({ source, result });
       if (result === 'downloaded' || result === 'deleted') {
         this.metrics.eventLatency.observe({ source }, (this.clock.nowMs() - acceptedAtMs) / 1000);

@@ -13,6 +13,7 @@ import { ManifestStore } from '../state/manifest.store';
 import { emptyCounts, RunCounts, RunItem, RunRecord, RunStore, RunTrigger } from '../state/state.ports';
 import { deleteGuard, planObject } from './sync-planner';
 import { PRIORITY, WorkQueue } from './work.queue';
+import { traced } from '../tracing/tracing';
 
 export interface SyncRequest {
   prefix?: string;
@@ -176,7 +177,20 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     return prefix;
   }
 
-  private async execute(run: ActiveRun, allowDeleteAll: boolean): Promise<RunRecord> {
+  private execute(run: ActiveRun, allowDeleteAll: boolean): Promise<RunRecord> {
+    const { record } = run;
+    return traced('sync.run', { 'sync.run_id': record.id, 'sync.prefix': record.prefix, 'sync.trigger': record.trigger }, async (span) => {
+      const finished = await this.executeRun(run, allowDeleteAll);
+      span.setAttributes({
+        'sync.status': finished.status,
+        'sync.downloaded': finished.counts.downloaded,
+        'sync.failed': finished.counts.failed,
+      });
+      return finished;
+    });
+  }
+
+  private async executeRun(run: ActiveRun, allowDeleteAll: boolean): Promise<RunRecord> {
     const { record } = run;
     const log = { runId: record.id, prefix: record.prefix, dryRun: record.dryRun };
     this.logger.log({ ...log, trigger: record.trigger }, 'sync started');

@@ -4,8 +4,7 @@ import { readdir } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, relative, sep } from 'node:path';
 import request from 'supertest';
-import { createApp } from '../../src/app.factory';
-import type { Clock } from '../../src/common/clock';
+import { AppOptions, createApp } from '../../src/app.factory';
 import { AppConfig } from '../../src/config/app-config';
 import { loadConfig } from '../../src/config/config.module';
 
@@ -24,7 +23,7 @@ export function tempDir(name: string): string {
 }
 
 /** Boots the real application (same factory as main.ts) with test defaults under `env`. */
-export async function bootApp(env: Record<string, string>, options: { clock?: Clock } = {}): Promise<TestApp> {
+export async function bootApp(env: Record<string, string>, options: AppOptions = {}): Promise<TestApp> {
   const mirrorDir = env.LOCAL_DOWNLOAD_DIR ?? join(tempDir('work'), 'mirror');
   const stateDir = env.STATE_DIR ?? tempDir('state');
   const config = loadConfig(

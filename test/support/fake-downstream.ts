@@ -17,7 +17,7 @@ export class FakeDownstream {
   logins = 0;
   /** Every request to the records endpoint, in arrival order. */
   /** Every records request: when it arrived, when it was answered, and how. */
-  readonly requests: Array<{ arrivedAt: number; at: number; key?: string; status: number }> = [];
+  readonly requests: Array<{ arrivedAt: number; at: number; key?: string; status: number; traceparent?: string }> = [];
   /** Idempotency-Key -> body of the first accepted delivery, and how many times it was accepted. */
   readonly batches = new Map<
     string,
@@ -116,7 +116,7 @@ export class FakeDownstream {
     const key = req.headers['idempotency-key'] as string | undefined;
     const arrivedAt = Date.now();
     const answer = (status: number, headers: Record<string, string> = {}): void => {
-      this.requests.push({ arrivedAt, at: Date.now(), key, status });
+      this.requests.push({ arrivedAt, at: Date.now(), key, status, traceparent: req.headers.traceparent as string | undefined });
       res.writeHead(status, { 'content-type': 'application/json', ...headers }).end(JSON.stringify({ status }));
     };
     if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
