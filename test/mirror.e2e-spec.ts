@@ -179,6 +179,18 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(await filesUnder(t.mirrorDir)).toEqual([]);
   });
 
+  it('never takes a listing cut off in transit for the whole bucket: nothing is deleted, the next attempt reads it all', async () => {
+    const keys = Array.from({ length: 20 }, (_, i) => `cut/${String(i).padStart(2, '0')}.txt`);
+    await seed(keys);
+    await boot();
+    await sync();
+    proxy.cutListings = 1;
+    const report = await sync();
+    expect(proxy.cutListings).toBe(0);
+    expect(report.counts).toMatchObject({ listed: 20, deleted: 0, toDelete: 0 });
+    await expectMirrorMatches(keys);
+  });
+
   it('keeps every file when the listing arrives out of byte order, in small pages', async () => {
     await seed(TREE);
     await boot();

@@ -143,8 +143,10 @@ describe('credentials from SSM Parameter Store and Secrets Manager', () => {
     const secretId = 'prod/s3-sync/webhook';
     aws.putSecret(secretId, 'the-first-webhook-secret-value');
     t = await bootApp({ ...base(), WEBHOOK_SECRET_ARN: secretId });
+    let sent = 0;
     const post = (secret: string) => {
-      const raw = JSON.stringify(notification({ bucket, key: 'w/a.txt', op: 'delete' }));
+      // A body of its own each time: the same signed request twice is a replay.
+      const raw = JSON.stringify(notification({ bucket, key: `w/${sent++}.txt`, op: 'delete' }));
       return t!
         .http()
         .post('/api/v1/s3-notification')

@@ -109,6 +109,8 @@ export function createHandler(config: ForwarderConfig, deps: ForwarderDeps = {})
     }
     const text = await res.text().catch(() => '');
     if (res.ok) return text ? (JSON.parse(text) as unknown) : undefined;
+    // A replay: an earlier attempt of this very request (same body, same second) was accepted.
+    if (res.status === 409) return undefined;
     const detail = text.slice(0, 500);
     if (isRetryableStatus(res.status)) throw new TransientForwardError(`webhook answered ${res.status}: ${detail}`);
     throw new PermanentForwardError(res.status, detail);

@@ -3,6 +3,7 @@ import { APP_GUARD } from '@nestjs/core';
 import { ThrottlerModule } from '@nestjs/throttler';
 import { AwsModule } from '../aws/aws.module';
 import { AppConfig } from '../config/app-config';
+import { StateModule } from '../state/state.module';
 import { SecretValues } from './secret-values.service';
 import { ApiKeyGuard } from './api-key.guard';
 import { RateLimitGuard } from './rate-limit.guard';
@@ -17,6 +18,7 @@ import { WebhookSignatureGuard } from './webhook-signature.guard';
 @Module({
   imports: [
     AwsModule,
+    StateModule,
     ThrottlerModule.forRootAsync({
       inject: [AppConfig],
       useFactory: (config: AppConfig) => ({

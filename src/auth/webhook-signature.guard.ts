@@ -4,6 +4,7 @@ import {
   Injectable,
   Logger,
   OnApplicationBootstrap,
+  ConflictException,
   ServiceUnavailableException,
   UnauthorizedException,
 } from '@nestjs/common';
@@ -11,6 +12,7 @@ import type { Request } from 'express';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { SecretRef } from '../config/secret-ref';
+import { EventInbox } from '../state/state.ports';
 import { SecretValues } from './secret-values.service';
 import { SIGNATURE_HEADER, SIGNATURE_MISMATCH, TIMESTAMP_HEADER, verifyWebhook } from './webhook-signature';
 
@@ -35,6 +37,7 @@ export class WebhookSignatureGuard implements CanActivate, OnApplicationBootstra
     private readonly config: AppConfig,
     private readonly clock: Clock,
     private readonly secrets: SecretValues,
+    private readonly inbox: EventInbox,
   ) {}
 
   onApplicationBootstrap(): void {
@@ -66,6 +69,11 @@ export class WebhookSignatureGuard implements CanActivate, OnApplicationBootstra
       result = await check(true);
     }
     if (!result.ok) throw new UnauthorizedException(`invalid webhook signature: ${result.reason}`);
+    // A signed request is good for its whole window: the same one again is a replay, refused.
+    const windowEnd = new Date((result.timestamp + webhookToleranceSeconds) * 1000);
+    if (!(await this.inbox.firstSeen(result.signature, windowEnd, this.clock.now()))) {
+      throw new ConflictException('replayed webhook request: this signed request was already accepted');
+    }
     return true;
   }
 

@@ -23,7 +23,8 @@ export function signWebhook(secret: string, body: Buffer | string, nowMs: number
   return { [TIMESTAMP_HEADER]: String(timestamp), [SIGNATURE_HEADER]: `${VERSION}=${computeSignature(secret, timestamp, body)}` };
 }
 
-export type SignatureCheck = { ok: true } | { ok: false; reason: string };
+/** `signature`: the hex of the signature that matched, what identifies the request for replay protection. */
+export type SignatureCheck = { ok: true; signature: string; timestamp: number } | { ok: false; reason: string };
 
 /**
  * Checks a request's signature headers against its raw body, with any of `secrets` (the current and,
@@ -50,9 +51,11 @@ export function verifyWebhook(
     .map((part) => part.trim())
     .filter((part) => part.startsWith(`${VERSION}=`))
     .map((part) => Buffer.from(part.slice(VERSION.length + 1), 'hex'));
-  const match = secrets.some((secret) => {
+  for (const secret of secrets) {
     const expected = Buffer.from(computeSignature(secret, timestamp, body), 'hex');
-    return given.some((sig) => sig.length === expected.length && timingSafeEqual(sig, expected));
-  });
-  return match ? { ok: true } : { ok: false, reason: SIGNATURE_MISMATCH };
+    if (given.some((sig) => sig.length === expected.length && timingSafeEqual(sig, expected))) {
+      return { ok: true, signature: expected.toString('hex'), timestamp };
+    }
+  }
+  return { ok: false, reason: SIGNATURE_MISMATCH };
 }

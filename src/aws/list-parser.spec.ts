@@ -1,3 +1,4 @@
+import { isRetryable } from '../common/retryable';
 import { decodeXmlText, ListParseError, parseListObjectsV2 } from './list-parser';
 
 const entry = (key: string, size = 1, etag = '&quot;abc&quot;', at = '2026-11-23T10:00:00.000Z'): string =>
@@ -48,9 +49,17 @@ describe('parseListObjectsV2', () => {
     [doc('<Contents><Key>a</Key>'), /unterminated/],
     [doc('<Contents><Key>a</Key></Contents>'), /lacks/],
     [doc(entry('a'), '<IsTruncated>true</IsTruncated>'), /without NextContinuationToken/],
+    // Cut off in transit: never the last page.
+    [doc(entry('a') + entry('b')).slice(0, -'</ListBucketResult>'.length), /cut off/],
+    [doc(entry('a')).slice(0, doc(entry('a')).indexOf('<Contents>') + 40), /cut off|unterminated/],
+    [doc(entry('a'), ''), /neither IsTruncated/],
   ])('rejects a malformed document', (xml, message) => {
     expect(() => parseListObjectsV2(xml)).toThrow(ListParseError);
     expect(() => parseListObjectsV2(xml)).toThrow(message);
+  });
+
+  it('says a malformed page is worth another attempt', () => {
+    expect(isRetryable(new ListParseError('cut off'))).toBe(true);
   });
 });
 

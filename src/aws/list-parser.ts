@@ -36,7 +36,14 @@ export function stripQuotes(etag: string | undefined): string {
   return (etag ?? '').replace(/^"|"$/g, '');
 }
 
-export class ListParseError extends Error {}
+/**
+ * The answer is not a whole ListObjectsV2 page. Retryable: a body cut off in transit (a
+ * close-delimited answer that ends early) comes whole on the next attempt; it is never taken as
+ * the last page, which would make every key after the cut look deleted.
+ */
+export class ListParseError extends Error {
+  readonly retryable = true;
+}
 
 /**
  * Parses a ListObjectsV2 answer. The SDK's schema-driven deserializer costs about 20 us a key,
@@ -44,6 +51,7 @@ export class ListParseError extends Error {}
  */
 export function parseListObjectsV2(xml: string): ListPage {
   if (!xml.includes('<ListBucketResult')) throw new ListParseError('not a ListBucketResult document');
+  if (!/<\/ListBucketResult>\s*$/.test(xml)) throw new ListParseError('the listing ends before </ListBucketResult> (cut off)');
   const objects: ListedObject[] = [];
   let from = 0;
   for (;;) {
@@ -69,7 +77,9 @@ export function parseListObjectsV2(xml: string): ListPage {
   // Only the document's own fields, outside every <Contents>, decide whether more pages follow.
   const tail = xml.slice(from);
   const head = xml.slice(0, xml.indexOf('<Contents>') === -1 ? xml.length : xml.indexOf('<Contents>'));
-  const truncated = (field(head, 'IsTruncated') ?? field(tail, 'IsTruncated')) === 'true';
+  const isTruncated = field(head, 'IsTruncated') ?? field(tail, 'IsTruncated');
+  if (isTruncated !== 'true' && isTruncated !== 'false') throw new ListParseError('the listing says neither IsTruncated true nor false');
+  const truncated = isTruncated === 'true';
   const token = field(head, 'NextContinuationToken') ?? field(tail, 'NextContinuationToken');
   if (truncated && !token) throw new ListParseError('a truncated listing without NextContinuationToken');
   return { objects, nextToken: truncated ? decodeXmlText(token!) : undefined };

@@ -1,4 +1,5 @@
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { BadRequestError } from './errors';
 
 /**
  * S3 key <-> local path. The only place that decides what may be written or served: every write
@@ -35,7 +36,10 @@ export function isStrictlyInside(root: string, path: string): boolean {
   return rel !== '' && rel !== '..' && !rel.startsWith(`..${sep}`) && !isAbsolute(rel);
 }
 
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 function refusal(key: string): string | 'folder-marker' | undefined {
+  if (LONE_SURROGATE.test(key)) return 'not valid Unicode (a lone surrogate): no file name can hold it';
   if (key.length === 0) return 'empty key';
   if (key.includes('\0')) return 'contains a NUL byte';
   if (key.includes('\\')) return 'contains a backslash';
@@ -74,6 +78,17 @@ export interface MirrorScope {
   bucket: string;
   /** S3_PREFIX: keys outside it are not this service's. */
   prefix: string;
+}
+
+/**
+ * The prefix a request may sync or list: the one asked for, or all of S3_PREFIX when none (or an
+ * empty one) is; one outside S3_PREFIX is refused, since the service never shows or fetches what
+ * it is configured not to mirror.
+ */
+export function scopedPrefix(requested: string | undefined, base: string): string {
+  const prefix = requested || base;
+  if (!prefix.startsWith(base)) throw new BadRequestError(`prefix must lie under S3_PREFIX "${base}"`, { parameter: 'prefix' });
+  return prefix;
 }
 
 /**

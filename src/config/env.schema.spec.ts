@@ -126,4 +126,35 @@ describe('lookalike variables', () => {
   it('knows every variable the schema validates', () => {
     expect(knownVariables()).toEqual(expect.arrayContaining(['S3_BUCKET_NAME', 'STATE_BACKEND', 'WEBHOOK_AUTH', 'AWS_ACCESS_KEY_ID']));
   });
+
+  it.each([
+    [
+      { STATE_DIR: '/srv/mirror/.state', LOCAL_DOWNLOAD_DIR: '/srv/mirror' },
+      'STATE_DIR, LOCAL_DOWNLOAD_DIR: the state may not be inside the mirror',
+    ],
+    [{ STATE_DIR: '/srv/data', LOCAL_DOWNLOAD_DIR: '/srv/data/' }, 'STATE_DIR, LOCAL_DOWNLOAD_DIR: the state may not be inside the mirror'],
+    [
+      { CALL_DETAILS_URL: 'https://api.example.com/calls', AUTH_URL: 'https://api.example.com/login' },
+      'AUTH_URL, ACCESS_KEY, SECRET_KEY: a login needs both credentials',
+    ],
+    [{ ACCESS_KEY: 'key', SECRET_KEY: 'secret' }, 'ACCESS_KEY, SECRET_KEY, AUTH_URL: credentials are only used to log in at AUTH_URL'],
+    [
+      { AUTH_URL: 'https://api.example.com/login', ACCESS_KEY: 'k', SECRET_KEY: 's' },
+      'AUTH_URL, CALL_DETAILS_URL: the login is for delivering to CALL_DETAILS_URL',
+    ],
+    [{ NIFI_USERNAME: 'user' }, 'NIFI_USERNAME, NIFI_PASSWORD: give both or neither'],
+    [{ RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' }, 'RETRY_BASE_MS, RETRY_MAX_MS: the base (5000) is above the cap (1000)'],
+    [{ DELIVERY_PATTERNS: ',' }, 'DELIVERY_PATTERNS: matches nothing'],
+    [{ AWS_REGION: 'Frankfurt' }, 'AWS_REGION: must be an AWS region name (e.g. eu-west-1)'],
+  ])('refuses settings that do not work together: %j', (env, expected) => {
+    expect(problems({ ...minimal, ...env } as Record<string, string>)).toEqual([expect.stringContaining(expected)]);
+  });
+
+  it('takes the settings that do work together', () => {
+    const delivery = { CALL_DETAILS_URL: 'https://api.example.com/calls', AUTH_URL: 'https://api.example.com/login' };
+    expect(problems({ ...minimal, ...delivery, ACCESS_KEY: 'k', SECRET_KEY: 's' })).toEqual([]);
+    expect(problems({ ...minimal, ...delivery, ACCESS_KEY_PARAM: '/app/key', SECRET_KEY_PARAM: '/app/secret' })).toEqual([]);
+    expect(problems({ ...minimal, STATE_DIR: '/srv/state', LOCAL_DOWNLOAD_DIR: '/srv/mirror', AWS_REGION: 'ap-southeast-2' })).toEqual([]);
+    expect(problems({ ...minimal, AWS_REGION: 'us-gov-west-1' })).toEqual([]);
+  });
 });

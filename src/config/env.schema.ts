@@ -1,5 +1,7 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import { validateCronExpression } from 'cron';
+import { resolve } from 'node:path';
+import { isStrictlyInside } from '../common/object-key';
 import {
   IsBoolean,
   IsIn,
@@ -67,6 +69,7 @@ export class EnvironmentVariables {
   @IsString()
   @IsNotEmpty()
   @Transform(trimmed)
+  @Matches(/^[a-z]{2}(-[a-z]+)+-\d{1,2}$/, { message: 'must be an AWS region name (e.g. eu-west-1)' })
   AWS_REGION = 'us-east-1';
 
   @IsString()
@@ -662,10 +665,43 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   ] as const) {
     if (env[value] !== undefined && env[reference] !== undefined) problems.push(`${value}, ${reference}: give one of them, not both`);
   }
+  problems.push(...crossFieldProblems(env));
   if (env.NIFI_ENDPOINT_URL && !env.ARCHIVE_BUCKET_NAME)
     problems.push('ARCHIVE_BUCKET_NAME: is required when NIFI_ENDPOINT_URL is set (bundles are archived before they are posted)');
   if (problems.length > 0) throw new ConfigValidationError(problems);
   return env;
+}
+
+/** Settings that are each valid but do not work together: said at start, never found out at the first delivery. */
+function crossFieldProblems(env: EnvironmentVariables): string[] {
+  const problems: string[] = [];
+  const mirror = resolve(env.LOCAL_DOWNLOAD_DIR ?? '');
+  const state = resolve(env.STATE_DIR ?? '');
+  if (state === mirror || isStrictlyInside(mirror, state)) {
+    problems.push('STATE_DIR, LOCAL_DOWNLOAD_DIR: the state may not be inside the mirror (bucket objects would overwrite it)');
+  }
+  const hasKey = env.ACCESS_KEY !== undefined || env.ACCESS_KEY_PARAM !== undefined;
+  const hasSecret = env.SECRET_KEY !== undefined || env.SECRET_KEY_PARAM !== undefined;
+  if (env.AUTH_URL && !(hasKey && hasSecret)) {
+    problems.push(
+      'AUTH_URL, ACCESS_KEY, SECRET_KEY: a login needs both credentials (ACCESS_KEY or ACCESS_KEY_PARAM, SECRET_KEY or SECRET_KEY_PARAM)',
+    );
+  }
+  if (!env.AUTH_URL && (hasKey || hasSecret))
+    problems.push('ACCESS_KEY, SECRET_KEY, AUTH_URL: credentials are only used to log in at AUTH_URL, which is not set');
+  if (env.AUTH_URL && !env.CALL_DETAILS_URL)
+    problems.push('AUTH_URL, CALL_DETAILS_URL: the login is for delivering to CALL_DETAILS_URL, which is not set');
+  if ((env.NIFI_USERNAME === undefined) !== (env.NIFI_PASSWORD === undefined)) {
+    problems.push('NIFI_USERNAME, NIFI_PASSWORD: give both or neither');
+  }
+  if (env.RETRY_BASE_MS > env.RETRY_MAX_MS)
+    problems.push(`RETRY_BASE_MS, RETRY_MAX_MS: the base (${env.RETRY_BASE_MS}) is above the cap (${env.RETRY_MAX_MS})`);
+  for (const name of ['DELIVERY_PATTERNS', 'BUNDLE_PATTERNS'] as const) {
+    if (typeof env[name] === 'string' && env[name].split(',').every((p) => p.trim() === '')) {
+      problems.push(`${name}: matches nothing (give at least one pattern, e.g. **)`);
+    }
+  }
+  return problems;
 }
 
 /** Every variable the service reads, from the schema's own metadata: one list, never restated. */

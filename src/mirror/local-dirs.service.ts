@@ -1,6 +1,6 @@
 import { Injectable, Logger } from '@nestjs/common';
 import { lstatSync, mkdirSync, realpathSync, Stats } from 'node:fs';
-import { mkdir, opendir, realpath, rmdir, unlink } from 'node:fs/promises';
+import { lstat, mkdir, opendir, realpath, rmdir, unlink } from 'node:fs/promises';
 import { dirname, join, sep } from 'node:path';
 import { Clock } from '../common/clock';
 import { AppError, ConflictError, isErrno, NotFoundError, UnsafeKeyError } from '../common/errors';
@@ -77,7 +77,7 @@ export class LocalDirs {
     }
   }
 
-  /** The real path of a mapped file, refused when it resolves outside the root (after symlinks). */
+  /** The real path of a mapped file, refused when it resolves outside the root (after symlinks) or is not a lone regular file. */
   async realPathInside(mapping: FileMapping): Promise<string> {
     let real: string;
     try {
@@ -87,6 +87,10 @@ export class LocalDirs {
       throw err;
     }
     if (!isStrictlyInside(this.realRoot, real)) throw new UnsafeKeyError(mapping.key, 'resolves outside the mirror directory');
+    // Only what the mirror wrote: one regular file, not a link to something elsewhere planted in it.
+    const st = await lstat(real);
+    if (!st.isFile()) throw new UnsafeKeyError(mapping.key, 'not a regular file');
+    if (st.nlink !== 1) throw new UnsafeKeyError(mapping.key, 'the local file has other hard links');
     return real;
   }
 

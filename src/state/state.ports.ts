@@ -206,6 +206,11 @@ export abstract class EventInbox extends StatePort {
    */
   abstract inboxRetryFailed(options?: { dueBy?: Date; includeDead?: boolean }): Promise<number>;
   abstract inboxCounts(): Promise<Record<InboxStatus, number>>;
+  /**
+   * Records a webhook request's signature until `expiresAt` (the end of its timestamp window);
+   * false when it was recorded before and has not expired: the request is a replay.
+   */
+  abstract firstSeen(signature: string, expiresAt: Date, now: Date): Promise<boolean>;
 }
 
 /** Delivery of each file version: the per-file status and the checkpoint to resume from. */

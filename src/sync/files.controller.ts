@@ -15,6 +15,14 @@ import { keyFromRoute } from '../common/route-key';
 import { ReadThrough } from './read-through.service';
 import { FilesQueryDto, FilesResponseDto } from './sync.dto';
 import { FilesService } from './files.service';
+import { create as contentDisposition } from 'content-disposition';
+import mime from 'mime-types';
+import { basename } from 'node:path';
+
+/** Types shown in the browser rather than saved: nothing in them can run. */
+const INLINE_TYPES = new Set(['text/plain', 'application/json', 'image/png', 'image/jpeg', 'image/gif', 'image/webp', 'application/pdf']);
+
+const mimeTypeOf = (name: string): string => (mime.lookup(name) || 'application/octet-stream').split(';')[0];
 
 const DOWNLOAD_ROUTE = '/api/v1/download/';
 
@@ -51,6 +59,13 @@ export class FilesController {
     const key = keyFromRoute(req.originalUrl, DOWNLOAD_ROUTE);
     const { absPath, entry } = await this.readThrough.open(key);
     res.setHeader('ETag', `"${entry.etag}"`);
+    // Bucket content must never run on the API's origin: a page or script from the bucket is a
+    // download, and even shown inline it gets a sandbox of its own (no script, no same-origin).
+    res.setHeader('Content-Security-Policy', "sandbox; default-src 'none'; img-src 'self'; style-src 'unsafe-inline'");
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    const name = basename(key);
+    const inline = req.query.inline === 'true' || INLINE_TYPES.has(mimeTypeOf(name));
+    res.setHeader('Content-Disposition', contentDisposition(name, { type: inline ? 'inline' : 'attachment' }));
     await new Promise<void>((resolve, reject) => {
       res.sendFile(absPath, { dotfiles: 'allow', etag: false, lastModified: true, acceptRanges: true }, (err?: Error) => {
         if (!err) return resolve();

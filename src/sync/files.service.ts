@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { S3Repository } from '../aws/s3.repository';
 import { BadRequestError } from '../common/errors';
+import { scopedPrefix } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { ManifestStore } from '../state/manifest.store';
 import type { FileEntryDto } from './sync.dto';
@@ -20,7 +21,7 @@ export class FilesService {
   ) {}
 
   async list(source: 's3' | 'local', prefix: string | undefined, limit: number, cursor: string | undefined): Promise<FilePage> {
-    const effectivePrefix = prefix ?? this.config.s3.prefix;
+    const effectivePrefix = scopedPrefix(prefix, this.config.s3.prefix);
     if (source === 's3') {
       const page = await this.s3.listPage(effectivePrefix, cursor, limit);
       return { files: page.objects, nextCursor: page.nextToken ?? null };

@@ -106,13 +106,23 @@ describe('parseNotification', () => {
     ]);
   });
 
-  it('drops a sequencer that is not hex and a size that is not a count', () => {
+  it('drops a size that is not a count', () => {
     const r = s3Record({ bucket: 'b', key: 'k', op: 'put' });
-    Object.assign((r.s3 as { object: Record<string, unknown> }).object, { sequencer: 'xyz', size: -1 });
+    Object.assign((r.s3 as { object: Record<string, unknown> }).object, { size: -1 });
     const [c] = changes(parseNotification({ Records: [r] }));
-    expect(c.sequencer).toBeUndefined();
     expect(c.size).toBeUndefined();
   });
+
+  it.each(['xyz', 'F'.repeat(33), 'F'.repeat(200)])(
+    'refuses the record of a sequencer that is not hex of at most 32 digits: %s',
+    (sequencer) => {
+      const r = s3Record({ bucket: 'b', key: 'k', op: 'put' });
+      Object.assign((r.s3 as { object: Record<string, unknown> }).object, { sequencer });
+      expect(parseNotification({ Records: [r] })).toEqual([
+        expect.objectContaining({ status: 'rejected', reason: 'sequencer must be hex of at most 32 digits' }),
+      ]);
+    },
+  );
 });
 
 describe('compareSequencers', () => {

@@ -135,6 +135,9 @@ function changed(
   base: Pick<ObjectChange, 'bucket' | 'key' | 'op' | 'eventName'>,
   raw: { etag: unknown; size: unknown; versionId: unknown; sequencer: unknown; eventTime: unknown },
 ): RecordResult {
+  if (raw.sequencer !== undefined && raw.sequencer !== '' && optionalSequencer(raw.sequencer) === undefined) {
+    return { status: 'rejected', reason: `sequencer must be hex of at most ${MAX_SEQUENCER_DIGITS} digits`, key: base.key };
+  }
   return {
     status: 'change',
     change: {
@@ -158,7 +161,10 @@ function opOfEventName(name: string): ChangeOp | undefined {
 
 const optionalString = (v: unknown): string | undefined => (typeof v === 'string' && v !== '' ? v : undefined);
 const optionalSize = (v: unknown): number | undefined => (typeof v === 'number' && Number.isSafeInteger(v) && v >= 0 ? v : undefined);
-const optionalSequencer = (v: unknown): string | undefined => (typeof v === 'string' && /^[0-9a-fA-F]+$/.test(v) ? v : undefined);
+/** S3's sequencers are 16 to 18 hex digits today; a longer one would outrank every real event of its key forever. */
+const MAX_SEQUENCER_DIGITS = 32;
+const SEQUENCER = new RegExp(`^[0-9a-fA-F]{1,${MAX_SEQUENCER_DIGITS}}$`);
+const optionalSequencer = (v: unknown): string | undefined => (typeof v === 'string' && SEQUENCER.test(v) ? v : undefined);
 
 /**
  * Keys in S3 notifications are form-encoded (`application/x-www-form-urlencoded`): a space is `+`,

@@ -197,7 +197,8 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       change.key,
       async () => {
         const last = this.manifest.lastSequencer(change.key);
-        if (change.sequencer && last && compareSequencers(change.sequencer, last) <= 0) return 'stale';
+        // An event without a sequencer is older than any with one: it cannot undo a newer change.
+        if (last && (!change.sequencer || compareSequencers(change.sequencer, last) <= 0)) return 'stale';
         const result = await this.applyToMirror(change);
         if (change.sequencer) this.manifest.recordSequencer(change.key, change.sequencer, this.clock.now());
         return result;

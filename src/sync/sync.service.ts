@@ -4,7 +4,8 @@ import { setMaxListeners } from 'node:events';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
-import { BadRequestError, ConflictError, errorMessage, NotFoundError, ShuttingDownError } from '../common/errors';
+import { ConflictError, errorMessage, NotFoundError, ShuttingDownError } from '../common/errors';
+import { scopedPrefix } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
 import { Metrics } from '../metrics/metrics.service';
@@ -82,7 +83,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
 
   /** Starts a run and returns at once; `done` settles with the final record. */
   async start(request: SyncRequest): Promise<{ run: RunRecord; done: Promise<RunRecord> }> {
-    const prefix = this.resolvePrefix(request.prefix);
+    const prefix = scopedPrefix(request.prefix, this.config.s3.prefix);
     for (const other of this.active.values()) {
       if (prefix.startsWith(other.record.prefix) || other.record.prefix.startsWith(prefix)) {
         throw new ConflictError(`a sync of "${other.record.prefix}" is already running`, { runId: other.record.id });
@@ -166,15 +167,6 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   async getRun(id: string): Promise<RunRecord | undefined> {
     const live = this.active.get(id);
     return live ? { ...live.record, counts: { ...live.record.counts } } : this.runs.getRun(id);
-  }
-
-  private resolvePrefix(requested: string | undefined): string {
-    const base = this.config.s3.prefix;
-    const prefix = requested ?? base;
-    if (!prefix.startsWith(base)) {
-      throw new BadRequestError(`prefix must lie under S3_PREFIX "${base}"`, { parameter: 'prefix' });
-    }
-    return prefix;
   }
 
   private execute(run: ActiveRun, allowDeleteAll: boolean): Promise<RunRecord> {

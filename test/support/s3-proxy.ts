@@ -23,6 +23,8 @@ export class S3Proxy {
   /** key -> how many more GETs to hold for `stallMs` before answering. */
   readonly stall = new Map<string, number>();
   stallMs = 0;
+  /** The next this many listings are cut after a few entries and sent close-delimited, as a dropped transfer arrives. */
+  cutListings = 0;
   private server?: http.Server;
   private readonly upstream: URL;
 
@@ -59,6 +61,7 @@ export class S3Proxy {
     this.partSizes.clear();
     this.stall.clear();
     this.listing = undefined;
+    this.cutListings = 0;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -69,6 +72,15 @@ export class S3Proxy {
     this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range });
 
     if (kind === 'list' && this.listing) return this.serveHostileListing(bucket, url, res);
+    if (kind === 'list' && this.cutListings > 0) {
+      this.cutListings--;
+      const xml = await this.fetchText(`${url.pathname}${url.search}`);
+      const cut = xml.slice(0, xml.indexOf('</Contents>', xml.indexOf('</Contents>') + 1) + '</Contents>'.length);
+      // No Content-Length: the end of the connection is the end of the body, wherever it falls.
+      res.writeHead(200, { 'content-type': 'application/xml', connection: 'close' });
+      res.end(cut);
+      return;
+    }
     if (req.method === 'GET' && key && this.take(this.stall, key)) await new Promise((r) => setTimeout(r, this.stallMs).unref());
     const partNumber = url.searchParams.get('partNumber');
     if (req.method === 'HEAD' && key && partNumber && this.partSizes.has(key)) return this.servePartHead(req, res, key, Number(partNumber));

@@ -167,4 +167,11 @@ export const MIGRATIONS: readonly string[] = [
   ALTER TABLE inbox ADD COLUMN retry_at INTEGER;
   CREATE INDEX inbox_due ON inbox (status, retry_at);
   `,
+  `
+  CREATE TABLE webhook_signatures (
+    signature  TEXT PRIMARY KEY,
+    expires_at INTEGER NOT NULL
+  ) WITHOUT ROWID;
+  CREATE INDEX webhook_signatures_expiry ON webhook_signatures (expires_at);
+  `,
 ];

@@ -325,6 +325,19 @@ export class SqliteStateStore
     );
   }
 
+  firstSeen(signature: string, expiresAt: Date, now: Date): Promise<boolean> {
+    return Promise.resolve(
+      this.sqlite.db.transaction(() => {
+        // Expired ones go as new ones come: the table holds one tolerance window of requests.
+        this.stmt('DELETE FROM webhook_signatures WHERE expires_at <= ?').run(now.getTime());
+        return (
+          this.stmt('INSERT OR IGNORE INTO webhook_signatures (signature, expires_at) VALUES (?, ?)').run(signature, expiresAt.getTime())
+            .changes === 1
+        );
+      })(),
+    );
+  }
+
   inboxCounts(): Promise<Record<InboxStatus, number>> {
     const rows = this.stmt('SELECT status, COUNT(*) AS n FROM inbox GROUP BY status').all() as Array<{ status: InboxStatus; n: number }>;
     const counts: Record<InboxStatus, number> = { pending: 0, failed: 0, dead: 0 };

@@ -1,0 +1,150 @@
+import { S3Client } from '@aws-sdk/client-s3';
+import { createHash } from 'node:crypto';
+import { existsSync, linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { signWebhook } from '../src/auth/webhook-signature';
+import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
+import { startService } from './support/process';
+import { eventBridge, EventSpec, notification, sequencers } from './support/s3-events';
+import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
+
+const SECRET = 'hostile-e2e-webhook-secret';
+const API_KEY = 'hostile-e2e-api-key-0123';
+const md5 = (b: string): string => createHash('md5').update(b).digest('hex');
+
+/**
+ * What a hostile sender, a bucket writer or a bad configuration may try, through the real service:
+ * each case must change nothing it should not, serve nothing it should not, and lose nothing.
+ */
+describe('hostile inputs', () => {
+  const s3: S3Client = testS3();
+  let bucket: string;
+  let t: TestApp;
+  let outside: string;
+  let tried = 0;
+
+  beforeAll(async () => {
+    bucket = await newBucket(s3);
+    outside = tempDir('outside');
+    t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_SECRET: SECRET, API_KEY, S3_PREFIX: 'in/' });
+  });
+  afterAll(async () => {
+    await t.close();
+    s3.destroy();
+    // Whatever was tried, nothing was written outside the mirror.
+    expect(await filesUnder(outside)).toEqual(['secret.txt']);
+    expect(tried).toBeGreaterThanOrEqual(10);
+  });
+
+  const post = (raw: string, headers = signWebhook(SECRET, raw, Date.now())) =>
+    t.http().post('/api/v1/s3-notification').set('content-type', 'application/json').set(headers).send(raw);
+  const settled = () =>
+    eventually(
+      async () => (await t.http().get('/api/v1/stats').set('x-api-key', API_KEY)).body.events as { pending: number; inFlight: number },
+      (e) => e.pending === 0 && e.inFlight === 0,
+      10_000,
+      'events applied',
+    );
+  const putEvent = async (key: string, body: string, sequencer?: string): Promise<EventSpec> => {
+    await put(s3, bucket, key, body);
+    return { bucket, key, op: 'put', size: body.length, etag: md5(body), sequencer };
+  };
+
+  it('refuses a replayed signed request with 409, however many times it comes', async () => {
+    const raw = JSON.stringify(notification(await putEvent('in/replayed.txt', 'once')));
+    const headers = signWebhook(SECRET, raw, Date.now());
+    await post(raw, headers).expect(202);
+    for (let i = 0; i < 3; i++, tried++) {
+      const res = await post(raw, headers).expect(409);
+      expect(res.body.message).toMatch(/replayed webhook request/);
+    }
+    // Adding a junk signature beside the good one is the same request.
+    tried++;
+    await post(raw, { ...headers, 'x-s3sync-signature': `${headers['x-s3sync-signature']}, v1=${'0'.repeat(64)}` }).expect(409);
+  });
+
+  it('refuses a sequencer no S3 event has, so it cannot make every later event of its key stale', async () => {
+    const [real] = sequencers(1);
+    const poisoned = await putEvent('in/poison.txt', 'first', 'F'.repeat(200));
+    tried++;
+    const res = await post(JSON.stringify(notification(poisoned))).expect(202);
+    expect(res.body).toMatchObject({ accepted: 0, rejected: 1 });
+    await post(JSON.stringify(notification(await putEvent('in/poison.txt', 'the real one', real)))).expect(202);
+    await settled();
+    expect(await filesUnder(t.mirrorDir)).toContain('in/poison.txt');
+  });
+
+  it('treats a delete without a sequencer as older than the put that came with one', async () => {
+    const [s1] = sequencers(1, 0x0066aed6dcd90281e5n);
+    await post(JSON.stringify(notification(await putEvent('in/kept.txt', 'keep me', s1)))).expect(202);
+    await settled();
+    tried++;
+    await post(JSON.stringify(notification({ bucket, key: 'in/kept.txt', op: 'delete' }))).expect(202);
+    await settled();
+    expect(await filesUnder(t.mirrorDir)).toContain('in/kept.txt');
+  });
+
+  it('refuses at the door a key no file name can hold (a lone surrogate)', async () => {
+    tried++;
+    const res = await post(JSON.stringify(eventBridge({ bucket, key: 'in/bad-\uD800.txt', op: 'put', size: 1 }))).expect(202);
+    expect(res.body).toMatchObject({ accepted: 0, rejected: 1 });
+    const stats = (await t.http().get('/api/v1/stats').set('x-api-key', API_KEY)).body.events as {
+      pending: number;
+      parked: number;
+      dead: number;
+    };
+    expect(stats).toMatchObject({ pending: 0, parked: 0, dead: 0 });
+  });
+
+  it('serves bucket pages and scripts as downloads in a sandbox, never as content of the API origin', async () => {
+    await put(s3, bucket, 'in/web/page.html', '<script>fetch("/api/v1/config")</script>');
+    await put(s3, bucket, 'in/web/app.js', 'alert(document.cookie)');
+    await put(s3, bucket, 'in/web/notes.txt', 'plain');
+    await t.http().post('/api/v1/sync').set('x-api-key', API_KEY).expect(200);
+    for (const key of ['in/web/page.html', 'in/web/app.js']) {
+      tried++;
+      const res = await t.http().get(`/api/v1/download/${key}`).set('x-api-key', API_KEY).expect(200);
+      expect(res.headers['content-disposition']).toMatch(/^attachment; filename=/);
+      expect(res.headers['content-security-policy']).toMatch(/^sandbox;/);
+      expect(res.headers['x-content-type-options']).toBe('nosniff');
+    }
+    const text = await t.http().get('/api/v1/download/in/web/notes.txt').set('x-api-key', API_KEY).expect(200);
+    expect(text.headers['content-disposition']).toMatch(/^inline/);
+  });
+
+  it('does not serve a hard link planted in the mirror to a file outside it', async () => {
+    mkdirSync(outside, { recursive: true });
+    writeFileSync(join(outside, 'secret.txt'), 'not for the API');
+    const mirrored = join(t.mirrorDir, 'in/web/notes.txt');
+    rmSync(mirrored);
+    linkSync(join(outside, 'secret.txt'), mirrored);
+    tried++;
+    const res = await t.http().get('/api/v1/download/in/web/notes.txt').set('x-api-key', API_KEY);
+    expect(res.status).toBe(400);
+    expect(res.text).not.toContain('not for the API');
+    rmSync(mirrored);
+  });
+
+  it('lists only what S3_PREFIX lets it mirror', async () => {
+    await put(s3, bucket, 'private/payroll.csv', 'secret');
+    tried++;
+    const all = await t.http().get('/api/v1/files?source=s3&prefix=').set('x-api-key', API_KEY).expect(200);
+    expect((all.body.files as Array<{ key: string }>).every((f) => f.key.startsWith('in/'))).toBe(true);
+    tried++;
+    await t.http().get('/api/v1/files?source=s3&prefix=private/').set('x-api-key', API_KEY).expect(400);
+  });
+
+  it('will not start with its state inside the mirror, where bucket objects would overwrite it', async () => {
+    const mirror = join(tempDir('overlap'), 'mirror');
+    tried++;
+    const started = await startService({
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: emulatorEndpoint(),
+      LOCAL_DOWNLOAD_DIR: mirror,
+      STATE_DIR: join(mirror, '.state'),
+    }).catch((err: Error) => err);
+    expect(String(started)).toContain('service exited during start (code 78');
+    expect(String(started)).toContain('STATE_DIR, LOCAL_DOWNLOAD_DIR: the state may not be inside the mirror');
+    expect(existsSync(join(mirror, '.state'))).toBe(false);
+  });
+});
