@@ -191,6 +191,17 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await expectMirrorMatches(keys);
   });
 
+  it('gives a stalled listing LIST_TIMEOUT_SECONDS, then lists again', async () => {
+    const keys = ['stall/a.txt', 'stall/b.txt'];
+    await seed(keys);
+    await boot({ LIST_TIMEOUT_SECONDS: '1' });
+    proxy.stallListings = 1;
+    const report = await sync();
+    expect(report).toMatchObject({ status: 'success', counts: expect.objectContaining({ listed: 2, downloaded: 2 }) });
+    expect(proxy.requests.filter((r) => r.kind === 'list').length).toBe(2);
+    await expectMirrorMatches(keys);
+  });
+
   it('keeps every file when the listing arrives out of byte order, in small pages', async () => {
     await seed(TREE);
     await boot();

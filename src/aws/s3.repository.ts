@@ -75,6 +75,7 @@ export class S3Repository implements OnApplicationShutdown {
   /** The bucket's own path, for bucket-level requests such as listing. */
   private readonly bucketPath: string;
   private readonly listRetry: RetryPolicy;
+  private readonly listTimeoutMs: number;
   private readonly http: HttpGetClient;
 
   constructor(
@@ -101,6 +102,7 @@ export class S3Repository implements OnApplicationShutdown {
     const basePath = this.baseUrl.pathname.replace(/\/$/, '');
     this.pathPrefix = pathStyle ? `${basePath}/${bucket}/` : `${basePath}/`;
     this.bucketPath = pathStyle ? `${basePath}/${bucket}` : `${basePath}/`;
+    this.listTimeoutMs = config.sync.listTimeoutMs;
     this.listRetry = retry(handleWhen(isRetryable), {
       maxAttempts: config.sync.retryAttempts,
       backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 }),
@@ -118,20 +120,23 @@ export class S3Repository implements OnApplicationShutdown {
    * One page of ListObjectsV2, through the lean signed GET and parser (see list-parser.ts), retried
    * on transient failures like every SDK call.
    */
-  listPage(prefix: string, continuationToken?: string, maxKeys = 1000): Promise<ListPage> {
+  listPage(prefix: string, continuationToken?: string, maxKeys = 1000, signal?: AbortSignal): Promise<ListPage> {
     const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(maxKeys) };
     if (prefix) query.prefix = prefix;
     if (continuationToken) query['continuation-token'] = continuationToken;
     return this.listRetry.execute(async () => {
-      const res = await this.signedGet(this.bucketPath, query, {});
+      // Each attempt has LIST_TIMEOUT_SECONDS, body included: a stalled connection is dropped and retried.
+      const timeout = AbortSignal.timeout(this.listTimeoutMs);
+      const attempt = signal ? AbortSignal.any([signal, timeout]) : timeout;
+      const res = await this.signedGet(this.bucketPath, query, {}, attempt);
       return parseListObjectsV2(await res.text());
-    });
+    }, signal);
   }
 
-  async *list(prefix: string): AsyncGenerator<ListedObject[]> {
+  async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject[]> {
     let token: string | undefined;
     do {
-      const page = await this.listPage(prefix, token);
+      const page = await this.listPage(prefix, token, 1000, signal);
       yield page.objects;
       token = page.nextToken;
     } while (token);
@@ -163,10 +168,11 @@ export class S3Repository implements OnApplicationShutdown {
   }
 
   /** HEAD an object; undefined when it does not exist. With `partNumber`, S3 answers for that part. */
-  async headObject(key: string, partNumber?: number): Promise<ObjectHead | undefined> {
+  async headObject(key: string, partNumber?: number, signal?: AbortSignal): Promise<ObjectHead | undefined> {
     try {
       const out = await this.client.send(
         new HeadObjectCommand({ Bucket: this.bucket, Key: key, PartNumber: partNumber, ChecksumMode: 'ENABLED' }),
+        { abortSignal: signal },
       );
       const checksums: ObjectHead['checksums'] = {};
       const fullObject = out.ChecksumType !== 'COMPOSITE';

@@ -35,6 +35,8 @@ export class AppConfig {
     minFreeDiskBytes: number;
     /** Finished runs kept (with their per-object items). */
     runHistory: number;
+    /** One ListObjectsV2 page, body included, per attempt. */
+    listTimeoutMs: number;
   };
   readonly events: {
     webhookSecret?: SecretRef;
@@ -153,6 +155,7 @@ export class AppConfig {
       maxDelete: env.MAX_DELETE,
       minFreeDiskBytes: Math.round(env.MIN_FREE_DISK_MB * MiB),
       runHistory: env.RUN_HISTORY_LIMIT,
+      listTimeoutMs: env.LIST_TIMEOUT_SECONDS * 1000,
     };
     this.events = {
       webhookSecret: secretRef('WEBHOOK_SECRET', env.WEBHOOK_SECRET, {

@@ -270,6 +270,12 @@ export class EnvironmentVariables {
   @Max(20)
   RETRY_ATTEMPTS = 3;
 
+  /** Each ListObjectsV2 page, its body included: a stalled listing is dropped and retried instead of holding the sync. */
+  @Transform(toNumber)
+  @Min(1)
+  @Max(3600)
+  LIST_TIMEOUT_SECONDS = 60;
+
   @Transform(toNumber)
   @IsInt()
   @Min(1)

@@ -110,9 +110,10 @@ export class ObjectFetcher {
     signal: AbortSignal,
     options: FetchOptions,
   ): Promise<ManifestEntry> {
-    const head = await this.s3.headObject(object.key);
+    // Under the download's deadline like the GETs: a HEAD that stalls fails the attempt.
+    const head = await this.s3.headObject(object.key, undefined, signal);
     if (!head) throw new S3RequestError(404, 'NoSuchKey', `${object.key} no longer exists`);
-    const partSize = this.config.sync.verifyIntegrity ? await this.learnPartSize(object.key, head) : undefined;
+    const partSize = this.config.sync.verifyIntegrity ? await this.learnPartSize(object.key, head, signal) : undefined;
     const verification = chooseVerification({ ...head, partSize }, this.config.sync.verifyIntegrity);
     const chunk = verification.partSize ?? this.config.sync.multipartChunkBytes;
     const ranges = planRanges(head.size, chunk);
@@ -176,10 +177,10 @@ export class ObjectFetcher {
    * S3 answers a HEAD with PartNumber=1 with that part's length and the part count; an endpoint that
    * ignores the parameter returns the whole object, which is detected and treated as unknown.
    */
-  private async learnPartSize(key: string, head: ObjectHead): Promise<number | undefined> {
+  private async learnPartSize(key: string, head: ObjectHead, signal: AbortSignal): Promise<number | undefined> {
     const parts = multipartPartCount(head.etag);
     if (parts === undefined || head.etagIsOpaque) return undefined;
-    const first = await this.s3.headObject(key, 1);
+    const first = await this.s3.headObject(key, 1, signal);
     if (!first || first.partsCount !== parts || first.size <= 0) return undefined;
     const expectedParts = Math.ceil(head.size / first.size);
     return expectedParts === parts ? first.size : undefined;

@@ -229,7 +229,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const c = record.counts;
     // This run's downloads only; the work queue holds those of every other change too.
     const downloads = new Set<Promise<void>>();
-    for await (const page of this.s3.list(record.prefix)) {
+    for await (const page of this.s3.list(record.prefix, abort.signal)) {
       abort.signal.throwIfAborted();
       this.manifest.stageListing(
         record.id,

@@ -25,6 +25,8 @@ export class S3Proxy {
   stallMs = 0;
   /** The next this many listings are cut after a few entries and sent close-delimited, as a dropped transfer arrives. */
   cutListings = 0;
+  /** The next this many listings never answer (a stalled connection). */
+  stallListings = 0;
   private server?: http.Server;
   private readonly upstream: URL;
 
@@ -62,6 +64,7 @@ export class S3Proxy {
     this.stall.clear();
     this.listing = undefined;
     this.cutListings = 0;
+    this.stallListings = 0;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -72,6 +75,10 @@ export class S3Proxy {
     this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range });
 
     if (kind === 'list' && this.listing) return this.serveHostileListing(bucket, url, res);
+    if (kind === 'list' && this.stallListings > 0) {
+      this.stallListings--;
+      return; // the head never comes; the socket stays open until the client gives up
+    }
     if (kind === 'list' && this.cutListings > 0) {
       this.cutListings--;
       const xml = await this.fetchText(`${url.pathname}${url.search}`);
