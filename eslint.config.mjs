@@ -2,7 +2,7 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'coverage/', 'node_modules/', 'lambda/dist/', '.tmp/'] },
+  { ignores: ['dist/', 'coverage/', 'node_modules/', 'lambda/dist/', '.tmp/', 'infra/cdk.out/', 'infra/node_modules/'] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
