@@ -33,7 +33,9 @@ while [ $# -gt 0 ]; do
     --help) usage; exit 0 ;;
     --dry-run) dry_run=true; shift; continue ;;
   esac
-  [ $# -ge 2 ] || die "$1 needs a value"
+  # An option in the value's place is a missing value, never the value: `--region --dry-run`
+  # must not take the dry run away.
+  [ $# -ge 2 ] && [[ $2 != --* ]] || die "$1 needs a value"
   case "$1" in
     --environment) environment=$2 ;;
     --stack-name) stack=$2 ;;
@@ -56,7 +58,7 @@ printf '%s\n' "${context[@]}" | grep -q '^webhookSecretName=' || die "--webhook-
 
 root=$(cd "$(dirname "$0")/.." && pwd)
 run() {
-  if $dry_run; then printf '%q ' "$@"; echo; else "$@"; fi
+  if $dry_run; then printf '%q' "$1"; printf ' %q' "${@:2}"; echo; else "$@"; fi
 }
 if [ -n "$region" ]; then
   export AWS_REGION=$region
