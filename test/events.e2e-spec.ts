@@ -542,6 +542,16 @@ describe('webhook events that fail to apply', () => {
     });
     expect(proxy.objectGets('p/broken.txt')).toBe(2);
     expect((await stats(t)).events).toMatchObject({ parked: 0, dead: 1 });
+    const page = (query: string) => t.http().get(`/api/v1/events/parked?status=dead&${query}`).set('x-api-key', API_KEY);
+    expect((await page('limit=1').expect(200)).body.nextCursor).toEqual(expect.any(String));
+    const after = (await page('limit=1').expect(200)).body.nextCursor as string;
+    expect((await page(`limit=1&cursor=${after}`).expect(200)).body).toEqual({ events: [], nextCursor: null });
+    expect((await page('cursor=not-an-id').expect(400)).body.message).toEqual(
+      expect.arrayContaining([expect.stringMatching(/cursor must be a UUID/)]),
+    );
+    expect((await page('limit=1001').expect(400)).body.message).toEqual(
+      expect.arrayContaining([expect.stringMatching(/limit must not be greater than 1000/)]),
+    );
 
     proxy.fail.clear();
     await t.http().post('/api/v1/events/parked/retry').expect(401);

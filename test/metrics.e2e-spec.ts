@@ -1,11 +1,10 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
 import { signWebhook } from '../src/auth/webhook-signature';
-import { join } from 'node:path';
-import { bootApp, eventually, TestApp, tempDir } from './support/app';
+import { bootApp, eventually, TestApp } from './support/app';
 import { jsonl } from './support/delivery';
 import { FakeDownstream } from './support/fake-downstream';
-import { startService } from './support/process';
+import { mirrorServiceEnv, startService } from './support/process';
 import { parsePrometheus, Sample, sampleValue } from './support/prometheus';
 import { notification } from './support/s3-events';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
@@ -152,14 +151,7 @@ describe('METRICS_EMF=true (the built service)', () => {
     const bucket = await newBucket(s3);
     await put(s3, bucket, 'a.txt', 'a');
     const service = await startService({
-      S3_BUCKET_NAME: bucket,
-      S3_ENDPOINT: emulatorEndpoint(),
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      ENABLE_PERIODIC_SYNC: 'false',
-      LOCAL_DOWNLOAD_DIR: join(tempDir('emf'), 'mirror'),
-      STATE_DIR: tempDir('emf-state'),
-      MIN_FREE_DISK_MB: '1',
+      ...mirrorServiceEnv(bucket, 'emf'),
       METRICS_EMF: 'true',
       METRICS_EMF_INTERVAL_SECONDS: '1',
     });

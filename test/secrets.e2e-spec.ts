@@ -1,13 +1,12 @@
 import { CreateBucketCommand, S3Client } from '@aws-sdk/client-s3';
 import { randomBytes } from 'node:crypto';
-import { join } from 'node:path';
 import { signWebhook } from '../src/auth/webhook-signature';
-import { bootApp, eventually, TestApp, tempDir } from './support/app';
+import { bootApp, eventually, TestApp } from './support/app';
 import { jsonl } from './support/delivery';
 import { FakeAwsSecrets } from './support/fake-aws-secrets';
 import { FakeDownstream } from './support/fake-downstream';
 import { FakeIngest } from './support/fake-ingest';
-import { startService } from './support/process';
+import { mirrorServiceEnv, startService } from './support/process';
 import { notification } from './support/s3-events';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
 
@@ -171,12 +170,8 @@ describe('credentials from SSM Parameter Store and Secrets Manager', () => {
     try {
       aws.setParameter('/copyazure/accesskey', down.accessKey);
       const service = await startService({
+        ...mirrorServiceEnv(bucket, 'secrets'),
         ...base(),
-        AWS_ACCESS_KEY_ID: 'test',
-        AWS_SECRET_ACCESS_KEY: 'test',
-        ENABLE_PERIODIC_SYNC: 'false',
-        LOCAL_DOWNLOAD_DIR: join(tempDir('secrets'), 'mirror'),
-        STATE_DIR: tempDir('secrets-state'),
         CALL_DETAILS_URL: down.recordsUrl,
         AUTH_URL: down.authUrl,
         ACCESS_KEY_PARAM: '/copyazure/accesskey',

@@ -4,12 +4,11 @@ import { NodeTracerProvider } from '@opentelemetry/sdk-trace-node';
 import { createHash } from 'node:crypto';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { join } from 'node:path';
 import { signWebhook } from '../src/auth/webhook-signature';
-import { bootApp, eventually, TestApp, tempDir } from './support/app';
+import { bootApp, eventually, TestApp } from './support/app';
 import { jsonl } from './support/delivery';
 import { FakeDownstream } from './support/fake-downstream';
-import { startService } from './support/process';
+import { mirrorServiceEnv, startService } from './support/process';
 import { notification } from './support/s3-events';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
 
@@ -115,14 +114,7 @@ describe('OTEL_EXPORTER_OTLP_ENDPOINT (the built service)', () => {
     const bucket = await newBucket(s3);
     await put(s3, bucket, 'a.txt', 'a');
     const service = await startService({
-      S3_BUCKET_NAME: bucket,
-      S3_ENDPOINT: emulatorEndpoint(),
-      AWS_ACCESS_KEY_ID: 'test',
-      AWS_SECRET_ACCESS_KEY: 'test',
-      ENABLE_PERIODIC_SYNC: 'false',
-      LOCAL_DOWNLOAD_DIR: join(tempDir('otlp'), 'mirror'),
-      STATE_DIR: tempDir('otlp-state'),
-      MIN_FREE_DISK_MB: '1',
+      ...mirrorServiceEnv(bucket, 'otlp'),
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${(collector.address() as AddressInfo).port}`,
       OTEL_SERVICE_NAME: 'mirror-under-test',
     });

@@ -1,7 +1,7 @@
 import { Controller, Get, HttpCode, HttpStatus, Post, Query, Req } from '@nestjs/common';
 import { ApiAcceptedResponse, ApiNotFoundResponse, ApiOkResponse, ApiOperation, ApiParam, ApiSecurity, ApiTags } from '@nestjs/swagger';
 import type { Request } from 'express';
-import { OffsetPageQueryDto } from '../common/paging.dto';
+import { DEFAULT_PAGE_LIMIT, OffsetPageQueryDto } from '../common/paging.dto';
 import { keyFromRoute } from '../common/route-key';
 import { DeadLetters } from './dead-letters.service';
 import { DeadLettersResponseDto, FileStatusDto, RedriveResponseDto, StatusQueryDto } from './delivery.dto';
@@ -47,7 +47,7 @@ export class DeliveryController {
   @ApiOperation({ summary: 'Records and batches that could not be delivered, oldest first' })
   @ApiOkResponse({ type: DeadLettersResponseDto })
   deadLetterList(@Query() query: OffsetPageQueryDto): Promise<DeadLettersResponseDto> {
-    return this.deadLetters.list(query.offset ?? 0, query.limit ?? 100);
+    return this.deadLetters.list(query.offset ?? 0, query.limit ?? DEFAULT_PAGE_LIMIT);
   }
 
   @Post('dead-letters/redrive')

@@ -11,6 +11,7 @@ import {
 } from '@nestjs/swagger';
 import type { Request, Response } from 'express';
 import { NotFoundError } from '../common/errors';
+import { DEFAULT_PAGE_LIMIT } from '../common/paging.dto';
 import { keyFromRoute } from '../common/route-key';
 import { ReadThrough } from './read-through.service';
 import { FilesQueryDto, FilesResponseDto } from './sync.dto';
@@ -41,7 +42,7 @@ export class FilesController {
   @ApiBadRequestResponse()
   async list(@Query() query: FilesQueryDto): Promise<FilesResponseDto> {
     const source = query.source ?? 'local';
-    const page = await this.files.list(source, query.prefix, query.limit ?? 100, query.cursor);
+    const page = await this.files.list(source, query.prefix, query.limit ?? DEFAULT_PAGE_LIMIT, query.cursor);
     return { source, prefix: query.prefix ?? '', ...page };
   }
 

@@ -1,30 +1,22 @@
 import { Controller, Get, HttpCode, HttpStatus, Post, Query } from '@nestjs/common';
 import { ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiSecurity, ApiTags } from '@nestjs/swagger';
-import { IsIn, IsInt, IsOptional, IsUUID, Max, Min } from 'class-validator';
-import { Type } from 'class-transformer';
+import { IsIn, IsOptional, IsUUID } from 'class-validator';
+import { CursorPageQueryDto, DEFAULT_PAGE_LIMIT } from '../common/paging.dto';
 import type { InboxEntry } from '../state/state.ports';
 import { S3EventsService } from './s3-events.service';
 
 const PARKED_STATUSES = ['failed', 'dead'] as const;
 
-export class ParkedQueryDto {
+export class ParkedQueryDto extends CursorPageQueryDto {
   @ApiPropertyOptional({ enum: PARKED_STATUSES, default: 'failed', description: 'failed: waiting for a retry; dead: given up' })
   @IsOptional()
   @IsIn(PARKED_STATUSES)
   status?: (typeof PARKED_STATUSES)[number];
 
-  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(1000)
-  limit?: number;
-
-  @ApiPropertyOptional({ description: 'The nextCursor of the previous page' })
+  /** A parked event's id: anything else is refused rather than read as a place in the list. */
   @IsOptional()
   @IsUUID()
-  cursor?: string;
+  declare cursor?: string;
 }
 
 export class ParkedEventDto {
@@ -73,7 +65,7 @@ export class ParkedEventsController {
   @ApiOperation({ summary: 'Webhook events that failed to apply, oldest first' })
   @ApiOkResponse({ type: ParkedEventsPageDto })
   async list(@Query() query: ParkedQueryDto): Promise<ParkedEventsPageDto> {
-    const limit = query.limit ?? 100;
+    const limit = query.limit ?? DEFAULT_PAGE_LIMIT;
     const page = await this.events.parkedEvents(query.status ?? 'failed', limit, query.cursor);
     return { events: page.map(ParkedEventDto.from), nextCursor: page.length === limit ? page[page.length - 1].id : null };
   }

@@ -11,7 +11,7 @@ import {
 } from '@nestjs/swagger';
 import type { Response } from 'express';
 import { Clock } from '../common/clock';
-import { OffsetPageQueryDto } from '../common/paging.dto';
+import { DEFAULT_PAGE_LIMIT, OffsetPageQueryDto } from '../common/paging.dto';
 import { RunItemsResponseDto, RunSummaryDto, SyncAcceptedDto, SyncDetailDto, SyncRequestDto, SyncRunResponseDto } from './sync.dto';
 import { SyncService } from './sync.service';
 
@@ -72,7 +72,7 @@ export class SyncController {
   @ApiNotFoundResponse()
   async runItems(@Param('id', new ParseUUIDPipe()) id: string, @Query() query: OffsetPageQueryDto): Promise<RunItemsResponseDto> {
     const offset = query.offset ?? 0;
-    const items = await this.sync.items(id, offset, query.limit ?? 100);
+    const items = await this.sync.items(id, offset, query.limit ?? DEFAULT_PAGE_LIMIT);
     return { runId: id, offset, items: items.map(SyncDetailDto.from) };
   }
 }

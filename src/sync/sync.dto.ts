@@ -1,6 +1,7 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
-import { Transform, Type } from 'class-transformer';
-import { IsBoolean, IsIn, IsInt, IsOptional, IsString, Max, MaxLength, Min } from 'class-validator';
+import { Transform } from 'class-transformer';
+import { IsBoolean, IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
+import { CursorPageQueryDto } from '../common/paging.dto';
 import type { RunCounts, RunItem, RunRecord } from '../state/state.ports';
 
 /** Query booleans arrive as strings; anything but true/false is left as is so validation names it. */
@@ -175,7 +176,7 @@ export class RunItemsResponseDto {
 
 export const FILE_SOURCES = ['s3', 'local'] as const;
 
-export class FilesQueryDto {
+export class FilesQueryDto extends CursorPageQueryDto {
   @ApiPropertyOptional({ enum: FILE_SOURCES, default: 'local', description: 'List the bucket or the mirror' })
   @IsOptional()
   @IsIn(FILE_SOURCES)
@@ -186,20 +187,6 @@ export class FilesQueryDto {
   @IsString()
   @MaxLength(1024)
   prefix?: string;
-
-  @ApiPropertyOptional({ default: 100, minimum: 1, maximum: 1000 })
-  @IsOptional()
-  @Type(() => Number)
-  @IsInt()
-  @Min(1)
-  @Max(1000)
-  limit?: number;
-
-  @ApiPropertyOptional({ description: 'The nextCursor of the previous page' })
-  @IsOptional()
-  @IsString()
-  @MaxLength(4096)
-  cursor?: string;
 }
 
 export class FileEntryDto {

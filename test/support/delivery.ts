@@ -1,8 +1,6 @@
-import { join } from 'node:path';
 import { constants as zlibConstants, createGzip } from 'node:zlib';
-import { tempDir } from './app';
 import type { FakeDownstream } from './fake-downstream';
-import { emulatorEndpoint } from './s3';
+import { mirrorServiceEnv } from './process';
 
 /** JSON Lines records `{ id: "<tag>-<n>", n }` for n in [from, to). */
 export const jsonl = (from: number, to: number, tag = 'r'): string =>
@@ -11,15 +9,8 @@ export const jsonl = (from: number, to: number, tag = 'r'): string =>
 /** The environment of a service in its own process that syncs at start and delivers to `down`. */
 export function serviceEnv(bucket: string, down: FakeDownstream, name: string): Record<string, string> {
   return {
-    S3_BUCKET_NAME: bucket,
-    S3_ENDPOINT: emulatorEndpoint(),
-    AWS_ACCESS_KEY_ID: 'test',
-    AWS_SECRET_ACCESS_KEY: 'test',
-    ENABLE_PERIODIC_SYNC: 'false',
+    ...mirrorServiceEnv(bucket, name),
     SYNC_ON_START: 'true',
-    LOCAL_DOWNLOAD_DIR: join(tempDir(name), 'mirror'),
-    STATE_DIR: tempDir(`${name}-state`),
-    MIN_FREE_DISK_MB: '1',
     CALL_DETAILS_URL: down.recordsUrl,
     AUTH_URL: down.authUrl,
     ACCESS_KEY: down.accessKey,

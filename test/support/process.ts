@@ -3,6 +3,24 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { join } from 'node:path';
 import { tempDir } from './app';
+import { emulatorEndpoint } from './s3';
+
+/**
+ * The environment of a service in its own process that mirrors `bucket` of the emulator into
+ * directories of its own, syncing only when asked.
+ */
+export function mirrorServiceEnv(bucket: string, name: string): Record<string, string> {
+  return {
+    S3_BUCKET_NAME: bucket,
+    S3_ENDPOINT: emulatorEndpoint(),
+    AWS_ACCESS_KEY_ID: 'test',
+    AWS_SECRET_ACCESS_KEY: 'test',
+    ENABLE_PERIODIC_SYNC: 'false',
+    LOCAL_DOWNLOAD_DIR: join(tempDir(name), 'mirror'),
+    STATE_DIR: tempDir(`${name}-state`),
+    MIN_FREE_DISK_MB: '1',
+  };
+}
 
 export const MAIN = join(__dirname, '..', '..', 'dist', 'main.js');
 
