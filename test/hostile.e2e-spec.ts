@@ -6,7 +6,7 @@ import { signWebhook } from '../src/auth/webhook-signature';
 import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
 import { startService } from './support/process';
 import { eventBridge, EventSpec, notification, sequencers } from './support/s3-events';
-import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
+import { emulatorEndpoint, newBucket, put, remove, testS3 } from './support/s3';
 
 const SECRET = 'hostile-e2e-webhook-secret';
 const API_KEY = 'hostile-e2e-api-key-0123';
@@ -84,6 +84,29 @@ describe('hostile inputs', () => {
     expect(await filesUnder(t.mirrorDir)).toContain('in/kept.txt');
   });
 
+  it('keeps every file a signed body of deletes names while S3 still has the objects', async () => {
+    const keys = Array.from({ length: 20 }, (_, i) => `in/still-there/${i}.txt`);
+    const seqs = sequencers(20);
+    for (const key of keys) await post(JSON.stringify(notification(await putEvent(key, `body of ${key}`)))).expect(202);
+    await settled();
+    tried++;
+    const deletes = keys.map((key, i): EventSpec => ({ bucket, key, op: 'delete', sequencer: seqs[i] }));
+    expect((await post(JSON.stringify(notification(...deletes))).expect(202)).body).toMatchObject({ accepted: 20 });
+    await settled();
+    const mirrored = await filesUnder(t.mirrorDir);
+    expect(keys.filter((k) => !mirrored.includes(k))).toEqual([]);
+    const applied = (await t.http().get('/api/v1/stats').set('x-api-key', API_KEY)).body.events.applied as {
+      kept: number;
+      deleted: number;
+    };
+    expect(applied).toMatchObject({ kept: 20, deleted: 0 });
+    // A delete S3 disproved leaves no sequencer behind: the next real change of the key still applies.
+    await remove(s3, bucket, keys[0]);
+    await post(JSON.stringify(notification({ bucket, key: keys[0], op: 'delete', sequencer: sequencers(1, 1n)[0] }))).expect(202);
+    await settled();
+    expect(await filesUnder(t.mirrorDir)).not.toContain(keys[0]);
+  });
+
   it('refuses at the door a key no file name can hold (a lone surrogate)', async () => {
     tried++;
     const res = await post(JSON.stringify(eventBridge({ bucket, key: 'in/bad-\uD800.txt', op: 'put', size: 1 }))).expect(202);
@@ -146,5 +169,51 @@ describe('hostile inputs', () => {
     expect(String(started)).toContain('service exited during start (code 78');
     expect(String(started)).toContain('STATE_DIR, LOCAL_DOWNLOAD_DIR: the state may not be inside the mirror');
     expect(existsSync(join(mirror, '.state'))).toBe(false);
+  });
+
+  describe('deletes from events beyond MAX_DELETE per EVENT_DELETE_WINDOW_SECONDS', () => {
+    let bounded: TestApp;
+    afterEach(() => bounded?.close());
+
+    it('applies MAX_DELETE of them and holds the rest, listed with the reason, for an operator or a full sync', async () => {
+      const own = await newBucket(s3);
+      bounded = await bootApp({ S3_BUCKET_NAME: own, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_SECRET: SECRET, API_KEY, MAX_DELETE: '3' });
+      const keys = Array.from({ length: 8 }, (_, i) => `gone/${i}.txt`);
+      for (const key of keys) await put(s3, own, key, key);
+      await bounded.http().post('/api/v1/sync').set('x-api-key', API_KEY).expect(200);
+      for (const key of keys.slice(0, 6)) await remove(s3, own, key);
+      tried++;
+      const raw = JSON.stringify(notification(...keys.slice(0, 6).map((key): EventSpec => ({ bucket: own, key, op: 'delete' }))));
+      await bounded
+        .http()
+        .post('/api/v1/s3-notification')
+        .set('content-type', 'application/json')
+        .set(signWebhook(SECRET, raw, Date.now()))
+        .send(raw)
+        .expect(202);
+      const held = await eventually(
+        async () =>
+          (await bounded.http().get('/api/v1/events/parked?status=dead').set('x-api-key', API_KEY)).body.events as Array<{
+            key: string;
+            lastError: string;
+          }>,
+        (events) => events.length === 3,
+        10_000,
+        'three deletes held',
+      );
+      expect(
+        held.every((e) =>
+          /held: more than MAX_DELETE \(3\) deletes from events within EVENT_DELETE_WINDOW_SECONDS \(3600\)/.test(e.lastError),
+        ),
+      ).toBe(true);
+      const left = await filesUnder(bounded.mirrorDir);
+      expect(left.filter((k) => keys.slice(0, 6).includes(k))).toHaveLength(3);
+      expect(held.map((e) => e.key).sort()).toEqual(left.filter((k) => keys.slice(0, 6).includes(k)).sort());
+      const metrics = (await bounded.http().get('/metrics').set('x-api-key', API_KEY).expect(200)).text;
+      expect(metrics).toMatch(/^s3sync_event_deletes_held_total 3$/m);
+      // The next full sync, under its own guard, brings the mirror to what the bucket holds.
+      await bounded.http().post('/api/v1/sync').set('x-api-key', API_KEY).expect(200);
+      expect((await filesUnder(bounded.mirrorDir)).sort()).toEqual(keys.slice(6).sort());
+    });
   });
 });

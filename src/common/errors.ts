@@ -74,6 +74,16 @@ export class ShuttingDownError extends AppError {
   }
 }
 
+/** A delete from an event beyond the delete budget: it waits for an operator or the next full sync. */
+export class DeleteHeldError extends AppError {
+  constructor(
+    readonly key: string,
+    reason: string,
+  ) {
+    super('CONFLICT', `delete of ${JSON.stringify(key)} held: ${reason}`, { key, reason });
+  }
+}
+
 /** Whether `err` is a system error with this errno code (ENOENT, EISDIR...). */
 export function isErrno(err: unknown, code: string): boolean {
   return typeof err === 'object' && err !== null && 'code' in err && err.code === code;

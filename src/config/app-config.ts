@@ -52,6 +52,8 @@ export class AppConfig {
     sqsEndpoint?: string;
     /** Webhook events whose apply failed: retried with full-jitter backoff, given up after maxAttempts. */
     retry: { baseMs: number; capMs: number; maxAttempts: number };
+    /** Deletes from events: at most sync.maxDelete within this window (ms). */
+    deleteWindowMs: number;
   };
   readonly delivery: {
     url?: string;
@@ -176,6 +178,7 @@ export class AppConfig {
         capMs: env.EVENT_RETRY_MAX_SECONDS * 1000,
         maxAttempts: env.EVENT_MAX_ATTEMPTS,
       },
+      deleteWindowMs: env.EVENT_DELETE_WINDOW_SECONDS * 1000,
     };
     this.delivery = {
       url: env.CALL_DETAILS_URL,

@@ -395,6 +395,17 @@ export class EnvironmentVariables {
   @Max(1000)
   EVENT_MAX_ATTEMPTS = 10;
 
+  /**
+   * Deletes from S3 events are applied only once a HEAD confirms the object is gone, and at most
+   * MAX_DELETE of them within this many seconds; beyond that (or for the last mirrored file after
+   * others) they are held, given up at once, until an operator retries them or a full sync runs.
+   */
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(7 * 86_400)
+  EVENT_DELETE_WINDOW_SECONDS = 3600;
+
   /** Where unparseable queue messages go; without it the source queue's redrive policy decides. */
   @IsOptional()
   @Transform(trimmed)

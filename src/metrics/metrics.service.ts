@@ -31,6 +31,11 @@ export class Metrics {
 
   readonly events = this.counter('s3sync_events_total', 'S3 event records received, by source and triage', ['source', 'outcome']);
   readonly eventsApplied = this.counter('s3sync_events_applied_total', 'Event changes applied, by source and result', ['source', 'result']);
+  readonly eventDeletesHeld = this.counter(
+    's3sync_event_deletes_held_total',
+    'Deletes from events held beyond MAX_DELETE per EVENT_DELETE_WINDOW_SECONDS, waiting for an operator or a full sync',
+    [],
+  );
   readonly eventLatency = this.histogram(
     's3sync_event_commit_latency_seconds',
     'From an event accepted to its change committed',

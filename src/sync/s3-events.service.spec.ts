@@ -4,6 +4,7 @@ import type { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
 import type { MirrorService } from '../mirror/mirror.service';
 import type { ManifestStore } from '../state/manifest.store';
+import type { S3Repository } from '../aws/s3.repository';
 import type { EventInbox } from '../state/state.ports';
 import { Metrics } from '../metrics/metrics.service';
 import { S3EventsService } from './s3-events.service';
@@ -15,11 +16,22 @@ import { FixedClock } from '../../test/support/clocks';
 const ROOT = '/mirror';
 const BUCKET = 'bucket';
 
-function setup(options: { maxFileBytes?: number; deleteRemoved?: boolean } = {}) {
+function setup(options: { maxFileBytes?: number; deleteRemoved?: boolean; maxDelete?: number } = {}) {
   const config = {
     s3: { bucket: BUCKET, prefix: '' },
-    sync: { concurrency: 2, maxFileBytes: options.maxFileBytes ?? 0, deleteRemoved: options.deleteRemoved ?? true },
+    sync: {
+      concurrency: 2,
+      maxFileBytes: options.maxFileBytes ?? 0,
+      deleteRemoved: options.deleteRemoved ?? true,
+      maxDelete: options.maxDelete ?? -1,
+    },
+    events: { deleteWindowMs: 3_600_000 },
   } as unknown as AppConfig;
+  /** Keys S3 still holds: a HEAD of any other answers "no such key". */
+  const inBucket = new Set<string>();
+  const s3 = {
+    headObject: async (key: string) => (inBucket.has(key) ? { etag: 'e-current', size: 1 } : undefined),
+  } as unknown as S3Repository;
   const committed = new Map<string, { etag: string; size: number }>();
   const sequencers = new Map<string, string>();
   const local = new Map<string, number>();
@@ -38,17 +50,28 @@ function setup(options: { maxFileBytes?: number; deleteRemoved?: boolean } = {})
       committed.set(object.key, { etag: object.etag, size: object.size });
       local.set(object.key, object.size);
     },
-    remove: async (key: string) => void removed.push(key),
+    remove: async (key: string) => {
+      removed.push(key);
+      committed.delete(key);
+      local.delete(key);
+    },
   } as unknown as MirrorService;
   const manifest = {
     committed: (key: string) => committed.get(key),
     lastSequencer: (key: string) => sequencers.get(key),
     recordSequencer: (key: string, sequencer: string) => void sequencers.set(key, sequencer),
+    count: () => committed.size,
   } as unknown as ManifestStore;
   const store = { inboxCounts: async () => ({ pending: 0, failed: 0, dead: 0 }) } as unknown as EventInbox;
-  const service = new S3EventsService(config, new WorkQueue(config), mirror, manifest, store, new FixedClock(), new Metrics());
+  const service = new S3EventsService(config, new WorkQueue(config), mirror, manifest, store, new FixedClock(), new Metrics(), s3);
   const apply = (...events: Parameters<typeof notification>) => service.applyNow(JSON.stringify(notification(...events)));
-  return { service, apply, committed, local, downloads, removed, sequencers };
+  const mirrored = (...keys: string[]) => {
+    for (const key of keys) {
+      committed.set(key, { etag: 'e1', size: 1 });
+      local.set(key, 1);
+    }
+  };
+  return { service, apply, committed, local, downloads, removed, sequencers, inBucket, mirrored };
 }
 
 describe('S3EventsService (fakes of the mirror and the manifest)', () => {
@@ -95,11 +118,45 @@ describe('S3EventsService (fakes of the mirror and the manifest)', () => {
 
   it('deletes on ObjectRemoved, unless deletes are not propagated', async () => {
     const on = setup();
+    on.mirrored('a.txt');
     await on.apply({ bucket: BUCKET, key: 'a.txt', op: 'delete' });
     expect(on.removed).toEqual(['a.txt']);
     const off = setup({ deleteRemoved: false });
+    off.mirrored('a.txt');
     await off.apply({ bucket: BUCKET, key: 'a.txt', op: 'delete' });
     expect(off.removed).toEqual([]);
+  });
+
+  it('keeps the file when S3 still has the object, without taking the delete sequencer', async () => {
+    const t = setup();
+    t.mirrored('a.txt');
+    t.inBucket.add('a.txt');
+    await t.apply({ bucket: BUCKET, key: 'a.txt', op: 'delete', sequencer: 'FF' });
+    expect(t.removed).toEqual([]);
+    expect(t.sequencers.has('a.txt')).toBe(false);
+    expect((await t.service.stats()).applied).toMatchObject({ kept: 1, deleted: 0 });
+  });
+
+  it('has nothing to delete for a key it never mirrored', async () => {
+    const t = setup();
+    await t.apply({ bucket: BUCKET, key: 'never.txt', op: 'delete' });
+    expect(t.removed).toEqual([]);
+    expect((await t.service.stats()).applied.unchanged).toBe(1);
+  });
+
+  it('holds deletes beyond MAX_DELETE within the window, and the one that would empty the mirror', async () => {
+    const t = setup({ maxDelete: 2 });
+    t.mirrored('a', 'b', 'c', 'd');
+    await t.apply({ bucket: BUCKET, key: 'a', op: 'delete' });
+    await t.apply({ bucket: BUCKET, key: 'b', op: 'delete' });
+    await expect(t.apply({ bucket: BUCKET, key: 'c', op: 'delete' })).rejects.toThrow(/held: more than MAX_DELETE \(2\)/);
+    expect(t.removed).toEqual(['a', 'b']);
+
+    const unbounded = setup();
+    unbounded.mirrored('a', 'b');
+    await unbounded.apply({ bucket: BUCKET, key: 'a', op: 'delete' });
+    await expect(unbounded.apply({ bucket: BUCKET, key: 'b', op: 'delete' })).rejects.toThrow(/held: would delete the last mirrored file/);
+    expect(unbounded.removed).toEqual(['a']);
   });
 
   it('reports each record: another bucket ignored, an unsafe key rejected, the rest accepted', async () => {

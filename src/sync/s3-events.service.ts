@@ -4,7 +4,9 @@ import { S3RequestError } from '../aws/s3-errors';
 import { fullJitterDelayMs } from '../common/backoff';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
-import { ConflictError, errorMessage, ShuttingDownError, UnsafeKeyError } from '../common/errors';
+import { ConflictError, DeleteHeldError, errorMessage, ShuttingDownError, UnsafeKeyError } from '../common/errors';
+import { S3Repository } from '../aws/s3.repository';
+import { EventDeleteBudget } from './event-delete-budget';
 import { AppConfig } from '../config/app-config';
 import { counterValue, histogramQuantile, Metrics } from '../metrics/metrics.service';
 import { MirrorService } from '../mirror/mirror.service';
@@ -31,7 +33,7 @@ export interface EventsReport {
 }
 
 /** What applying one change did to the mirror. */
-export const APPLY_RESULTS = ['downloaded', 'deleted', 'unchanged', 'stale', 'gone', 'skipped'] as const;
+export const APPLY_RESULTS = ['downloaded', 'deleted', 'unchanged', 'stale', 'gone', 'skipped', 'kept'] as const;
 export type ApplyResult = (typeof APPLY_RESULTS)[number];
 
 export interface EventStats {
@@ -53,9 +55,12 @@ export interface EventStats {
 
 const RECOVERY_PAGE = 500;
 
-/** What no retry mends: another key holds the path, or the key cannot be a local path. */
+/**
+ * What no retry mends: another key holds the path, the key cannot be a local path, or a delete is
+ * held beyond the delete budget (it waits for an operator, not for a timer).
+ */
 function isPermanent(err: unknown): boolean {
-  return err instanceof ConflictError || err instanceof UnsafeKeyError;
+  return err instanceof ConflictError || err instanceof UnsafeKeyError || err instanceof DeleteHeldError;
 }
 
 /**
@@ -78,6 +83,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   private stopping = false;
   private retryTimer?: NodeJS.Timeout;
   private readonly shutdown = new AbortController();
+  private readonly deleteBudget: EventDeleteBudget;
 
   constructor(
     private readonly config: AppConfig,
@@ -87,7 +93,10 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly inbox: EventInbox,
     private readonly clock: Clock,
     private readonly metrics: Metrics,
-  ) {}
+    private readonly s3: S3Repository,
+  ) {
+    this.deleteBudget = new EventDeleteBudget(config.sync.maxDelete, config.events.deleteWindowMs);
+  }
 
   async onApplicationBootstrap(): Promise<void> {
     // A restart is worth a retry of every parked event at once (what was wrong may be what it mended).
@@ -200,7 +209,8 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
         // An event without a sequencer is older than any with one: it cannot undo a newer change.
         if (last && (!change.sequencer || compareSequencers(change.sequencer, last) <= 0)) return 'stale';
         const result = await this.applyToMirror(change);
-        if (change.sequencer) this.manifest.recordSequencer(change.key, change.sequencer, this.clock.now());
+        // A delete S3 disproved changed nothing: its sequencer must not make later events stale.
+        if (change.sequencer && result !== 'kept') this.manifest.recordSequencer(change.key, change.sequencer, this.clock.now());
         return result;
       },
       PRIORITY.event,
@@ -208,11 +218,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async applyToMirror(change: ObjectChange): Promise<ApplyResult> {
-    if (change.op === 'delete') {
-      if (!this.config.sync.deleteRemoved) return 'skipped';
-      await this.mirror.remove(change.key);
-      return 'deleted';
-    }
+    if (change.op === 'delete') return this.applyDelete(change);
     const admission = this.mirror.admit(change.key);
     if (admission.kind !== 'file') throw new UnsafeKeyError(change.key, admission.reason);
     // A notification names the version it announces: an absent ETag or size never matches the manifest.
@@ -240,6 +246,38 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       if (err instanceof S3RequestError && err.statusCode === 404) return 'gone';
       throw err;
     }
+  }
+
+  /**
+   * A notification is a claim, not a proof: the file goes only once S3 says the object is gone (a
+   * HEAD answering 404: a delete marker, an expiration, a real delete), and only within the budget.
+   */
+  private async applyDelete(change: ObjectChange): Promise<ApplyResult> {
+    if (!this.config.sync.deleteRemoved) return 'skipped';
+    const admission = this.mirror.admit(change.key);
+    if (admission.kind !== 'file') throw new UnsafeKeyError(change.key, admission.reason);
+    if (!this.manifest.committed(change.key) && !this.mirror.localFile(admission.mapping)) return 'unchanged';
+    const head = await this.s3.headObject(change.key, undefined, this.shutdown.signal);
+    if (head) {
+      this.logger.warn(
+        { key: change.key, etag: head.etag, sequencer: change.sequencer },
+        'delete event for an object S3 still has: file kept',
+      );
+      return 'kept';
+    }
+    const nowMs = this.clock.nowMs();
+    const held = this.deleteBudget.take(nowMs, this.manifest.count(''));
+    if (held) {
+      this.metrics.eventDeletesHeld.inc();
+      throw new DeleteHeldError(change.key, held);
+    }
+    try {
+      await this.mirror.remove(change.key);
+    } catch (err) {
+      this.deleteBudget.giveBack(nowMs);
+      throw err;
+    }
+    return 'deleted';
   }
 
   private triage(body: string, source: EventSource): { report: EventsReport; changes: ObjectChange[] } {

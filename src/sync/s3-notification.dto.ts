@@ -50,6 +50,7 @@ export class AppliedCountsDto implements Record<ApplyResult, number> {
   stale!: number;
   @ApiProperty({ example: 0, description: 'Object deleted again before it could be fetched' }) gone!: number;
   @ApiProperty({ example: 0, description: 'Not applied by configuration (MAX_FILE_SIZE_MB, DELETE_REMOVED_FILES=false)' }) skipped!: number;
+  @ApiProperty({ example: 0, description: 'Delete events for objects S3 still has (a HEAD found them): the file is kept' }) kept!: number;
 }
 
 export class LatencyDto {
