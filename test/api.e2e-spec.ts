@@ -27,7 +27,14 @@ describe('REST control plane', () => {
     s3 = testS3();
     bucket = await newBucket(s3);
     for (const key of KEYS) await put(s3, bucket, key, contentFor(key, 1000));
-    t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), API_KEY });
+    t = await bootApp({
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: emulatorEndpoint(),
+      API_KEY,
+      DLQ_URL: 'https://sqs.eu-west-1.amazonaws.com/123456789012/dead?token=t-0123456789',
+      // A secret pasted where none is expected.
+      METRICS_EMF_NAMESPACE: API_KEY,
+    });
     await t.http().post('/api/v1/sync').set('x-api-key', API_KEY).expect(200);
   });
   afterAll(async () => {
@@ -81,6 +88,13 @@ describe('REST control plane', () => {
       expect(res.body.api.apiKey).toBe('[redacted]');
       expect(JSON.stringify(res.body)).not.toContain(API_KEY);
       expect(JSON.stringify(res.body)).not.toMatch(/secretAccessKey|AWS_SECRET/i);
+    });
+
+    it('shows URLs without their query values, and masks a secret value in any field', async () => {
+      const res = await get('/api/v1/config').expect(200);
+      expect(res.body.events.dlqUrl).toBe('https://sqs.eu-west-1.amazonaws.com/123456789012/dead?token=[redacted]');
+      expect(res.body.metrics.emfNamespace).toBe('[redacted]');
+      expect(JSON.stringify(res.body)).not.toContain('t-0123456789');
     });
   });
 

@@ -111,6 +111,47 @@ describe('delivery of records downstream', () => {
     expect(down.requests.filter((r) => r.status === 401).length).toBeGreaterThanOrEqual(1);
   });
 
+  it('waits while the login refuses the credentials: not retried as an outage, no breaker, no dead letter; delivers once they are accepted', async () => {
+    const clock = new ManualClock();
+    // Without the wait, a batch that cannot be sent would be a dead letter at once.
+    await boot({ BREAKER_FAILURE_THRESHOLD: '1', DEAD_LETTER_AFTER_MINUTES: '0', RETRY_MAX_MS: '200' }, clock);
+    const accepted = down.secretKey;
+    down.secretKey = 'a-rotated-secret-the-service-does-not-have';
+    await put(s3, bucket, 'refused.jsonl', jsonl(0, 300));
+    await sync();
+    const waiting = () =>
+      eventually(
+        () => clock.waiting,
+        (n) => n === 1,
+        10_000,
+        'the batch waiting for the credentials',
+      );
+    await waiting();
+    expect(down.logins).toBe(1);
+    // One login per RETRY_MAX_MS while refused, each one refused again; nothing reaches the records endpoint.
+    for (let i = 0; i < 3; i++) {
+      clock.advance(200);
+      await eventually(
+        () => down.logins,
+        (n) => n === 2 + i,
+        10_000,
+        'the next login',
+      );
+      await waiting();
+    }
+    expect(down.requests).toEqual([]);
+    expect((await t.http().get('/api/v1/dead-letters').expect(200)).body.total).toBe(0);
+    const stats = (await t.http().get('/api/v1/stats').expect(200)).body as { delivery: { breakers: Array<{ state: string }> } };
+    expect(stats.delivery.breakers.every((b) => b.state === 'closed')).toBe(true);
+    expect((await t.http().get('/metrics').expect(200)).text).toMatch(/^s3sync_delivery_logins_total\{outcome="refused"\} 4$/m);
+    expect((await statusOf('refused.jsonl'))?.status).not.toMatch(/delivered|dead|failed/);
+
+    down.secretKey = accepted;
+    clock.advance(200);
+    expect(await finished('refused.jsonl')).toMatchObject({ status: 'delivered', recordsSent: 300, recordsFailed: 0 });
+    expect(down.logins).toBe(5);
+  });
+
   it('retries 5xx and 429 (Retry-After), dead-letters a 400 batch, and redrives it', async () => {
     await boot({ MAX_RECORDS_PER_BATCH: '100', DELIVERY_CONCURRENCY: '1', RETRY_MAX_MS: '5000' });
     down.faults.push({ status: 500 }, { status: 429, retryAfter: '1' }, { status: 400 });

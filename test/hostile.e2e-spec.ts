@@ -4,7 +4,7 @@ import { existsSync, linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs'
 import { join } from 'node:path';
 import { signWebhook } from '../src/auth/webhook-signature';
 import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
-import { startService } from './support/process';
+import { mirrorServiceEnv, startService } from './support/process';
 import { eventBridge, EventSpec, notification, sequencers } from './support/s3-events';
 import { emulatorEndpoint, newBucket, put, remove, testS3 } from './support/s3';
 
@@ -169,6 +169,20 @@ describe('hostile inputs', () => {
     expect(String(started)).toContain('service exited during start (code 78');
     expect(String(started)).toContain('STATE_DIR, LOCAL_DOWNLOAD_DIR: the state may not be inside the mirror');
     expect(existsSync(join(mirror, '.state'))).toBe(false);
+  });
+
+  it('will not start with credentials in a URL, and does not echo them', async () => {
+    tried++;
+    const started = await startService({
+      ...mirrorServiceEnv(bucket, 'url-credentials'),
+      CALL_DETAILS_URL: 'https://api.example.com/calls',
+      AUTH_URL: 'https://svc:hunter2-password@api.example.com/login',
+      ACCESS_KEY: 'k',
+      SECRET_KEY: 's',
+    }).catch((err: Error) => err);
+    expect(String(started)).toContain('service exited during start (code 78');
+    expect(String(started)).toContain('AUTH_URL: credentials in the URL would travel into logs and error messages');
+    expect(String(started)).not.toContain('hunter2-password');
   });
 
   describe('deletes from events beyond MAX_DELETE per EVENT_DELETE_WINDOW_SECONDS', () => {

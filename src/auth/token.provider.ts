@@ -2,6 +2,7 @@ import { Injectable, Logger } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
+import { redactUrl } from '../common/redact';
 import { Metrics } from '../metrics/metrics.service';
 import { SecretValues } from './secret-values.service';
 
@@ -21,6 +22,22 @@ export class LoginError extends AppError {
 }
 
 /**
+ * The login endpoint refused the credentials (401/403, also after reading them again): not an
+ * outage, so neither retried as one nor counted by the breaker. Delivery waits until a login is
+ * accepted again (rotated credentials are read again at every check).
+ */
+export class CredentialsRefusedError extends AppError {
+  constructor(readonly status: number) {
+    super(
+      'UPSTREAM_ERROR',
+      `the downstream login refused the credentials (HTTP ${status}): delivery waits until ACCESS_KEY / SECRET_KEY are accepted`,
+      { status },
+      { retryable: false },
+    );
+  }
+}
+
+/**
  * The downstream's JWT: one login (POST ACCESS_KEY and SECRET_KEY to AUTH_URL) shared by every
  * concurrent request (single flight), cached until its `exp` less a margin, dropped on a 401 so that
  * the next caller logs in again. Credentials and tokens never reach a log line or an error message.
@@ -30,6 +47,8 @@ export class TokenProvider {
   private readonly logger = new Logger(TokenProvider.name);
   private cached?: { token: string; expiresAt: number };
   private inflight?: Promise<string>;
+  /** The last refusal of the credentials, answered to every caller until `until`, then checked again. */
+  private refused?: { error: CredentialsRefusedError; until: number };
 
   constructor(
     private readonly config: AppConfig,
@@ -45,7 +64,10 @@ export class TokenProvider {
   /** A valid token, logging in when there is none; undefined when no AUTH_URL is configured. */
   async token(signal?: AbortSignal): Promise<string | undefined> {
     if (!this.enabled) return undefined;
-    if (this.cached && this.clock.nowMs() < this.cached.expiresAt) return this.cached.token;
+    const now = this.clock.nowMs();
+    if (this.cached && now < this.cached.expiresAt) return this.cached.token;
+    // One login per RETRY_MAX_MS while the credentials are refused, whatever the number of waiting batches.
+    if (this.refused && now < this.refused.until) throw this.refused.error;
     this.inflight ??= this.login(signal)
       .then(
         (token) => {
@@ -53,7 +75,7 @@ export class TokenProvider {
           return token;
         },
         (err: unknown) => {
-          this.metrics.logins.inc({ outcome: 'failed' });
+          this.metrics.logins.inc({ outcome: err instanceof CredentialsRefusedError ? 'refused' : 'failed' });
           throw err;
         },
       )
@@ -74,6 +96,14 @@ export class TokenProvider {
       await res.body?.cancel();
       res = await this.postLogin(true, signal);
     }
+    if (res.status === 401 || res.status === 403) {
+      await res.body?.cancel();
+      const error = new CredentialsRefusedError(res.status);
+      // Said once, loudly, when it starts; the waiting batches do not repeat it.
+      if (!this.refused) this.logger.error({ status: res.status, authUrl: redactUrl(this.config.delivery.authUrl!) }, error.message);
+      this.refused = { error, until: this.clock.nowMs() + this.config.delivery.retryMaxMs };
+      throw error;
+    }
     if (!res.ok) {
       await res.body?.cancel();
       throw new LoginError(`login refused with HTTP ${res.status}`, res.status);
@@ -86,6 +116,8 @@ export class TokenProvider {
     const exp = jwtExpiry(token);
     const now = this.clock.nowMs();
     this.cached = { token, expiresAt: exp !== undefined ? Math.max(now, exp - EXPIRY_MARGIN_MS) : now + DEFAULT_LIFETIME_MS };
+    if (this.refused) this.logger.warn('the downstream login accepts the credentials again: delivery resumes');
+    this.refused = undefined;
     this.logger.log({ expiresAt: new Date(this.cached.expiresAt).toISOString() }, 'logged in to the downstream');
     return token;
   }

@@ -1,4 +1,5 @@
 import { describeSecretRef, SecretRef, secretRef } from './secret-ref';
+import { redactDeep } from '../common/redact';
 import { resolve } from 'node:path';
 import { EnvironmentVariables } from './env.schema';
 
@@ -263,8 +264,26 @@ export class AppConfig {
     this.log = { level: env.LOG_LEVEL, format: env.LOG_FORMAT, file: env.LOG_FILE };
   }
 
-  /** The effective configuration as shown by GET /api/v1/config: secrets replaced by a marker. */
+  /**
+   * The effective configuration as shown by GET /api/v1/config: credentials replaced by where they
+   * come from, URLs without user-info or query values, and any secret value masked wherever else it
+   * would appear.
+   */
   redacted(): Record<string, unknown> {
+    const literal = (ref: SecretRef | undefined): string[] => (ref?.source === 'value' ? [ref.value] : []);
+    const secrets = [
+      ...literal(this.events.webhookSecret),
+      ...literal(this.delivery.accessKey),
+      ...literal(this.delivery.secretKey),
+      ...literal(this.bundles.username),
+      ...literal(this.bundles.password),
+      ...(this.api.apiKey ? [this.api.apiKey] : []),
+      ...(this.awsCredentials ? [this.awsCredentials.secretAccessKey, this.awsCredentials.sessionToken ?? ''] : []),
+    ];
+    return redactDeep(this.shown(), secrets);
+  }
+
+  private shown(): Record<string, unknown> {
     return {
       s3: { ...this.s3 },
       sync: { ...this.sync },

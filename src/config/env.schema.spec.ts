@@ -99,6 +99,25 @@ describe('AppConfig.redacted', () => {
     expect(shown).toContain('[redacted]');
   });
 
+  it('shows URLs without user-info or query values, and masks a secret value wherever else it appears', () => {
+    const config = new AppConfig(
+      validateEnv({
+        ...minimal,
+        API_KEY: 'the-api-key-of-this-service',
+        WEBHOOK_SECRET: 'the-webhook-secret-of-this-service',
+        CALL_DETAILS_URL: 'https://api.example.com/calls?api_key=k-123456&tenant=acme',
+        // A secret pasted where no one expects one is still masked.
+        METRICS_EMF_NAMESPACE: 'the-api-key-of-this-service',
+      }),
+    );
+    const shown = config.redacted() as { delivery: { url: string }; metrics: { emfNamespace: string } };
+    expect(shown.delivery.url).toBe('https://api.example.com/calls?api_key=[redacted]&tenant=[redacted]');
+    expect(shown.metrics.emfNamespace).toBe('[redacted]');
+    const text = JSON.stringify(shown);
+    for (const secret of ['the-api-key-of-this-service', 'the-webhook-secret-of-this-service', 'k-123456'])
+      expect(text).not.toContain(secret);
+  });
+
   it('defaults to path-style addressing when a custom endpoint is set', () => {
     expect(new AppConfig(validateEnv({ ...minimal, S3_ENDPOINT: 'http://127.0.0.1:9000' })).s3.forcePathStyle).toBe(true);
     expect(new AppConfig(validateEnv(minimal)).s3.forcePathStyle).toBe(false);
@@ -146,6 +165,11 @@ describe('lookalike variables', () => {
     [{ RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' }, 'RETRY_BASE_MS, RETRY_MAX_MS: the base (5000) is above the cap (1000)'],
     [{ DELIVERY_PATTERNS: ',' }, 'DELIVERY_PATTERNS: matches nothing'],
     [{ AWS_REGION: 'Frankfurt' }, 'AWS_REGION: must be an AWS region name (e.g. eu-west-1)'],
+    [
+      { NIFI_ENDPOINT_URL: 'https://user:pass@nifi.example.com/in', ARCHIVE_BUCKET_NAME: 'archive' },
+      'NIFI_ENDPOINT_URL: credentials in the URL',
+    ],
+    [{ SQS_ENDPOINT: 'http://token@127.0.0.1:4566' }, 'SQS_ENDPOINT: credentials in the URL'],
   ])('refuses settings that do not work together: %j', (env, expected) => {
     expect(problems({ ...minimal, ...env } as Record<string, string>)).toEqual([expect.stringContaining(expected)]);
   });

@@ -689,6 +689,29 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
   return env;
 }
 
+const URL_VARIABLES = [
+  'S3_ENDPOINT',
+  'DYNAMODB_ENDPOINT',
+  'OTEL_EXPORTER_OTLP_ENDPOINT',
+  'EVENT_QUEUE_URL',
+  'DLQ_URL',
+  'CALL_DETAILS_URL',
+  'AUTH_URL',
+  'NIFI_ENDPOINT_URL',
+  'SSM_ENDPOINT',
+  'SECRETS_MANAGER_ENDPOINT',
+  'SQS_ENDPOINT',
+] as const satisfies ReadonlyArray<keyof EnvironmentVariables>;
+
+function hasUserInfo(value: string): boolean {
+  try {
+    const url = new URL(value);
+    return url.username !== '' || url.password !== '';
+  } catch {
+    return false;
+  }
+}
+
 /** Settings that are each valid but do not work together: said at start, never found out at the first delivery. */
 function crossFieldProblems(env: EnvironmentVariables): string[] {
   const problems: string[] = [];
@@ -696,6 +719,14 @@ function crossFieldProblems(env: EnvironmentVariables): string[] {
   const state = resolve(env.STATE_DIR ?? '');
   if (state === mirror || isStrictlyInside(mirror, state)) {
     problems.push('STATE_DIR, LOCAL_DOWNLOAD_DIR: the state may not be inside the mirror (bucket objects would overwrite it)');
+  }
+  for (const name of URL_VARIABLES) {
+    const value = env[name];
+    if (typeof value === 'string' && hasUserInfo(value)) {
+      problems.push(
+        `${name}: credentials in the URL would travel into logs and error messages; give them as ACCESS_KEY / SECRET_KEY (the login) or NIFI_USERNAME / NIFI_PASSWORD (the ingest endpoint)`,
+      );
+    }
   }
   const hasKey = env.ACCESS_KEY !== undefined || env.ACCESS_KEY_PARAM !== undefined;
   const hasSecret = env.SECRET_KEY !== undefined || env.SECRET_KEY_PARAM !== undefined;

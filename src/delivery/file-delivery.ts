@@ -4,6 +4,7 @@ import { Clock } from '../common/clock';
 import { Metrics } from '../metrics/metrics.service';
 import { errorMessage } from '../common/errors';
 import { isRetryable } from '../common/retryable';
+import { CredentialsRefusedError } from '../auth/token.provider';
 import type { DeliveryLedger, LedgerEntry } from '../state/state.ports';
 import { Batch, batchBody, Batcher } from './batcher';
 import { DeadLetters } from './dead-letters.service';
@@ -135,7 +136,9 @@ export class FileDelivery {
         return;
       } catch (err) {
         if (this.signal.aborted) throw err;
-        if (isRetryable(err) && clock.nowMs() - firstTry < deadLetterAfterMs) {
+        // Refused credentials are the operator's to mend, not the batch's fault: it waits, however long.
+        const waitsForCredentials = err instanceof CredentialsRefusedError;
+        if (waitsForCredentials || (isRetryable(err) && clock.nowMs() - firstTry < deadLetterAfterMs)) {
           await clock.sleep(this.deps.retryMaxMs, this.signal);
           continue;
         }
