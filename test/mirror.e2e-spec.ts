@@ -202,6 +202,25 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await expectMirrorMatches(keys);
   });
 
+  it('runs at most MAX_CONCURRENT_RUNS syncs of disjoint prefixes at once, answering one more 429 with the running ids', async () => {
+    await seed(['p1/a.txt', 'p2/b.txt', 'p3/c.txt']);
+    await boot({ MAX_CONCURRENT_RUNS: '2', LIST_TIMEOUT_SECONDS: '600' });
+    proxy.stallListings = 2;
+    const started = [];
+    for (const prefix of ['p1/', 'p2/']) {
+      started.push((await t.http().post(`/api/v1/sync?prefix=${prefix}&background=true`).expect(202)).body.run_id as string);
+    }
+    await eventually(
+      () => proxy.requests.filter((r) => r.kind === 'list').length,
+      (n) => n === 2,
+      10_000,
+      'both runs listing',
+    );
+    const refused = await t.http().post('/api/v1/sync?prefix=p3/').expect(429);
+    expect(refused.body.message).toMatch(/2 syncs are running, the most MAX_CONCURRENT_RUNS \(2\) allows/);
+    expect([...refused.body.details.running].sort()).toEqual([...started].sort());
+  });
+
   it('keeps every file when the listing arrives out of byte order, in small pages', async () => {
     await seed(TREE);
     await boot();

@@ -4,6 +4,7 @@ export const ERROR_STATUS = {
   UNAUTHORIZED: 401,
   NOT_FOUND: 404,
   CONFLICT: 409,
+  TOO_MANY_REQUESTS: 429,
   UNSAFE_KEY: 400,
   INTEGRITY_MISMATCH: 502,
   /** An outside system (S3, the downstream, the ingest endpoint, the login) answered with an error. */
@@ -71,6 +72,19 @@ export class IntegrityError extends AppError {
 export class ShuttingDownError extends AppError {
   constructor() {
     super('UNAVAILABLE', 'the service is shutting down', undefined, { retryable: true });
+  }
+}
+
+/** More full syncs asked for than MAX_CONCURRENT_RUNS lets run at once. */
+export class TooManyRunsError extends AppError {
+  constructor(limit: number, running: string[]) {
+    super(
+      'TOO_MANY_REQUESTS',
+      `${running.length} syncs are running, the most MAX_CONCURRENT_RUNS (${limit}) allows; try again once one ends`,
+      {
+        running,
+      },
+    );
   }
 }
 

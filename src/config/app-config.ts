@@ -36,6 +36,8 @@ export class AppConfig {
     minFreeDiskBytes: number;
     /** Finished runs kept (with their per-object items). */
     runHistory: number;
+    /** Full syncs (of disjoint prefixes) running at once in this process. */
+    maxConcurrentRuns: number;
     /** One ListObjectsV2 page, body included, per attempt. */
     listTimeoutMs: number;
   };
@@ -158,6 +160,7 @@ export class AppConfig {
       maxDelete: env.MAX_DELETE,
       minFreeDiskBytes: Math.round(env.MIN_FREE_DISK_MB * MiB),
       runHistory: env.RUN_HISTORY_LIMIT,
+      maxConcurrentRuns: env.MAX_CONCURRENT_RUNS,
       listTimeoutMs: env.LIST_TIMEOUT_SECONDS * 1000,
     };
     this.events = {

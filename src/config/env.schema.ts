@@ -319,6 +319,13 @@ export class EnvironmentVariables {
   @Max(1_000_000)
   RUN_HISTORY_LIMIT = 200;
 
+  /** Full syncs of disjoint prefixes running at once; one more is answered 429 with the running ids. */
+  @Transform(toNumber)
+  @IsInt()
+  @Min(1)
+  @Max(64)
+  MAX_CONCURRENT_RUNS = 4;
+
   @IsOptional()
   @IsString()
   @MinLength(16, { message: 'must be at least 16 characters' })

@@ -3,6 +3,7 @@ import {
   ApiAcceptedResponse,
   ApiBadRequestResponse,
   ApiConflictResponse,
+  ApiTooManyRequestsResponse,
   ApiNotFoundResponse,
   ApiOkResponse,
   ApiOperation,
@@ -33,6 +34,7 @@ export class SyncController {
   @ApiOkResponse({ type: SyncRunResponseDto, description: 'The finished run' })
   @ApiAcceptedResponse({ type: SyncAcceptedDto, description: 'background=true: the run was started' })
   @ApiConflictResponse({ description: 'A run of an overlapping prefix is going; the body names its run id' })
+  @ApiTooManyRequestsResponse({ description: 'MAX_CONCURRENT_RUNS syncs are running; the body lists their ids' })
   @ApiBadRequestResponse({ description: 'A parameter is invalid' })
   async start(@Query() query: SyncRequestDto, @Res({ passthrough: true }) res: Response): Promise<SyncRunResponseDto | SyncAcceptedDto> {
     const { run, done } = await this.sync.start({

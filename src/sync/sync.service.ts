@@ -4,7 +4,7 @@ import { setMaxListeners } from 'node:events';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
-import { ConflictError, errorMessage, NotFoundError, ShuttingDownError } from '../common/errors';
+import { ConflictError, errorMessage, NotFoundError, ShuttingDownError, TooManyRunsError } from '../common/errors';
 import { scopedPrefix } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
@@ -88,6 +88,14 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       if (prefix.startsWith(other.record.prefix) || other.record.prefix.startsWith(prefix)) {
         throw new ConflictError(`a sync of "${other.record.prefix}" is already running`, { runId: other.record.id });
       }
+    }
+    // Each run has its own listing and download queue: disjoint prefixes must not add up without end.
+    const { maxConcurrentRuns } = this.config.sync;
+    if (this.active.size >= maxConcurrentRuns) {
+      throw new TooManyRunsError(
+        maxConcurrentRuns,
+        [...this.active.values()].map((r) => r.record.id),
+      );
     }
     const record: RunRecord = {
       id: randomUUID(),
