@@ -7,11 +7,13 @@ import { loadConfig } from './config/config.module';
 import { MissingTableError } from './aws/dynamodb.repository';
 import { MissingSecretError } from './aws/secrets.repository';
 import { ConfigValidationError } from './config/env.schema';
+import { preflight } from './config/preflight';
 
 async function bootstrap(): Promise<void> {
   let config;
   try {
     config = loadConfig();
+    await preflight(config);
   } catch (err) {
     if (err instanceof ConfigValidationError) {
       process.stderr.write(`${err.message}\n`);

@@ -10,6 +10,9 @@ import { emulatorEndpoint, newBucket, put, remove, testS3 } from './support/s3';
 
 const SECRET = 'hostile-e2e-webhook-secret';
 const API_KEY = 'hostile-e2e-api-key-0123';
+/** A plain file, where a configuration names a folder under it. */
+const A_FILE = join(tempDir('a-file'), 'plain.txt');
+writeFileSync(A_FILE, 'not a folder');
 const md5 = (b: string): string => createHash('md5').update(b).digest('hex');
 
 /**
@@ -169,6 +172,21 @@ describe('hostile inputs', () => {
     expect(String(started)).toContain('service exited during start (code 78');
     expect(String(started)).toContain('STATE_DIR, LOCAL_DOWNLOAD_DIR: the state may not be inside the mirror');
     expect(existsSync(join(mirror, '.state'))).toBe(false);
+  });
+
+  it.each([
+    [{ LOCAL_DOWNLOAD_DIR: `${A_FILE}/mirror` }, `LOCAL_DOWNLOAD_DIR: ${A_FILE}/mirror cannot be a folder: ${A_FILE} is a file`],
+    // A recursive mkdir under /proc never returns; one level at a time, it is refused at once.
+    [{ LOCAL_DOWNLOAD_DIR: '/proc/no-such-process/mirror' }, 'LOCAL_DOWNLOAD_DIR: /proc/no-such-process cannot be created'],
+    [{ STATE_DIR: '/sys/kernel/s3-sync-state' }, 'STATE_DIR: /sys/kernel/s3-sync-state cannot be created'],
+    [{ API_HOST: 'no-such-host.invalid' }, 'API_HOST: no-such-host.invalid does not resolve to an address to listen on'],
+    [{ MIN_FREE_DISK_MB: '999999999' }, 'MIN_FREE_DISK_MB: 999999999 MB is more than the whole disk of LOCAL_DOWNLOAD_DIR'],
+  ])('will not start where it cannot run, %j: exit 78 naming the setting', async (env, message) => {
+    tried++;
+    const started = await startService({ ...mirrorServiceEnv(bucket, 'preflight'), ...env }).catch((err: Error) => err);
+    expect(String(started)).toContain('service exited during start (code 78');
+    expect(String(started)).toContain(message);
+    expect(String(started)).not.toMatch(/\n\s+at /); // a message, not a stack trace
   });
 
   it('will not start with credentials in a URL, and does not echo them', async () => {
