@@ -38,7 +38,18 @@ async function bootstrap(): Promise<void> {
     throw err;
   }
   const url = (await app.getUrl()).replace('[::1]', 'localhost').replace('0.0.0.0', 'localhost');
-  new Logger('Bootstrap').log({ api: `${url}/api/v1`, docs: `${url}/docs` }, `listening on ${url}`);
+  const logger = new Logger('Bootstrap');
+  logger.log({ api: `${url}/api/v1`, docs: `${url}/docs` }, `listening on ${url}`);
+  if (!config.api.apiKey && !isLoopback(config.api.host)) {
+    logger.warn(
+      { host: config.api.host },
+      'the API is open: API_HOST is reachable from other machines and no API_KEY is set, so anyone who can reach it may start syncs, read files and see the configuration',
+    );
+  }
+}
+
+function isLoopback(host: string): boolean {
+  return host === 'localhost' || host === '::1' || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 void bootstrap();

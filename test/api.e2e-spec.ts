@@ -47,7 +47,10 @@ describe('REST control plane', () => {
   describe('service info', () => {
     it('GET / names the service and links the docs, without a key', async () => {
       const res = await t.http().get('/').expect(200);
-      expect(res.body).toMatchObject({ name: 's3-sync-service', bucket, links: expect.objectContaining({ docs: '/docs' }) });
+      expect(res.body).toMatchObject({ name: 's3-sync-service', links: expect.objectContaining({ docs: '/docs' }) });
+      // The bucket is named only to callers holding the key.
+      expect(res.body.bucket).toBeUndefined();
+      expect((await get('/').expect(200)).body.bucket).toBe(bucket);
       expect(res.body.uptimeSeconds).toBeGreaterThanOrEqual(0);
     });
 

@@ -189,6 +189,37 @@ describe('hostile inputs', () => {
     expect(String(started)).not.toMatch(/\n\s+at /); // a message, not a stack trace
   });
 
+  it('shows the bucket name, free space and check details on / and /health only to callers holding the key', async () => {
+    tried++;
+    const anonymous = JSON.stringify((await t.http().get('/api/v1/health').expect(200)).body);
+    expect(anonymous).not.toContain(bucket);
+    expect(anonymous).not.toContain('freeBytes');
+    expect(JSON.parse(anonymous)).toMatchObject({
+      status: 'healthy',
+      s3_connection: true,
+      checks: { details: { bucket: { status: 'up' } } },
+    });
+    const holder = JSON.stringify((await t.http().get('/api/v1/health').set('x-api-key', API_KEY).expect(200)).body);
+    expect(holder).toContain(bucket);
+    expect(holder).toContain('freeBytes');
+    expect((await t.http().get('/').expect(200)).body.bucket).toBeUndefined();
+    expect((await t.http().get('/').set('x-api-key', API_KEY).expect(200)).body.bucket).toBe(bucket);
+    // A wrong key is no key.
+    expect((await t.http().get('/').set('x-api-key', 'not-the-key-of-this-service').expect(200)).body.bucket).toBeUndefined();
+  });
+
+  it('warns at every start that the API is open when it listens beyond loopback without API_KEY', async () => {
+    const stopped = async (env: Record<string, string>): Promise<string> => {
+      const service = await startService({ ...mirrorServiceEnv(bucket, 'open-api'), ...env });
+      service.child.kill('SIGTERM');
+      await service.exited;
+      return service.output();
+    };
+    expect(await stopped({ API_HOST: '0.0.0.0' })).toContain('the API is open: API_HOST is reachable from other machines');
+    expect(await stopped({ API_HOST: '127.0.0.1' })).not.toContain('the API is open');
+    expect(await stopped({ API_HOST: '0.0.0.0', API_KEY })).not.toContain('the API is open');
+  });
+
   it('will not start with credentials in a URL, and does not echo them', async () => {
     tried++;
     const started = await startService({

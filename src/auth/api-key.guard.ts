@@ -5,6 +5,17 @@ import { createHash, timingSafeEqual } from 'node:crypto';
 import { AppConfig } from '../config/app-config';
 
 export const PUBLIC_ROUTE = 'publicRoute';
+
+/** Requests whose caller holds the API key (every request when no API_KEY is set). */
+const keyHolders = new WeakSet<Request>();
+
+/**
+ * Whether the caller of `req` holds the API key, for public routes that show more to those who do
+ * (health details, the bucket's name). Decided by the ApiKeyGuard, which runs before every handler.
+ */
+export function callerHoldsKey(req: Request): boolean {
+  return keyHolders.has(req);
+}
 /** Marks a handler or controller as reachable without the API key (health, service info). */
 export const Public = (): MethodDecorator & ClassDecorator => SetMetadata(PUBLIC_ROUTE, true);
 
@@ -24,12 +35,17 @@ export class ApiKeyGuard implements CanActivate {
   }
 
   canActivate(context: ExecutionContext): boolean {
-    if (!this.expected) return true;
-    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()])) return true;
     const req = context.switchToHttp().getRequest<Request>();
+    if (!this.expected) {
+      keyHolders.add(req);
+      return true;
+    }
     const presented = presentedKey(req);
+    const holdsKey = presented !== undefined && timingSafeEqual(digest(presented), this.expected);
+    if (holdsKey) keyHolders.add(req);
+    if (this.reflector.getAllAndOverride<boolean>(PUBLIC_ROUTE, [context.getHandler(), context.getClass()])) return true;
     if (presented === undefined) throw new UnauthorizedException('an API key is required (x-api-key header or Authorization: Bearer)');
-    if (!timingSafeEqual(digest(presented), this.expected)) throw new UnauthorizedException('invalid API key');
+    if (!holdsKey) throw new UnauthorizedException('invalid API key');
     return true;
   }
 }

@@ -1,7 +1,8 @@
-import { Controller, Get, HttpException, HttpStatus, ServiceUnavailableException } from '@nestjs/common';
+import { Controller, Get, HttpException, HttpStatus, Req, ServiceUnavailableException } from '@nestjs/common';
+import type { Request } from 'express';
 import { ApiOkResponse, ApiOperation, ApiProperty, ApiServiceUnavailableResponse, ApiTags } from '@nestjs/swagger';
 import { HealthCheck, HealthCheckResult, HealthCheckService } from '@nestjs/terminus';
-import { Public } from '../auth/api-key.guard';
+import { callerHoldsKey, Public } from '../auth/api-key.guard';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { HealthIndicators } from './health.indicators';
@@ -36,7 +37,7 @@ export class HealthController {
   })
   @ApiOkResponse({ type: HealthDto })
   @ApiServiceUnavailableResponse({ type: HealthDto })
-  async ready(): Promise<HealthDto> {
+  async ready(@Req() req: Request): Promise<HealthDto> {
     let checks: HealthCheckResult;
     try {
       checks = await this.health.check([
@@ -58,7 +59,8 @@ export class HealthController {
       download_directory: this.config.sync.localDir,
       directory_writable: checks.details.downloadDir?.status === 'up',
       timestamp: this.clock.now().toISOString(),
-      checks,
+      // The bucket's name, the free space and the errors' wording are for those who hold the key.
+      checks: callerHoldsKey(req) ? checks : statusesOnly(checks),
     };
     if (checks.status !== 'ok') throw new HttpException(body, HttpStatus.SERVICE_UNAVAILABLE);
     return body;
@@ -70,4 +72,15 @@ export class HealthController {
   live(): Promise<HealthCheckResult> {
     return this.health.check([]);
   }
+}
+
+/** Each check's status (and the downstream's condition), without the details that name things. */
+function statusesOnly(checks: HealthCheckResult): HealthCheckResult {
+  const strip = (group: Partial<HealthCheckResult['details']> | undefined): HealthCheckResult['details'] =>
+    Object.fromEntries(
+      Object.entries(group ?? {}).flatMap(([name, result]) =>
+        result ? [[name, { status: result.status, ...(typeof result.condition === 'string' ? { condition: result.condition } : {}) }]] : [],
+      ),
+    );
+  return { status: checks.status, info: strip(checks.info), error: strip(checks.error), details: strip(checks.details) };
 }

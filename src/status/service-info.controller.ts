@@ -1,6 +1,7 @@
-import { Controller, Get } from '@nestjs/common';
-import { ApiOkResponse, ApiOperation, ApiProperty, ApiTags } from '@nestjs/swagger';
-import { Public } from '../auth/api-key.guard';
+import { Controller, Get, Req } from '@nestjs/common';
+import { ApiOkResponse, ApiOperation, ApiProperty, ApiPropertyOptional, ApiTags } from '@nestjs/swagger';
+import type { Request } from 'express';
+import { callerHoldsKey, Public } from '../auth/api-key.guard';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { SERVICE_NAME, SERVICE_VERSION } from './service-info';
@@ -9,7 +10,7 @@ class ServiceInfoDto {
   @ApiProperty({ example: SERVICE_NAME }) name!: string;
   @ApiProperty({ example: SERVICE_VERSION }) version!: string;
   @ApiProperty({ example: 3600.5 }) uptimeSeconds!: number;
-  @ApiProperty({ example: 'my-bucket' }) bucket!: string;
+  @ApiPropertyOptional({ example: 'my-bucket', description: 'Only to callers holding the API key, when one is set' }) bucket?: string;
   @ApiProperty({ example: { docs: '/docs', openapi: '/docs-json', health: '/api/v1/health' } }) links!: Record<string, string>;
 }
 
@@ -29,12 +30,12 @@ export class ServiceInfoController {
   @Public()
   @ApiOperation({ summary: 'Service name, version, uptime and links' })
   @ApiOkResponse({ type: ServiceInfoDto })
-  info(): ServiceInfoDto {
+  info(@Req() req: Request): ServiceInfoDto {
     return {
       name: SERVICE_NAME,
       version: SERVICE_VERSION,
       uptimeSeconds: (this.clock.nowMs() - this.startedMs) / 1000,
-      bucket: this.config.s3.bucket,
+      ...(callerHoldsKey(req) ? { bucket: this.config.s3.bucket } : {}),
       links: {
         docs: '/docs',
         openapi: '/docs-json',
