@@ -10,6 +10,7 @@ import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { SERVICE_NAME, SERVICE_VERSION } from './status/service-info';
 import { WEBHOOK_PATH } from './auth/webhook-signature';
+import { refuseUnsignedBeforeBody } from './auth/webhook-signature.guard';
 import { requestSpans } from './tracing/start-tracing';
 import type { IncomingMessage } from 'node:http';
 
@@ -32,6 +33,7 @@ export async function createApp(config: AppConfig, options: AppOptions = {}): Pr
   });
   // First, so that every later middleware (the body parsers too) and handler runs inside the request's span.
   if (options.tracing ?? config.tracing.endpoint !== undefined) app.use(requestSpans);
+  app.use(WEBHOOK_PATH, refuseUnsignedBeforeBody(config, app.get(Clock)));
   app.useBodyParser('raw', {
     type: (req: IncomingMessage) => (req.url ?? '').startsWith(WEBHOOK_PATH),
     limit: config.events.webhookMaxBodyBytes,

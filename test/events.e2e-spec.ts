@@ -1,6 +1,8 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, SendMessageCommand, SQSClient } from '@aws-sdk/client-sqs';
 import { createHash, randomBytes } from 'node:crypto';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHandler } from '../lambda/src/handler';
@@ -165,6 +167,37 @@ describe('real-time sync through the webhook', () => {
     // Refused at the guard: nothing was accepted, so nothing can be applied later.
     expect((await stats(t)).events).toMatchObject({ accepted: acceptedBefore, pending: 0, inFlight: 0 });
     expect(await filesUnder(t.mirrorDir)).toEqual([]);
+  });
+
+  it('answers an unsigned or stale request 401 before its body arrives', async () => {
+    const server = t.app.getHttpServer() as http.Server;
+    if (!server.listening) await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+    const { port } = server.address() as AddressInfo;
+    const answerBeforeBody = (headers: Record<string, string>) =>
+      new Promise<{ status: number; message: string }>((resolve, reject) => {
+        // Announces most of the allowed body and never sends it: only an answer given before reading it can come.
+        const req = http.request(
+          {
+            host: '127.0.0.1',
+            port,
+            method: 'POST',
+            path: '/api/v1/s3-notification',
+            headers: { 'content-type': 'application/json', 'content-length': '900000', ...headers },
+          },
+          (res) => {
+            let text = '';
+            res.on('data', (c: Buffer) => (text += c.toString()));
+            res.on('end', () => resolve({ status: res.statusCode ?? 0, message: (JSON.parse(text) as { message: string }).message }));
+          },
+        );
+        req.on('error', reject);
+        // Without an early answer the server waits for the body: fail, and free the connection.
+        req.setTimeout(5000, () => req.destroy(new Error('no answer before the body was sent')));
+        req.flushHeaders();
+      });
+    expect(await answerBeforeBody({})).toEqual({ status: 401, message: expect.stringContaining('missing x-s3sync-signature') });
+    const stale = signWebhook(SECRET, '{}', Date.now() - 6 * 60_000);
+    expect(await answerBeforeBody(stale)).toEqual({ status: 401, message: expect.stringContaining('outside the 300 s window') });
   });
 
   it('answers 400 for bad JSON or a wrong shape, 413 for a body over the limit, and reports each record', async () => {

@@ -8,13 +8,33 @@ import {
   ServiceUnavailableException,
   UnauthorizedException,
 } from '@nestjs/common';
-import type { Request } from 'express';
+import type { Request, RequestHandler } from 'express';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { SecretRef } from '../config/secret-ref';
 import { EventInbox } from '../state/state.ports';
 import { SecretValues } from './secret-values.service';
-import { SIGNATURE_HEADER, SIGNATURE_MISMATCH, TIMESTAMP_HEADER, verifyWebhook } from './webhook-signature';
+import { checkWebhookHeaders, SIGNATURE_HEADER, SIGNATURE_MISMATCH, TIMESTAMP_HEADER, verifyWebhook } from './webhook-signature';
+
+/**
+ * Runs before the webhook's body parser: a request without both signature headers, or with a
+ * timestamp outside the window, is answered 401 before a byte of its body is read (and the
+ * connection closed, so that the body is never drained either). The guard checks the rest.
+ */
+export function refuseUnsignedBeforeBody(config: AppConfig, clock: Clock): RequestHandler {
+  return (req, res, next) => {
+    const { webhookAuth, webhookSecret, webhookToleranceSeconds } = config.events;
+    if (req.method !== 'POST' || webhookAuth === 'none' || !webhookSecret) return next();
+    const framed = checkWebhookHeaders(
+      { signature: req.get(SIGNATURE_HEADER), timestamp: req.get(TIMESTAMP_HEADER) },
+      clock.nowMs(),
+      webhookToleranceSeconds,
+    );
+    if (framed.ok) return next();
+    res.setHeader('connection', 'close');
+    res.status(401).json({ statusCode: 401, error: 'UNAUTHORIZED', message: `invalid webhook signature: ${framed.reason}` });
+  };
+}
 
 /** A signature that matches no secret read within this long does not make the secret be read again. */
 const REFETCH_EVERY_MS = 10_000;

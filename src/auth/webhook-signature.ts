@@ -24,6 +24,27 @@ export function signWebhook(secret: string, body: Buffer | string, nowMs: number
 }
 
 /** `signature`: the hex of the signature that matched, what identifies the request for replay protection. */
+/**
+ * What can be checked of a signed request before its body is read: both headers present, the
+ * timestamp within the window. Run ahead of the body parser, so that an unsigned or stale request
+ * costs no body buffering at all.
+ */
+export function checkWebhookHeaders(
+  headers: { signature?: string; timestamp?: string },
+  nowMs: number,
+  toleranceSeconds: number,
+): { ok: true; signature: string; timestamp: number } | { ok: false; reason: string } {
+  if (!headers.signature || !headers.timestamp) {
+    return { ok: false, reason: `missing ${SIGNATURE_HEADER} or ${TIMESTAMP_HEADER} header` };
+  }
+  if (!/^\d{1,12}$/.test(headers.timestamp)) return { ok: false, reason: `${TIMESTAMP_HEADER} must be Unix seconds` };
+  const timestamp = Number(headers.timestamp);
+  if (Math.abs(nowMs / 1000 - timestamp) > toleranceSeconds) {
+    return { ok: false, reason: `${TIMESTAMP_HEADER} is outside the ${toleranceSeconds} s window (check the sender's clock)` };
+  }
+  return { ok: true, signature: headers.signature, timestamp };
+}
+
 export type SignatureCheck = { ok: true; signature: string; timestamp: number } | { ok: false; reason: string };
 
 /**
@@ -38,15 +59,10 @@ export function verifyWebhook(
   nowMs: number,
   toleranceSeconds: number,
 ): SignatureCheck {
-  if (!headers.signature || !headers.timestamp) {
-    return { ok: false, reason: `missing ${SIGNATURE_HEADER} or ${TIMESTAMP_HEADER} header` };
-  }
-  if (!/^\d{1,12}$/.test(headers.timestamp)) return { ok: false, reason: `${TIMESTAMP_HEADER} must be Unix seconds` };
-  const timestamp = Number(headers.timestamp);
-  if (Math.abs(nowMs / 1000 - timestamp) > toleranceSeconds) {
-    return { ok: false, reason: `${TIMESTAMP_HEADER} is outside the ${toleranceSeconds} s window (check the sender's clock)` };
-  }
-  const given = headers.signature
+  const framed = checkWebhookHeaders(headers, nowMs, toleranceSeconds);
+  if (!framed.ok) return framed;
+  const { timestamp } = framed;
+  const given = framed.signature
     .split(',')
     .map((part) => part.trim())
     .filter((part) => part.startsWith(`${VERSION}=`))
