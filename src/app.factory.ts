@@ -10,7 +10,8 @@ import { Clock } from './common/clock';
 import { AppConfig } from './config/app-config';
 import { SERVICE_NAME, SERVICE_VERSION } from './status/service-info';
 import { WEBHOOK_PATH } from './auth/webhook-signature';
-import { refuseUnsignedBeforeBody } from './auth/webhook-signature.guard';
+import { markUnsignedBeforeBody, refusedBeforeBody } from './auth/webhook-signature.guard';
+import typeis from 'type-is';
 import { requestSpans } from './tracing/start-tracing';
 import type { IncomingMessage } from 'node:http';
 
@@ -33,13 +34,18 @@ export async function createApp(config: AppConfig, options: AppOptions = {}): Pr
   });
   // First, so that every later middleware (the body parsers too) and handler runs inside the request's span.
   if (options.tracing ?? config.tracing.endpoint !== undefined) app.use(requestSpans);
-  app.use(WEBHOOK_PATH, refuseUnsignedBeforeBody(config, app.get(Clock)));
+  app.use(WEBHOOK_PATH, markUnsignedBeforeBody(config, app.get(Clock)));
+  // The webhook's body is read raw (its signature covers the bytes), and not at all when its headers already fail.
+  const isWebhook = (req: IncomingMessage): boolean => (req.url ?? '').startsWith(WEBHOOK_PATH);
   app.useBodyParser('raw', {
-    type: (req: IncomingMessage) => (req.url ?? '').startsWith(WEBHOOK_PATH),
+    type: (req: IncomingMessage) => isWebhook(req) && !refusedBeforeBody(req),
     limit: config.events.webhookMaxBodyBytes,
   });
-  app.useBodyParser('json');
-  app.useBodyParser('urlencoded', { extended: true });
+  app.useBodyParser('json', { type: (req: IncomingMessage) => !isWebhook(req) && Boolean(typeis(req, ['application/json'])) });
+  app.useBodyParser('urlencoded', {
+    extended: true,
+    type: (req: IncomingMessage) => !isWebhook(req) && Boolean(typeis(req, ['application/x-www-form-urlencoded'])),
+  });
   app.useLogger(app.get(Logger));
   app.set('trust proxy', config.api.trustProxyHops > 0 ? config.api.trustProxyHops : false);
   if (config.api.corsOrigins.length > 0) {

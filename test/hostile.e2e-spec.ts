@@ -1,6 +1,6 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import { existsSync, linkSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, linkSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { signWebhook } from '../src/auth/webhook-signature';
 import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
@@ -149,6 +149,21 @@ describe('hostile inputs', () => {
     expect(res.status).toBe(400);
     expect(res.text).not.toContain('not for the API');
     rmSync(mirrored);
+  });
+
+  it('creates no folder outside the mirror through a folder symlink planted in it', async () => {
+    mkdirSync(join(t.mirrorDir, 'in'), { recursive: true });
+    symlinkSync(outside, join(t.mirrorDir, 'in', 'planted'));
+    tried++;
+    const res = await post(JSON.stringify(notification(await putEvent('in/planted/deep/er/x.txt', 'never outside')))).expect(202);
+    expect(res.body).toMatchObject({ accepted: 1 });
+    await settled();
+    expect(existsSync(join(outside, 'deep'))).toBe(false);
+    const dead = (await t.http().get('/api/v1/events/parked?status=dead').set('x-api-key', API_KEY)).body.events as Array<{
+      key: string;
+      lastError: string;
+    }>;
+    expect(dead.find((e) => e.key === 'in/planted/deep/er/x.txt')?.lastError).toMatch(/symlink/);
   });
 
   it('lists only what S3_PREFIX lets it mirror', async () => {

@@ -9,6 +9,7 @@ import {
   UnauthorizedException,
 } from '@nestjs/common';
 import type { Request, RequestHandler } from 'express';
+import type { IncomingMessage } from 'node:http';
 import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { SecretRef } from '../config/secret-ref';
@@ -16,12 +17,22 @@ import { EventInbox } from '../state/state.ports';
 import { SecretValues } from './secret-values.service';
 import { checkWebhookHeaders, SIGNATURE_HEADER, SIGNATURE_MISMATCH, TIMESTAMP_HEADER, verifyWebhook } from './webhook-signature';
 
+/** Webhook requests refused on their headers alone: no body parser reads them. */
+const unsignedRequests = new WeakSet<IncomingMessage>();
+
+/** Whether the body of `req` must stay unread (see markUnsignedBeforeBody). */
+export function refusedBeforeBody(req: IncomingMessage): boolean {
+  return unsignedRequests.has(req);
+}
+
 /**
- * Runs before the webhook's body parser: a request without both signature headers, or with a
- * timestamp outside the window, is answered 401 before a byte of its body is read (and the
- * connection closed, so that the body is never drained either). The guard checks the rest.
+ * Runs before the body parsers: a webhook request without both signature headers, or with a
+ * timestamp outside the window, is marked so that its body is never read (the parsers skip it, and
+ * the connection closes after the answer, so the body is not drained either). It then goes on
+ * through the rate limit to the guard, which refuses it with the same reason: an unsigned request
+ * costs neither buffering nor parsing, and a flood of them is still limited.
  */
-export function refuseUnsignedBeforeBody(config: AppConfig, clock: Clock): RequestHandler {
+export function markUnsignedBeforeBody(config: AppConfig, clock: Clock): RequestHandler {
   return (req, res, next) => {
     const { webhookAuth, webhookSecret, webhookToleranceSeconds } = config.events;
     if (req.method !== 'POST' || webhookAuth === 'none' || !webhookSecret) return next();
@@ -30,9 +41,11 @@ export function refuseUnsignedBeforeBody(config: AppConfig, clock: Clock): Reque
       clock.nowMs(),
       webhookToleranceSeconds,
     );
-    if (framed.ok) return next();
-    res.setHeader('connection', 'close');
-    res.status(401).json({ statusCode: 401, error: 'UNAUTHORIZED', message: `invalid webhook signature: ${framed.reason}` });
+    if (!framed.ok) {
+      unsignedRequests.add(req);
+      res.setHeader('connection', 'close');
+    }
+    next();
   };
 }
 

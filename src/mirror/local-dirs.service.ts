@@ -161,7 +161,11 @@ export class LocalDirs {
     if (removed > 0) this.logger.log({ removed }, 'removed partial downloads left by a previous run');
   }
 
-  /** mkdir -p, refusing a path that leaves the root through a symlink or crosses a file (a/b vs a). */
+  /**
+   * mkdir -p one folder at a time from the root, refusing a path that crosses a symlink (so nothing
+   * is ever created outside the mirror through one planted in it) or a file (a/b vs a). Parents
+   * checked within DIR_CHECK_TTL_MS are not looked at again.
+   */
   private ensureDir(dir: string, key: string): Promise<void> {
     const now = this.clock.nowMs();
     const cached = this.checkedDirs.get(dir);
@@ -174,13 +178,37 @@ export class LocalDirs {
   }
 
   private async createDir(dir: string, key: string): Promise<void> {
-    try {
-      await mkdir(dir, { recursive: true });
-    } catch (err) {
-      if (isErrno(err, 'EEXIST') || isErrno(err, 'ENOTDIR')) throw fileInTheWay(key);
-      throw err;
+    if (!dir.startsWith(this.root + sep)) return;
+    let current = this.root;
+    for (const part of dir.slice(this.root.length + 1).split(sep)) {
+      current = join(current, part);
+      const checked = current === dir ? undefined : this.checkedDirs.get(current);
+      if (checked && this.clock.nowMs() - checked.at < DIR_CHECK_TTL_MS) {
+        await checked.ready;
+        continue;
+      }
+      await this.folderStep(current, key);
     }
-    await this.assertInsideRoot(dir);
+  }
+
+  /** Makes `path` a folder if nothing is there; refuses a symlink or a file in its place. */
+  private async folderStep(path: string, key: string): Promise<void> {
+    let st = await lstat(path).catch((err: unknown) => {
+      if (isErrno(err, 'ENOENT')) return undefined;
+      throw err;
+    });
+    if (!st) {
+      try {
+        await mkdir(path);
+        return;
+      } catch (err) {
+        if (isErrno(err, 'ENOTDIR')) throw fileInTheWay(key);
+        if (!isErrno(err, 'EEXIST')) throw err;
+      }
+      st = await lstat(path);
+    }
+    if (st.isSymbolicLink()) throw new UnsafeKeyError(key, `${path} is a symlink: the mirror never writes through one`);
+    if (!st.isDirectory()) throw fileInTheWay(key);
   }
 }
 
