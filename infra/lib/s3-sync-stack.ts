@@ -224,23 +224,23 @@ export class S3SyncStack extends Stack {
     });
     service.targetGroup.configureHealthCheck({ path: '/api/v1/health', healthyHttpCodes: '200', interval: Duration.seconds(30) });
 
-    // Least privilege: what the service does, on these resources only.
+    // Least privilege: exactly the calls the service makes (src/aws/*.repository.ts, sqs-consumer,
+    // the bundle archive), on these resources only. The grant* helpers would add writes, scans and
+    // stream reads it never makes. Batch calls (DeleteMessageBatch...) use their single action's permission.
     const task = service.taskDefinition.taskRole;
-    source.grantRead(task);
-    archive.grantPut(task);
-    eventQueue.grantConsumeMessages(task);
-    deliveryDlq.grantSendMessages(task);
-    eventDlq.grantSendMessages(task);
-    for (const t of [idempotency, breakers, status]) t.grantReadWriteData(task);
-    webhookSecret.grantRead(task);
-    nifiSecret?.grantRead(task);
-    for (const p of parameters) p.grantRead(task);
-    task.addToPrincipalPolicy(
-      new iam.PolicyStatement({
-        actions: ['dynamodb:DescribeTable'],
-        resources: [idempotency.tableArn, breakers.tableArn, status.tableArn],
-      }),
+    const allow = (actions: string[], resources: string[]) => task.addToPrincipalPolicy(new iam.PolicyStatement({ actions, resources }));
+    allow(['s3:ListBucket'], [source.bucketArn]);
+    allow(['s3:GetObject'], [source.arnForObjects('*')]);
+    allow(['s3:PutObject', 's3:GetObject', 's3:AbortMultipartUpload'], [archive.arnForObjects('*')]);
+    allow(['sqs:ReceiveMessage', 'sqs:DeleteMessage', 'sqs:ChangeMessageVisibility'], [eventQueue.queueArn]);
+    allow(['sqs:SendMessage'], [deliveryDlq.queueArn, eventDlq.queueArn]);
+    const tables = [idempotency, breakers, status];
+    allow(
+      ['dynamodb:GetItem', 'dynamodb:PutItem', 'dynamodb:UpdateItem', 'dynamodb:DeleteItem', 'dynamodb:Query', 'dynamodb:DescribeTable'],
+      tables.flatMap((t) => [t.tableArn, `${t.tableArn}/index/*`]),
     );
+    allow(['secretsmanager:GetSecretValue'], [webhookSecret.secretArn, ...(nifiSecret ? [nifiSecret.secretArn] : [])]);
+    if (parameters.length > 0) allow(['ssm:GetParameter'], parameters.map((p) => p.parameterArn));
 
     const apiUrl = `http://${service.loadBalancer.loadBalancerDnsName}`;
 

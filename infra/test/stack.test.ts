@@ -1,7 +1,7 @@
 import { App } from 'aws-cdk-lib';
 import { Match, Template } from 'aws-cdk-lib/assertions';
 import { execFileSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { namesFor, S3SyncStack, S3SyncStackProps } from '../lib/s3-sync-stack';
 
@@ -153,6 +153,46 @@ describe('S3SyncStack', () => {
     }
   });
 
+  it('sets only variables the service knows (read from its own schema), so a renamed setting cannot be lost silently', () => {
+    const schema = readFileSync(join(root, 'src', 'config', 'env.schema.ts'), 'utf8');
+    const known = new Set([...schema.matchAll(/^ {2}([A-Z][A-Z0-9_]+)[?!]?(?::|\s*=)/gm)].map((m) => m[1]));
+    expect(known.size).toBeGreaterThan(50);
+    for (const template of [dev, prod]) {
+      const task = Object.values(template.findResources('AWS::ECS::TaskDefinition'))[0];
+      const container = task.Properties.ContainerDefinitions[0] as { Environment: Array<{ Name: string }> };
+      const unknown = container.Environment.map((e) => e.Name).filter((name) => !known.has(name));
+      expect(unknown).toEqual([]);
+    }
+  });
+
+  it('runs one replica in dev and two in prod unless told otherwise', () => {
+    dev.hasResourceProperties('AWS::ECS::Service', { DesiredCount: 1 });
+    synth({ environment: 'prod' }).hasResourceProperties('AWS::ECS::Service', { DesiredCount: 2 });
+  });
+
+  it('names every named resource with the stack suffix, so two stacks live side by side in one account', () => {
+    const named: Array<[string, string]> = [
+      ['AWS::S3::Bucket', 'BucketName'],
+      ['AWS::SQS::Queue', 'QueueName'],
+      ['AWS::DynamoDB::GlobalTable', 'TableName'],
+      ['AWS::Lambda::Function', 'FunctionName'],
+      ['AWS::ECS::Cluster', 'ClusterName'],
+      ['AWS::ECS::Service', 'ServiceName'],
+      ['AWS::Logs::LogGroup', 'LogGroupName'],
+    ];
+    const other = synth({ suffix: 'eu2' });
+    for (const [type, property] of named) {
+      const values = (t: Template) =>
+        Object.values(t.findResources(type))
+          .map((r) => (r.Properties as Record<string, unknown>)[property])
+          .filter((v): v is string => typeof v === 'string');
+      expect(values(dev).length).toBeGreaterThan(0);
+      for (const v of values(dev)) expect(v).toMatch(/t1/);
+      for (const v of values(other)) expect(v).toMatch(/eu2/);
+      expect(values(dev).filter((v) => values(other).includes(v))).toEqual([]);
+    }
+  });
+
   it('gives the task role only what the service does, on its own resources', () => {
     const policies = dev.findResources('AWS::IAM::Policy');
     const taskPolicy = Object.entries(policies).find(([id]) => id.startsWith('ServiceTaskDefTaskRoleDefaultPolicy'));
@@ -164,19 +204,32 @@ describe('S3SyncStack', () => {
       }),
     );
     const actions = statements.flatMap((s) => s.actions);
-    expect(actions).toEqual(
-      expect.arrayContaining([
-        's3:GetObject*',
-        'sqs:ReceiveMessage',
-        'sqs:SendMessage',
-        'dynamodb:PutItem',
-        'secretsmanager:GetSecretValue',
-        'ssm:GetParameter',
-      ]),
-    );
+    expect([...new Set(actions)].sort()).toEqual([
+      'dynamodb:DeleteItem',
+      'dynamodb:DescribeTable',
+      'dynamodb:GetItem',
+      'dynamodb:PutItem',
+      'dynamodb:Query',
+      'dynamodb:UpdateItem',
+      's3:AbortMultipartUpload',
+      's3:GetObject',
+      's3:ListBucket',
+      's3:PutObject',
+      'secretsmanager:GetSecretValue',
+      'sqs:ChangeMessageVisibility',
+      'sqs:DeleteMessage',
+      'sqs:ReceiveMessage',
+      'sqs:SendMessage',
+      'ssm:GetParameter',
+    ]);
     // Nothing on every resource, and no write to the source bucket or delete of a table.
     for (const s of statements) expect(s.resource).not.toBe('"*"');
     expect(actions).not.toContain('s3:DeleteObject*');
+    // Writes go to the archive bucket only, never to the source bucket.
+    const writes = statements.filter((s) => s.actions.includes('s3:PutObject'));
+    expect(writes.length).toBeGreaterThan(0);
+    for (const w of writes) expect(w.resource).toMatch(/Archive/);
+    expect(writes.some((w) => /SourceBucket/.test(w.resource))).toBe(false);
     expect(actions.some((a) => a.startsWith('dynamodb:Delete') && a !== 'dynamodb:DeleteItem')).toBe(false);
   });
 
