@@ -240,7 +240,11 @@ export class S3SyncStack extends Stack {
       tables.flatMap((t) => [t.tableArn, `${t.tableArn}/index/*`]),
     );
     allow(['secretsmanager:GetSecretValue'], [webhookSecret.secretArn, ...(nifiSecret ? [nifiSecret.secretArn] : [])]);
-    if (parameters.length > 0) allow(['ssm:GetParameter'], parameters.map((p) => p.parameterArn));
+    if (parameters.length > 0)
+      allow(
+        ['ssm:GetParameter'],
+        parameters.map((p) => p.parameterArn),
+      );
 
     const apiUrl = `http://${service.loadBalancer.loadBalancerDnsName}`;
 
