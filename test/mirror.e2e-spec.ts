@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
 import { contentFor, emulatorEndpoint, newBucket, put, putMultipart, remove, testS3 } from './support/s3';
 import { S3Proxy } from './support/s3-proxy';
+import { ManualClock } from './support/manual-clock';
 
 interface SyncReport {
   run_id: string;
@@ -219,6 +220,19 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     const refused = await t.http().post('/api/v1/sync?prefix=p3/').expect(429);
     expect(refused.body.message).toMatch(/2 syncs are running, the most MAX_CONCURRENT_RUNS \(2\) allows/);
     expect([...refused.body.details.running].sort()).toEqual([...started].sort());
+  });
+
+  it("signs with S3's time when the local clock is off by more than S3 allows: one refusal, then every request goes", async () => {
+    const keys = ['skew/a.txt', 'skew/b.txt', 'skew/c.txt'];
+    await seed(keys);
+    const clock = new ManualClock();
+    clock.advance(20 * 60_000);
+    t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: endpoint }, { clock });
+    proxy.maxSkewMs = 15 * 60_000;
+    const report = (await t.http().post('/api/v1/sync').expect(200)).body as SyncReport;
+    expect(report).toMatchObject({ status: 'success', counts: expect.objectContaining({ listed: 3, downloaded: 3 }) });
+    expect(proxy.skewed).toBe(1);
+    await expectMirrorMatches(keys);
   });
 
   it('keeps every file when the listing arrives out of byte order, in small pages', async () => {

@@ -2,7 +2,7 @@ import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, NotFound, S3Cli
 import { Upload } from '@aws-sdk/lib-storage';
 import { Readable } from 'node:stream';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
-import { Injectable, OnApplicationShutdown } from '@nestjs/common';
+import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppError, errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
@@ -77,6 +77,9 @@ export class S3Repository implements OnApplicationShutdown {
   private readonly listRetry: RetryPolicy;
   private readonly listTimeoutMs: number;
   private readonly http: HttpGetClient;
+  /** S3's clock minus ours, learnt from a RequestTimeTooSkewed answer (0 until one comes). */
+  private clockOffsetMs = 0;
+  private readonly logger = new Logger(S3Repository.name);
 
   constructor(
     config: AppConfig,
@@ -232,21 +235,35 @@ export class S3Repository implements OnApplicationShutdown {
       // The deployment's configuration, not a fault of the request: 503 with the reason.
       throw new AppError('UNAVAILABLE', `no AWS credentials for S3: ${errorMessage(err)}`);
     }
-    const signed = this.signer.sign(
-      credentials,
-      this.baseUrl.host,
-      path,
-      { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers },
-      this.clock.now(),
-      query,
-    );
     const search = canonicalQueryString(query);
-    const res = await this.http.get(search ? `${path}?${search}` : path, signed, signal);
-    if (res.status >= 200 && res.status < 300) return res;
-    const text = await res.text(4096);
-    const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? String(res.status);
-    const message = /<Message>([^<]+)<\/Message>/.exec(text)?.[1] ?? `HTTP ${res.status}`;
-    throw new S3RequestError(res.status, code, `GET ${path}: ${code}: ${message}`);
+    for (let attempt = 0; ; attempt++) {
+      const signed = this.signer.sign(
+        credentials,
+        this.baseUrl.host,
+        path,
+        { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers },
+        new Date(this.clock.nowMs() + this.clockOffsetMs),
+        query,
+      );
+      const res = await this.http.get(search ? `${path}?${search}` : path, signed, signal);
+      if (res.status >= 200 && res.status < 300) return res;
+      const text = await res.text(4096);
+      const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? String(res.status);
+      const message = /<Message>([^<]+)<\/Message>/.exec(text)?.[1] ?? `HTTP ${res.status}`;
+      // As the SDK does: a clock off by more than S3's 15 minutes is corrected from the answer's Date, and the request signed again.
+      if (attempt === 0 && res.status === 403 && code === 'RequestTimeTooSkewed' && this.correctClock(res.headers.date)) continue;
+      throw new S3RequestError(res.status, code, `GET ${path}: ${code}: ${message}`);
+    }
+  }
+
+  /** Takes S3's clock from a Date header as the signing time's offset; false when the header says nothing usable. */
+  private correctClock(date: string | undefined): boolean {
+    const serverMs = date ? Date.parse(date) : NaN;
+    if (Number.isNaN(serverMs)) return false;
+    const offset = serverMs - this.clock.nowMs();
+    this.logger.warn({ offsetSeconds: Math.round(offset / 1000) }, "the local clock is off from S3's: signing with S3's time");
+    this.clockOffsetMs = offset;
+    return true;
   }
 }
 

@@ -27,6 +27,10 @@ export class S3Proxy {
   cutListings = 0;
   /** The next this many listings never answer (a stalled connection). */
   stallListings = 0;
+  /** As S3 does: a request signed more than this far from the proxy's clock gets 403 RequestTimeTooSkewed (with Date). */
+  maxSkewMs = Infinity;
+  /** Requests refused for their skew. */
+  skewed = 0;
   private server?: http.Server;
   private readonly upstream: URL;
 
@@ -65,6 +69,8 @@ export class S3Proxy {
     this.listing = undefined;
     this.cutListings = 0;
     this.stallListings = 0;
+    this.maxSkewMs = Infinity;
+    this.skewed = 0;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -74,6 +80,18 @@ export class S3Proxy {
     const kind = key ? 'object' : url.searchParams.has('list-type') ? 'list' : 'bucket';
     this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range });
 
+    const amzDate = req.headers['x-amz-date'];
+    if (typeof amzDate === 'string' && Number.isFinite(this.maxSkewMs)) {
+      const signedAt = Date.parse(amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'));
+      if (Math.abs(signedAt - Date.now()) > this.maxSkewMs) {
+        this.skewed++;
+        res.writeHead(403, { 'content-type': 'application/xml', date: new Date().toUTCString() });
+        res.end(
+          '<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>',
+        );
+        return;
+      }
+    }
     if (kind === 'list' && this.listing) return this.serveHostileListing(bucket, url, res);
     if (kind === 'list' && this.stallListings > 0) {
       this.stallListings--;
