@@ -280,6 +280,22 @@ describe('S3SyncStack', () => {
       ]),
     );
     dev.hasResourceProperties('AWS::SQS::Queue', { Tags: Match.arrayWith([{ Key: 'Environment', Value: 'dev' }]) });
+    // Every resource that carries tags at all carries these (tags as a list, or as a map for a few types).
+    let tagged = 0;
+    for (const [id, resource] of Object.entries(dev.toJSON().Resources as Record<string, { Properties?: { Tags?: unknown } }>)) {
+      const tags = resource.Properties?.Tags;
+      if (tags === undefined) continue;
+      tagged++;
+      const pairs = Array.isArray(tags)
+        ? Object.fromEntries((tags as Array<{ Key: string; Value: string }>).map((t) => [t.Key, t.Value]))
+        : (tags as Record<string, string>);
+      expect({ id, Environment: pairs.Environment, Service: pairs.Service }).toEqual({
+        id,
+        Environment: 'dev',
+        Service: 's3-sync-service',
+      });
+    }
+    expect(tagged).toBeGreaterThan(10);
   });
 
   it('outputs the API URL, the queues, the tables, the buckets and the forwarder', () => {
