@@ -99,12 +99,10 @@ export class S3Repository implements OnApplicationShutdown {
       requestChecksumCalculation: 'WHEN_REQUIRED',
     });
     this.signer = new GetRequestSigner(region);
-    const pathStyle = forcePathStyle || bucket.includes('.');
-    const base = endpoint ?? (pathStyle ? `https://s3.${region}.amazonaws.com` : `https://${bucket}.s3.${region}.amazonaws.com`);
-    this.baseUrl = new URL(base);
-    const basePath = this.baseUrl.pathname.replace(/\/$/, '');
-    this.pathPrefix = pathStyle ? `${basePath}/${bucket}/` : `${basePath}/`;
-    this.bucketPath = pathStyle ? `${basePath}/${bucket}` : `${basePath}/`;
+    const location = bucketLocation({ bucket, region, endpoint, forcePathStyle });
+    this.baseUrl = location.baseUrl;
+    this.pathPrefix = location.pathPrefix;
+    this.bucketPath = location.bucketPath;
     this.listTimeoutMs = config.sync.listTimeoutMs;
     this.listRetry = retry(handleWhen(isRetryable), {
       maxAttempts: config.sync.retryAttempts,
@@ -265,6 +263,26 @@ export class S3Repository implements OnApplicationShutdown {
     this.clockOffsetMs = offset;
     return true;
   }
+}
+
+/**
+ * Where the bucket's requests go, as the SDK addresses them: path style (`/bucket/key`) when asked
+ * or when the bucket name has dots (a virtual host would break TLS), else virtual-hosted, the
+ * bucket in the host, for AWS's endpoint and a custom one alike.
+ */
+export function bucketLocation(s3: { bucket: string; region: string; endpoint?: string; forcePathStyle: boolean }): {
+  baseUrl: URL;
+  pathPrefix: string;
+  bucketPath: string;
+} {
+  const { bucket, region, endpoint, forcePathStyle } = s3;
+  const pathStyle = forcePathStyle || bucket.includes('.');
+  const baseUrl = new URL(endpoint ?? `https://s3.${region}.amazonaws.com`);
+  if (!pathStyle) baseUrl.hostname = `${bucket}.${baseUrl.hostname}`;
+  const basePath = baseUrl.pathname.replace(/\/$/, '');
+  return pathStyle
+    ? { baseUrl, pathPrefix: `${basePath}/${bucket}/`, bucketPath: `${basePath}/${bucket}` }
+    : { baseUrl, pathPrefix: `${basePath}/`, bucketPath: `${basePath}/` };
 }
 
 function headFromHeaders(headers: Readonly<Record<string, string>>): ObjectHead {
