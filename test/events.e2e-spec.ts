@@ -9,7 +9,7 @@ import { createHandler } from '../lambda/src/handler';
 import { signWebhook } from '../src/auth/webhook-signature';
 import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
 import { startService } from './support/process';
-import { EventSpec, notification, sequencers, testEvent } from './support/s3-events';
+import { EventSpec, notification, sequencers, signedPost, testEvent } from './support/s3-events';
 import { S3Proxy } from './support/s3-proxy';
 import { contentFor, emulatorEndpoint, newBucket, put, remove, testS3 } from './support/s3';
 
@@ -17,15 +17,7 @@ const SECRET = 'events-e2e-webhook-secret';
 const API_KEY = 'an-api-key-for-these-tests';
 const md5 = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
 
-function signed(t: TestApp, body: unknown, secret = SECRET, nowMs = Date.now()) {
-  const raw = typeof body === 'string' ? body : JSON.stringify(body);
-  return t
-    .http()
-    .post('/api/v1/s3-notification')
-    .set('content-type', 'application/json')
-    .set(signWebhook(secret, raw, nowMs))
-    .send(raw);
-}
+const signed = (t: TestApp, body: unknown, secret = SECRET, nowMs = Date.now()) => signedPost(t, secret, body, nowMs);
 
 async function stats(t: TestApp): Promise<{
   events: { accepted: number; pending: number; parked: number; dead: number; inFlight: number; applied: Record<string, number> };

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { signWebhook } from '../src/auth/webhook-signature';
 import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
 import { mirrorServiceEnv, startService } from './support/process';
-import { eventBridge, EventSpec, notification, sequencers } from './support/s3-events';
+import { eventBridge, EventSpec, notification, sequencers, signedPost } from './support/s3-events';
 import { emulatorEndpoint, newBucket, put, remove, testS3 } from './support/s3';
 
 const SECRET = 'hostile-e2e-webhook-secret';
@@ -261,14 +261,11 @@ describe('hostile inputs', () => {
       await bounded.http().post('/api/v1/sync').set('x-api-key', API_KEY).expect(200);
       for (const key of keys.slice(0, 6)) await remove(s3, own, key);
       tried++;
-      const raw = JSON.stringify(notification(...keys.slice(0, 6).map((key): EventSpec => ({ bucket: own, key, op: 'delete' }))));
-      await bounded
-        .http()
-        .post('/api/v1/s3-notification')
-        .set('content-type', 'application/json')
-        .set(signWebhook(SECRET, raw, Date.now()))
-        .send(raw)
-        .expect(202);
+      await signedPost(
+        bounded,
+        SECRET,
+        notification(...keys.slice(0, 6).map((key): EventSpec => ({ bucket: own, key, op: 'delete' }))),
+      ).expect(202);
       const held = await eventually(
         async () =>
           (await bounded.http().get('/api/v1/events/parked?status=dead').set('x-api-key', API_KEY)).body.events as Array<{

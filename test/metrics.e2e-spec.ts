@@ -1,12 +1,11 @@
 import { S3Client } from '@aws-sdk/client-s3';
 import { createHash } from 'node:crypto';
-import { signWebhook } from '../src/auth/webhook-signature';
 import { bootApp, eventually, TestApp } from './support/app';
 import { jsonl } from './support/delivery';
 import { FakeDownstream } from './support/fake-downstream';
 import { mirrorServiceEnv, startService } from './support/process';
 import { parsePrometheus, Sample, sampleValue } from './support/prometheus';
-import { notification } from './support/s3-events';
+import { notification, signedPost } from './support/s3-events';
 import { emulatorEndpoint, newBucket, put, testS3 } from './support/s3';
 
 const API_KEY = 'metrics-e2e-api-key-0123';
@@ -90,16 +89,11 @@ describe('GET /metrics (Prometheus)', () => {
     // An event through the webhook: accepted, applied, its latency observed.
     const body = 'a line of text\n';
     await put(s3, bucket, 'in/b.txt', body);
-    const raw = JSON.stringify(
+    await signedPost(
+      t,
+      SECRET,
       notification({ bucket, key: 'in/b.txt', op: 'put', size: body.length, etag: createHash('md5').update(body).digest('hex') }),
-    );
-    await t
-      .http()
-      .post('/api/v1/s3-notification')
-      .set('content-type', 'application/json')
-      .set(signWebhook(SECRET, raw, Date.now()))
-      .send(raw)
-      .expect(202);
+    ).expect(202);
     m = await eventually(
       scrape,
       (s) => sampleValue(s, 's3sync_events_applied_total', { source: 'webhook', result: 'downloaded' }) === 1,

@@ -2,7 +2,9 @@
  * Factories for S3 change notifications, built the way S3 sends them (fauxqs emits none): keys
  * form-encoded, sequencers as hex strings. Used by unit and e2e specs and by the benchmark.
  */
+import { signWebhook } from '../../src/auth/webhook-signature';
 import { encodeS3EventKey } from '../../src/sync/s3-event';
+import type { TestApp } from './app';
 
 export interface EventSpec {
   bucket: string;
@@ -83,4 +85,15 @@ export const testEvent = (bucket: string): Record<string, unknown> => ({
 /** Increasing sequencers, as S3 issues them for successive changes of one key. */
 export function sequencers(count: number, start = 0x0055aed6dcd90281e5n): string[] {
   return Array.from({ length: count }, (_, i) => (start + BigInt(i)).toString(16).toUpperCase().padStart(18, '0'));
+}
+
+/** POSTs `body` (JSON, or a string as it is) to the webhook of `t`, signed with `secret` at `nowMs`. */
+export function signedPost(t: TestApp, secret: string, body: unknown, nowMs = Date.now()) {
+  const raw = typeof body === 'string' ? body : JSON.stringify(body);
+  return t
+    .http()
+    .post('/api/v1/s3-notification')
+    .set('content-type', 'application/json')
+    .set(signWebhook(secret, raw, nowMs))
+    .send(raw);
 }
