@@ -1,5 +1,6 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
+import { setMaxListeners } from 'node:events';
 import { S3RequestError } from '../aws/s3-errors';
 import { fullJitterDelayMs } from '../common/backoff';
 import { Clock } from '../common/clock';
@@ -96,6 +97,8 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     private readonly s3: S3Repository,
   ) {
     this.deleteBudget = new EventDeleteBudget(config.sync.maxDelete, config.events.deleteWindowMs);
+    // Every change in flight (up to SYNC_CONCURRENCY and its HEADs) listens to the one shutdown signal.
+    setMaxListeners(0, this.shutdown.signal);
   }
 
   async onApplicationBootstrap(): Promise<void> {
