@@ -7,6 +7,9 @@ import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app
 import { contentFor, emulatorEndpoint, newBucket, put, putMultipart, remove, testS3 } from './support/s3';
 import { S3Proxy } from './support/s3-proxy';
 import { ManualClock } from './support/manual-clock';
+import { mirrorServiceEnv, startService } from './support/process';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
 
 interface SyncReport {
   run_id: string;
@@ -233,6 +236,60 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(report).toMatchObject({ status: 'success', counts: expect.objectContaining({ listed: 3, downloaded: 3 }) });
     expect(proxy.skewed).toBe(1);
     await expectMirrorMatches(keys);
+  });
+
+  it('takes fresh credentials from the provider before they expire, in the middle of a sync', async () => {
+    // A container credentials endpoint (as ECS gives a task role) issuing credentials that expire
+    // 5 min 1 s after issue: the SDK's provider refreshes within 5 minutes of expiry, so from one
+    // second on every request must be signed with newly fetched ones.
+    const issued = new Map<string, { token: string; expiresAt: number }>();
+    const creds = http.createServer((_req, res) => {
+      const n = issued.size;
+      const expiresAt = Date.now() + 5 * 60_000 + 1000;
+      const id = `ASIAROTATING${String(n).padStart(8, '0')}`;
+      issued.set(id, { token: `token-${n}`, expiresAt });
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(
+        JSON.stringify({
+          AccessKeyId: id,
+          SecretAccessKey: `secret-${n}`,
+          Token: `token-${n}`,
+          Expiration: new Date(expiresAt).toISOString(),
+        }),
+      );
+    });
+    await new Promise<void>((resolve) => creds.listen(0, '127.0.0.1', resolve));
+    try {
+      const keys = Array.from({ length: 12 }, (_, i) => `rotating/${i}.txt`);
+      await seed(keys);
+      // Credentials are taken here for 3 s after issue (1 s fresh + 2 s of slack for a loaded machine),
+      // while the sync lasts about 5 s: credentials kept from its start would be refused.
+      proxy.acceptsAccessKey = (id, token) => {
+        const c = issued.get(id);
+        return c !== undefined && c.token === token && Date.now() < c.expiresAt - 5 * 60_000 + 2000;
+      };
+      for (const key of keys.slice(0, 8)) proxy.stall.set(key, 1);
+      proxy.stallMs = 1200;
+      const service = await startService({
+        ...mirrorServiceEnv(bucket, 'rotating'),
+        S3_ENDPOINT: endpoint,
+        AWS_ACCESS_KEY_ID: '',
+        AWS_SECRET_ACCESS_KEY: '',
+        AWS_REGION: 'us-east-1',
+        AWS_CONTAINER_CREDENTIALS_FULL_URI: `http://127.0.0.1:${(creds.address() as AddressInfo).port}/v2/credentials`,
+        SYNC_CONCURRENCY: '2',
+      });
+      try {
+        const report = (await (await fetch(`${service.url}/api/v1/sync`, { method: 'POST' })).json()) as SyncReport;
+        expect(report).toMatchObject({ status: 'success', counts: expect.objectContaining({ downloaded: 12, failed: 0 }) });
+        expect(new Set(proxy.accessKeys).size).toBeGreaterThanOrEqual(2);
+      } finally {
+        service.child.kill('SIGTERM');
+        await service.exited;
+      }
+    } finally {
+      creds.close();
+    }
   });
 
   it('keeps every file when the listing arrives out of byte order, in small pages', async () => {

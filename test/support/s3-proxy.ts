@@ -31,6 +31,10 @@ export class S3Proxy {
   maxSkewMs = Infinity;
   /** Requests refused for their skew. */
   skewed = 0;
+  /** When set, a request signed with an access key it refuses gets 403 ExpiredToken, as S3 answers expired credentials. */
+  acceptsAccessKey?: (accessKeyId: string, sessionToken: string | undefined) => boolean;
+  /** Access key ids the requests were signed with, in arrival order. */
+  readonly accessKeys: string[] = [];
   private server?: http.Server;
   private readonly upstream: URL;
 
@@ -71,6 +75,8 @@ export class S3Proxy {
     this.stallListings = 0;
     this.maxSkewMs = Infinity;
     this.skewed = 0;
+    this.acceptsAccessKey = undefined;
+    this.accessKeys.length = 0;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -80,6 +86,17 @@ export class S3Proxy {
     const kind = key ? 'object' : url.searchParams.has('list-type') ? 'list' : 'bucket';
     this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range });
 
+    const accessKeyId = /Credential=([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
+    if (accessKeyId) this.accessKeys.push(accessKeyId);
+    if (
+      this.acceptsAccessKey &&
+      accessKeyId &&
+      !this.acceptsAccessKey(accessKeyId, req.headers['x-amz-security-token'] as string | undefined)
+    ) {
+      res.writeHead(403, { 'content-type': 'application/xml' });
+      res.end('<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>');
+      return;
+    }
     const amzDate = req.headers['x-amz-date'];
     if (typeof amzDate === 'string' && Number.isFinite(this.maxSkewMs)) {
       const signedAt = Date.parse(amzDate.replace(/^(\d{4})(\d{2})(\d{2})T(\d{2})(\d{2})(\d{2})Z$/, '$1-$2-$3T$4:$5:$6Z'));
