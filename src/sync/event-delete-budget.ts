@@ -14,15 +14,18 @@ export class EventDeleteBudget {
     private readonly windowMs: number,
   ) {}
 
-  /** Takes one delete at `nowMs`; returns why it must wait instead, or undefined when taken. */
-  take(nowMs: number, mirroredFiles: number): string | undefined {
+  /**
+   * Takes one delete at `nowMs`; returns why it must wait instead, or undefined when taken.
+   * `mirroredFiles` is asked only when the window already holds deletes (it is a count of the manifest).
+   */
+  take(nowMs: number, mirroredFiles: () => number): string | undefined {
     while (this.taken.length > 0 && this.taken[0] <= nowMs - this.windowMs) this.taken.shift();
     const windowSeconds = this.windowMs / 1000;
     if (this.maxDelete >= 0 && this.taken.length >= this.maxDelete) {
       return `more than MAX_DELETE (${this.maxDelete}) deletes from events within EVENT_DELETE_WINDOW_SECONDS (${windowSeconds}); held until an operator retries it or a full sync deletes the file`;
     }
     // The last file of a mirror that events have been emptying is the "everything" a full sync refuses too.
-    if (mirroredFiles <= 1 && this.taken.length > 0) {
+    if (this.taken.length > 0 && mirroredFiles() <= 1) {
       return `would delete the last mirrored file after ${this.taken.length} other deletes from events within EVENT_DELETE_WINDOW_SECONDS (${windowSeconds}); held until an operator retries it or a full sync deletes the file`;
     }
     this.taken.push(nowMs);

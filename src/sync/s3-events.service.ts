@@ -11,6 +11,7 @@ import { EventDeleteBudget } from './event-delete-budget';
 import { AppConfig } from '../config/app-config';
 import { counterValue, histogramQuantile, Metrics } from '../metrics/metrics.service';
 import { MirrorService } from '../mirror/mirror.service';
+import type { FileMapping } from '../mirror/local-dirs.service';
 import { ManifestStore } from '../state/manifest.store';
 import { EventInbox, EventSource, InboxEntry } from '../state/state.ports';
 import { ChangeOp, compareSequencers, ObjectChange, parseNotificationText } from './s3-event';
@@ -221,9 +222,10 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   }
 
   private async applyToMirror(change: ObjectChange): Promise<ApplyResult> {
-    if (change.op === 'delete') return this.applyDelete(change);
+    if (change.op === 'delete' && !this.config.sync.deleteRemoved) return 'skipped';
     const admission = this.mirror.admit(change.key);
     if (admission.kind !== 'file') throw new UnsafeKeyError(change.key, admission.reason);
+    if (change.op === 'delete') return this.applyDelete(change, admission.mapping);
     // A notification names the version it announces: an absent ETag or size never matches the manifest.
     const remote = {
       key: change.key,
@@ -255,11 +257,8 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
    * A notification is a claim, not a proof: the file goes only once S3 says the object is gone (a
    * HEAD answering 404: a delete marker, an expiration, a real delete), and only within the budget.
    */
-  private async applyDelete(change: ObjectChange): Promise<ApplyResult> {
-    if (!this.config.sync.deleteRemoved) return 'skipped';
-    const admission = this.mirror.admit(change.key);
-    if (admission.kind !== 'file') throw new UnsafeKeyError(change.key, admission.reason);
-    if (!this.manifest.committed(change.key) && !this.mirror.localFile(admission.mapping)) return 'unchanged';
+  private async applyDelete(change: ObjectChange, mapping: FileMapping): Promise<ApplyResult> {
+    if (!this.manifest.committed(change.key) && !this.mirror.localFile(mapping)) return 'unchanged';
     const head = await this.s3.headObject(change.key, undefined, this.shutdown.signal);
     if (head) {
       this.logger.warn(
@@ -269,7 +268,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       return 'kept';
     }
     const nowMs = this.clock.nowMs();
-    const held = this.deleteBudget.take(nowMs, this.manifest.count(''));
+    const held = this.deleteBudget.take(nowMs, () => this.manifest.count(''));
     if (held) {
       this.metrics.eventDeletesHeld.inc();
       throw new DeleteHeldError(change.key, held);
