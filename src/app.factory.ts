@@ -7,7 +7,7 @@ import { Logger } from 'nestjs-pino';
 import { AppModule } from './app.module';
 import { AppExceptionFilter } from './common/app-exception.filter';
 import { Clock } from './common/clock';
-import { AppConfig } from './config/app-config';
+import { LoadedConfig } from './config/config.module';
 import { SERVICE_NAME, SERVICE_VERSION } from './status/service-info';
 import { WEBHOOK_PATH } from './auth/webhook-signature';
 import { markUnsignedBeforeBody, refusedBeforeBody } from './auth/webhook-signature.guard';
@@ -24,9 +24,10 @@ export interface AppOptions {
   atShutdown?: () => Promise<void>;
 }
 
-export async function createApp(config: AppConfig, options: AppOptions = {}): Promise<INestApplication> {
+export async function createApp(loaded: LoadedConfig, options: AppOptions = {}): Promise<INestApplication> {
+  const { config } = loaded;
   // Body parsers are registered here, in order: the webhook needs its raw bytes to check the signature.
-  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(config, options), {
+  const app = await NestFactory.create<NestExpressApplication>(AppModule.forRoot(loaded, options), {
     bufferLogs: true,
     bodyParser: false,
     // A failure to build the application throws to the caller (main.ts says why and exits), instead of Nest's exit(1).

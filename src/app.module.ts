@@ -6,8 +6,7 @@ import type { IncomingMessage } from 'node:http';
 import { AuthModule } from './auth/auth.module';
 import { BreakerModule } from './breaker/breaker.module';
 import { Clock, SystemClock } from './common/clock';
-import { AppConfig } from './config/app-config';
-import { AppConfigModule } from './config/config.module';
+import { AppConfigModule, LoadedConfig } from './config/config.module';
 import { LogDestination } from './config/log-destination';
 import { DeliveryModule } from './delivery/delivery.module';
 import { HealthModule } from './health/health.module';
@@ -35,12 +34,13 @@ class ShutdownTask implements OnApplicationShutdown {
 
 @Module({})
 export class AppModule {
-  static forRoot(config: AppConfig, options: { clock?: Clock; atShutdown?: () => Promise<void> } = {}): DynamicModule {
+  static forRoot(loaded: LoadedConfig, options: { clock?: Clock; atShutdown?: () => Promise<void> } = {}): DynamicModule {
+    const { config } = loaded;
     const log = new LogDestination(config.log);
     return {
       module: AppModule,
       imports: [
-        AppConfigModule.forRoot(config),
+        AppConfigModule.forRoot(loaded),
         LoggerModule.forRoot({
           pinoHttp: [
             {

@@ -10,10 +10,10 @@ import { ConfigValidationError } from './config/env.schema';
 import { preflight } from './config/preflight';
 
 async function bootstrap(): Promise<void> {
-  let config;
+  let loaded;
   try {
-    config = loadConfig();
-    await preflight(config);
+    loaded = await loadConfig();
+    await preflight(loaded.config);
   } catch (err) {
     if (err instanceof ConfigValidationError) {
       process.stderr.write(`${err.message}\n`);
@@ -21,12 +21,13 @@ async function bootstrap(): Promise<void> {
     }
     throw err;
   }
+  const { config } = loaded;
   // Before the application is built, so that every span it makes has the SDK behind it.
   const stopTracing = config.tracing.endpoint
     ? await startTracing({ endpoint: config.tracing.endpoint, serviceName: config.tracing.serviceName, version: SERVICE_VERSION })
     : undefined;
   // Spans still buffered are sent before the process ends.
-  const app = await createApp(config, { atShutdown: stopTracing });
+  const app = await createApp(loaded, { atShutdown: stopTracing });
   try {
     await app.listen(config.api.port, config.api.host);
   } catch (err) {

@@ -1,20 +1,45 @@
 import { DynamicModule, Global, Injectable, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
-import { existsSync, readFileSync } from 'node:fs';
-import { parse } from 'dotenv';
+import { ConfigModule } from '@nestjs/config';
 import { AppConfig } from './app-config';
 import { ConfigController } from './config.controller';
-import { lookalikeVariables, validateEnv } from './env.schema';
+import { EnvironmentVariables, lookalikeVariables, validateEnv } from './env.schema';
 
 export type RawEnv = Record<string, string | undefined>;
 
+/** The validated configuration, and the `@nestjs/config` module that loaded it (its ConfigService holds the same values). */
+export interface LoadedConfig {
+  config: AppConfig;
+  module: DynamicModule;
+}
+
 /**
- * The one place that reads the environment: `.env` (when present) under the real environment,
- * validated once. A bad value throws before anything starts, naming the variable and the reason.
+ * The one place that reads the environment. `@nestjs/config` reads `.env` (when present) and runs the
+ * schema as its validate hook over the file's values under `env`'s, once, before anything starts: a bad
+ * value throws a ConfigValidationError naming the variable and the reason.
+ *
+ * The validated values are also given to `process.env` for the variables it does not set, as the seed
+ * service's dotenv loading did: a `.env` line then reaches libraries that read their own variables.
  */
-export function loadConfig(env: RawEnv = process.env, envFile = '.env'): AppConfig {
-  const fromFile = existsSync(envFile) ? parse(readFileSync(envFile)) : {};
-  const merged = { ...fromFile, ...env };
-  return new AppConfig(validateEnv(merged), lookalikeVariables(merged));
+export async function loadConfig(options: { env?: RawEnv; envFile?: string } = {}): Promise<LoadedConfig> {
+  const env = options.env ?? process.env;
+  let validated: EnvironmentVariables | undefined;
+  let lookalikes: Array<{ name: string; closest: string }> = [];
+  const module = await ConfigModule.forRoot({
+    isGlobal: true,
+    envFilePath: options.envFile ?? '.env',
+    // The hook merges `env` itself, so that a caller-given environment (the tests') is what is validated.
+    validatePredefined: false,
+    skipProcessEnv: true,
+    cache: true,
+    validate: (fromFile: Record<string, unknown>) => {
+      const merged = { ...fromFile, ...env };
+      validated = validateEnv(merged);
+      lookalikes = lookalikeVariables(merged);
+      return validated;
+    },
+  });
+  if (!validated) throw new Error('@nestjs/config did not run the validate hook');
+  return { config: new AppConfig(validated, lookalikes), module };
 }
 
 /** Says at start which set variables the service does not read, so that a typo is not ignored silently. */
@@ -34,9 +59,11 @@ class ConfigWarnings implements OnApplicationBootstrap {
 @Global()
 @Module({})
 export class AppConfigModule {
-  static forRoot(config: AppConfig): DynamicModule {
+  /** `loaded.module` makes `ConfigService<EnvironmentVariables, true>` global; AppConfig is its typed, grouped view. */
+  static forRoot({ config, module }: LoadedConfig): DynamicModule {
     return {
       module: AppConfigModule,
+      imports: [module],
       controllers: [ConfigController],
       providers: [{ provide: AppConfig, useValue: config }, ConfigWarnings],
       exports: [AppConfig],

@@ -26,8 +26,8 @@ export function tempDir(name: string): string {
 export async function bootApp(env: Record<string, string>, options: AppOptions = {}): Promise<TestApp> {
   const mirrorDir = env.LOCAL_DOWNLOAD_DIR ?? join(tempDir('work'), 'mirror');
   const stateDir = env.STATE_DIR ?? tempDir('state');
-  const config = loadConfig(
-    {
+  const loaded = await loadConfig({
+    env: {
       AWS_ACCESS_KEY_ID: 'test',
       AWS_SECRET_ACCESS_KEY: 'test',
       AWS_REGION: 'us-east-1',
@@ -39,9 +39,10 @@ export async function bootApp(env: Record<string, string>, options: AppOptions =
       LOCAL_DOWNLOAD_DIR: mirrorDir,
       STATE_DIR: stateDir,
     },
-    join(tmpdir(), 'no-such-env-file'),
-  );
-  const app = await createApp(config, options);
+    envFile: join(tmpdir(), 'no-such-env-file'),
+  });
+  const { config } = loaded;
+  const app = await createApp(loaded, options);
   await app.init();
   const server = app.getHttpServer();
   return { app, http: () => request(server), config, mirrorDir, stateDir, close: () => app.close() };
