@@ -3,7 +3,7 @@ import { CreateQueueCommand, GetQueueAttributesCommand, ReceiveMessageCommand, S
 import { createHash, randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { readFile } from 'node:fs/promises';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createHandler } from '../lambda/src/handler';
 import { signWebhook } from '../src/auth/webhook-signature';
@@ -239,6 +239,29 @@ describe('real-time sync through the webhook', () => {
       expect(await filesUnder(scoped.mirrorDir)).toEqual(['mirrored/a.txt']);
     } finally {
       await scoped.close();
+    }
+  });
+
+  it('ignores events for keys SYNC_INCLUDE / SYNC_EXCLUDE leave out, and keeps their local files on a delete', async () => {
+    const filtered = await bootApp({
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: emulatorEndpoint(),
+      WEBHOOK_SECRET: SECRET,
+      SYNC_EXCLUDE: '*.tmp',
+    });
+    try {
+      const wanted = await putEvent('in/a.txt', 'wanted');
+      const unwanted = await putEvent('in/b.tmp', 'unwanted');
+      await mkdir(join(filtered.mirrorDir, 'in'), { recursive: true });
+      await writeFile(join(filtered.mirrorDir, 'in/local.tmp'), 'kept');
+      const res = await signed(filtered, notification(wanted, unwanted, { bucket, key: 'in/local.tmp', op: 'delete' })).expect(202);
+      expect(res.body).toMatchObject({ accepted: 1, ignored: 2 });
+      expect(res.body.records[1]).toMatchObject({ status: 'ignored', reason: 'excluded by SYNC_EXCLUDE pattern "*.tmp"' });
+      expect(res.body.records[2]).toMatchObject({ status: 'ignored', reason: 'excluded by SYNC_EXCLUDE pattern "*.tmp"' });
+      await settled(filtered);
+      expect(await filesUnder(filtered.mirrorDir)).toEqual(['in/a.txt', 'in/local.tmp']);
+    } finally {
+      await filtered.close();
     }
   });
 

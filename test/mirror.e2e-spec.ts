@@ -183,6 +183,56 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(await filesUnder(t.mirrorDir)).toEqual([]);
   });
 
+  it('mirrors only what SYNC_INCLUDE / SYNC_EXCLUDE let through, without a GET for the rest', async () => {
+    const kept = ['calls/2026/a.jsonl', 'calls/2026/b (1).jsonl', 'reports/q3.jsonl'];
+    const left = ['calls/2026/a.partial.jsonl', 'scratch/x.jsonl', 'notes/readme.txt', 'deep/scratch/y.jsonl'];
+    await seed([...kept, ...left]);
+    await boot({ SYNC_INCLUDE: '*.jsonl', SYNC_EXCLUDE: '*.partial.jsonl,/scratch/' });
+    const report = await sync();
+    // deep/scratch/ is not excluded: /scratch/ is anchored at the top of the bucket.
+    expect(report.counts).toMatchObject({ listed: 7, downloaded: 4, excluded: 3, failed: 0 });
+    expect(report.message).toMatch(/^Synced 4 of 4 files/);
+    await expectMirrorMatches([...kept, 'deep/scratch/y.jsonl']);
+    for (const key of ['calls/2026/a.partial.jsonl', 'scratch/x.jsonl', 'notes/readme.txt']) expect(proxy.objectGets(key)).toBe(0);
+    const config = await t.http().get('/api/v1/config').expect(200);
+    expect(config.body.sync.filter).toEqual({ include: ['*.jsonl'], exclude: ['*.partial.jsonl', '/scratch/'] });
+  });
+
+  it("narrows a run by the request's include / exclude, and never deletes what the run's filter leaves out", async () => {
+    await seed(['logs/a.log', 'logs/b.log', 'logs/c.tmp', 'other/d.log']);
+    await boot();
+    await sync();
+    for (const key of ['logs/a.log', 'logs/c.tmp', 'other/d.log']) await remove(s3, bucket, key);
+    await put(s3, bucket, 'logs/e.log', contentFor('logs/e.log'));
+    await put(s3, bucket, 'other/f.log', contentFor('other/f.log'));
+    const report = await sync('?include=/logs/&exclude=*.tmp');
+    expect(report.counts).toMatchObject({ downloaded: 1, deleted: 1, excluded: 1 });
+    expect(report.sync_details.map((d) => `${d.operation} ${d.file_key}`).sort()).toEqual(['delete logs/a.log', 'download logs/e.log']);
+    // c.tmp (excluded) and other/d.log (not included) are gone from the bucket but stay on disk.
+    expect(await filesUnder(t.mirrorDir)).toEqual(['logs/b.log', 'logs/c.tmp', 'logs/e.log', 'other/d.log']);
+    expect(proxy.objectGets('other/f.log')).toBe(0);
+  });
+
+  it("weighs a filtered run's deletions against the files its filter covers: an empty listing under it deletes nothing", async () => {
+    await seed(['x/1.log', 'x/2.log', 'x/a.txt', 'x/b.txt', 'x/c.txt']);
+    await boot();
+    await sync();
+    await remove(s3, bucket, 'x/1.log');
+    await remove(s3, bucket, 'x/2.log');
+    const report = await sync('?include=*.log');
+    expect(report.status).toBe('failed');
+    expect(report.message).toMatch(/would delete every mirrored file \(2\)/);
+    expect(await filesUnder(t.mirrorDir)).toEqual(['x/1.log', 'x/2.log', 'x/a.txt', 'x/b.txt', 'x/c.txt']);
+  });
+
+  it('answers 400 naming a malformed include / exclude pattern, before any run starts', async () => {
+    await boot();
+    const res = await t.http().post('/api/v1/sync?exclude={a,b').expect(400);
+    expect(res.body.message).toBe('filter pattern "{a,b": a "{" without its "}"');
+    expect(res.body).toMatchObject({ statusCode: 400, details: { parameter: 'exclude' } });
+    expect((await t.http().get('/api/v1/sync/runs').expect(200)).body).toEqual([]);
+  });
+
   it('never takes a listing cut off in transit for the whole bucket: nothing is deleted, the next attempt reads it all', async () => {
     const keys = Array.from({ length: 20 }, (_, i) => `cut/${String(i).padStart(2, '0')}.txt`);
     await seed(keys);

@@ -1,5 +1,6 @@
 import { isAbsolute, join, relative, resolve, sep } from 'node:path';
 import { BadRequestError } from './errors';
+import { KeyFilter } from './key-filter';
 
 /**
  * S3 key <-> local path. The only place that decides what may be written or served: every write
@@ -72,6 +73,8 @@ function isBadSegment(segment: string): boolean {
 export type Admission =
   | { kind: 'file'; mapping: Extract<KeyMapping, { kind: 'file' }> }
   | { kind: 'ignored'; reason: string }
+  /** Filtered out by SYNC_INCLUDE / SYNC_EXCLUDE (or a run's own filter): neither fetched nor deleted. */
+  | { kind: 'excluded'; reason: string }
   | { kind: 'refused'; reason: string };
 
 export interface MirrorScope {
@@ -93,14 +96,22 @@ export function scopedPrefix(requested: string | undefined, base: string): strin
 
 /**
  * The one admission rule, for listings and notifications alike: another bucket's key or one outside
- * S3_PREFIX is ignored, a folder marker is ignored (nothing to write), an unsafe key is refused
- * (reported), anything else maps to its file.
+ * S3_PREFIX is ignored, a folder marker is ignored (nothing to write), a key the filter rejects is
+ * excluded, an unsafe key is refused (reported), anything else maps to its file.
  */
-export function admitKey(root: string, key: string, scope: MirrorScope, bucket: string = scope.bucket): Admission {
+export function admitKey(
+  root: string,
+  key: string,
+  scope: MirrorScope,
+  bucket: string = scope.bucket,
+  filter: KeyFilter = KeyFilter.all,
+): Admission {
   if (bucket !== scope.bucket) return { kind: 'ignored', reason: `event for bucket "${bucket}"; this service mirrors "${scope.bucket}"` };
   if (!key.startsWith(scope.prefix)) return { kind: 'ignored', reason: `key is outside S3_PREFIX "${scope.prefix}"` };
   const mapping = mapKey(root, key);
   if (mapping.kind === 'folder-marker') return { kind: 'ignored', reason: 'folder marker (key ends with "/"): nothing to mirror' };
+  const excluded = filter.rejects(key);
+  if (excluded) return { kind: 'excluded', reason: excluded };
   if (mapping.kind === 'refused') return { kind: 'refused', reason: mapping.reason };
   return { kind: 'file', mapping };
 }

@@ -1,4 +1,5 @@
 import { describeSecretRef, SecretRef, secretRef } from './secret-ref';
+import { KeyFilter, splitPatterns } from '../common/key-filter';
 import { redactDeep } from '../common/redact';
 import { resolve } from 'node:path';
 import { EnvironmentVariables } from './env.schema';
@@ -40,6 +41,8 @@ export class AppConfig {
     maxConcurrentRuns: number;
     /** One ListObjectsV2 page, body included, per attempt. */
     listTimeoutMs: number;
+    /** SYNC_INCLUDE / SYNC_EXCLUDE: keys outside it are neither fetched nor deleted, by syncs and events alike. */
+    filter: KeyFilter;
   };
   readonly events: {
     webhookSecret?: SecretRef;
@@ -162,6 +165,10 @@ export class AppConfig {
       runHistory: env.RUN_HISTORY_LIMIT,
       maxConcurrentRuns: env.MAX_CONCURRENT_RUNS,
       listTimeoutMs: env.LIST_TIMEOUT_SECONDS * 1000,
+      filter: KeyFilter.of(splitPatterns(env.SYNC_INCLUDE), splitPatterns(env.SYNC_EXCLUDE), {
+        include: 'SYNC_INCLUDE',
+        exclude: 'SYNC_EXCLUDE',
+      }),
     };
     this.events = {
       webhookSecret: secretRef('WEBHOOK_SECRET', env.WEBHOOK_SECRET, {
@@ -189,7 +196,7 @@ export class AppConfig {
       authUrl: env.AUTH_URL,
       accessKey: secretRef('ACCESS_KEY', env.ACCESS_KEY, { variable: 'ACCESS_KEY_PARAM', ssm: env.ACCESS_KEY_PARAM }),
       secretKey: secretRef('SECRET_KEY', env.SECRET_KEY, { variable: 'SECRET_KEY_PARAM', ssm: env.SECRET_KEY_PARAM }),
-      patterns: splitList(env.DELIVERY_PATTERNS),
+      patterns: splitPatterns(env.DELIVERY_PATTERNS),
       maxRecordsPerBatch: env.MAX_RECORDS_PER_BATCH,
       maxBatchBytes: env.MAX_BATCH_BYTES,
       concurrency: env.DELIVERY_CONCURRENCY,
@@ -218,7 +225,7 @@ export class AppConfig {
       }),
       archiveBucket: env.ARCHIVE_BUCKET_NAME,
       archivePrefix: env.ARCHIVE_PREFIX,
-      patterns: splitList(env.BUNDLE_PATTERNS),
+      patterns: splitPatterns(env.BUNDLE_PATTERNS),
       maxFiles: env.BUNDLE_MAX_FILES,
       maxBytes: Math.round(env.BUNDLE_MAX_MB * MiB),
       maxAgeMs: Math.round(env.BUNDLE_MAX_AGE_SECONDS * 1000),
@@ -289,7 +296,7 @@ export class AppConfig {
   private shown(): Record<string, unknown> {
     return {
       s3: { ...this.s3 },
-      sync: { ...this.sync },
+      sync: { ...this.sync, filter: this.sync.filter.describe() },
       events: { ...this.events, retry: { ...this.events.retry }, webhookSecret: describeSecretRef(this.events.webhookSecret) },
       delivery: {
         ...this.delivery,

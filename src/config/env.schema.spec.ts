@@ -164,6 +164,8 @@ describe('lookalike variables', () => {
     [{ NIFI_USERNAME: 'user' }, 'NIFI_USERNAME, NIFI_PASSWORD: give both or neither'],
     [{ RETRY_BASE_MS: '5000', RETRY_MAX_MS: '1000' }, 'RETRY_BASE_MS, RETRY_MAX_MS: the base (5000) is above the cap (1000)'],
     [{ DELIVERY_PATTERNS: ',' }, 'DELIVERY_PATTERNS: matches nothing'],
+    [{ SYNC_EXCLUDE: '*.tmp,{a,b' }, 'SYNC_EXCLUDE: pattern "{a,b": a "{" without its "}"'],
+    [{ SYNC_INCLUDE: '{{.*}}' }, 'SYNC_INCLUDE: pattern "{{.*}}": regular expressions ({{...}}) are not supported'],
     [{ AWS_REGION: 'Frankfurt' }, 'AWS_REGION: must be an AWS region name (e.g. eu-west-1)'],
     [
       { NIFI_ENDPOINT_URL: 'https://user:pass@nifi.example.com/in', ARCHIVE_BUCKET_NAME: 'archive' },

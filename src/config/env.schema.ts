@@ -1,6 +1,7 @@
 import { plainToInstance, Transform } from 'class-transformer';
 import { validateCronExpression } from 'cron';
 import { resolve } from 'node:path';
+import { filterPatternProblem, splitPatterns } from '../common/key-filter';
 import { isStrictlyInside } from '../common/object-key';
 import {
   IsBoolean,
@@ -165,6 +166,18 @@ export class EnvironmentVariables {
   @Min(0)
   /** 0: no limit. */
   MAX_FILE_SIZE_MB = 1000;
+
+  /** Comma-separated rclone globs: when set, only keys matching one are mirrored (see KeyFilter). */
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  SYNC_INCLUDE?: string;
+
+  /** Comma-separated rclone globs: keys matching one are neither fetched nor deleted. */
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  SYNC_EXCLUDE?: string;
 
   @IsString()
   @IsNotEmpty()
@@ -751,6 +764,12 @@ function crossFieldProblems(env: EnvironmentVariables): string[] {
   }
   if (env.RETRY_BASE_MS > env.RETRY_MAX_MS)
     problems.push(`RETRY_BASE_MS, RETRY_MAX_MS: the base (${env.RETRY_BASE_MS}) is above the cap (${env.RETRY_MAX_MS})`);
+  for (const name of ['SYNC_INCLUDE', 'SYNC_EXCLUDE'] as const) {
+    for (const pattern of splitPatterns(env[name])) {
+      const problem = filterPatternProblem(pattern);
+      if (problem) problems.push(`${name}: pattern "${pattern}": ${problem}`);
+    }
+  }
   for (const name of ['DELIVERY_PATTERNS', 'BUNDLE_PATTERNS'] as const) {
     if (typeof env[name] === 'string' && env[name].split(',').every((p) => p.trim() === '')) {
       problems.push(`${name}: matches nothing (give at least one pattern, e.g. **)`);

@@ -5,6 +5,7 @@ import { dirname } from 'node:path';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
 import { errorMessage, isErrno, NotFoundError } from '../common/errors';
+import { KeyFilter } from '../common/key-filter';
 import { Admission, admitKey } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import { ManifestEntry, ManifestStore } from '../state/manifest.store';
@@ -60,9 +61,12 @@ export class MirrorService implements OnModuleInit, OnApplicationBootstrap {
     return this.dirs.root;
   }
 
-  /** See admitKey: what a listed or notified key is to this mirror. */
-  admit(key: string, bucket?: string): Admission {
-    return admitKey(this.dirs.root, key, this.config.s3, bucket);
+  /**
+   * See admitKey: what a listed or notified key is to this mirror, under SYNC_INCLUDE / SYNC_EXCLUDE
+   * or a run's filter that narrows them.
+   */
+  admit(key: string, options: { bucket?: string; filter?: KeyFilter } = {}): Admission {
+    return admitKey(this.dirs.root, key, this.config.s3, options.bucket, options.filter ?? this.config.sync.filter);
   }
 
   localFile(mapping: FileMapping): LocalFile | undefined {

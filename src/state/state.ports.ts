@@ -16,6 +16,8 @@ export interface RunCounts {
   skipped: number;
   failed: number;
   refused: number;
+  /** Listed but left out by SYNC_INCLUDE / SYNC_EXCLUDE or the run's own filter. */
+  excluded: number;
   bytesDownloaded: number;
 }
 
@@ -29,6 +31,7 @@ export const emptyCounts = (): RunCounts => ({
   skipped: 0,
   failed: 0,
   refused: 0,
+  excluded: 0,
   bytesDownloaded: 0,
 });
 

@@ -36,7 +36,8 @@ export class ReadThrough {
     }
     const admission = this.mirror.admit(key);
     if (admission.kind === 'refused') throw new UnsafeKeyError(key, admission.reason);
-    if (admission.kind === 'ignored') throw new NotFoundError(`${key} is not mirrored: ${admission.reason}`);
+    if (admission.kind === 'ignored' || admission.kind === 'excluded')
+      throw new NotFoundError(`${key} is not mirrored: ${admission.reason}`);
     const head = await this.s3.headObject(key);
     if (!head) throw new NotFoundError(`${key} is in neither the mirror nor the bucket`);
     if (expected && fileIdOf(this.config.s3.bucket, key, head.etag) !== expected.fileId) {

@@ -38,7 +38,7 @@ function setup(options: { maxFileBytes?: number; deleteRemoved?: boolean; maxDel
   const downloads: RemoteObject[] = [];
   const removed: string[] = [];
   const mirror = {
-    admit: (key: string, bucket = BUCKET) => {
+    admit: (key: string, { bucket = BUCKET }: { bucket?: string } = {}) => {
       if (bucket !== BUCKET) return { kind: 'ignored', reason: 'other bucket' };
       const mapping = mapKey(ROOT, key);
       if (mapping.kind === 'file') return { kind: 'file', mapping };

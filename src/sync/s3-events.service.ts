@@ -224,7 +224,9 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
   private async applyToMirror(change: ObjectChange): Promise<ApplyResult> {
     if (change.op === 'delete' && !this.config.sync.deleteRemoved) return 'skipped';
     const admission = this.mirror.admit(change.key);
-    if (admission.kind !== 'file') throw new UnsafeKeyError(change.key, admission.reason);
+    // A parked change admitted under an earlier configuration: what the filter leaves out now stays untouched.
+    if (admission.kind === 'excluded' || admission.kind === 'ignored') return 'skipped';
+    if (admission.kind === 'refused') throw new UnsafeKeyError(change.key, admission.reason);
     if (change.op === 'delete') return this.applyDelete(change, admission.mapping);
     // A notification names the version it announces: an absent ETag or size never matches the manifest.
     const remote = {
@@ -292,8 +294,8 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       }
       const { change } = result;
       const outcome = { index, key: change.key, op: change.op };
-      const admission = this.mirror.admit(change.key, change.bucket);
-      if (admission.kind === 'ignored') {
+      const admission = this.mirror.admit(change.key, { bucket: change.bucket });
+      if (admission.kind === 'ignored' || admission.kind === 'excluded') {
         records.push({ ...outcome, status: 'ignored', reason: admission.reason });
         return;
       }

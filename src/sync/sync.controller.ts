@@ -41,6 +41,8 @@ export class SyncController {
       prefix: query.prefix,
       dryRun: query.dryRun,
       allowDeleteAll: query.allowDeleteAll,
+      include: query.include,
+      exclude: query.exclude,
       trigger: 'api',
     });
     if (query.background) {

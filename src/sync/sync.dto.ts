@@ -1,11 +1,20 @@
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
-import { IsBoolean, IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
+import { ArrayMaxSize, IsBoolean, IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
+import { splitPatterns } from '../common/key-filter';
 import { CursorPageQueryDto } from '../common/paging.dto';
 import type { RunCounts, RunItem, RunRecord } from '../state/state.ports';
 
 /** Query booleans arrive as strings; anything but true/false is left as is so validation names it. */
 const queryBoolean = ({ value }: { value: unknown }): unknown => (value === 'true' ? true : value === 'false' ? false : value);
+
+const MAX_REQUEST_PATTERNS = 100;
+
+/** `?include=a&include=b` and `?include=a,b` alike; anything but strings is left for validation to name. */
+const queryPatterns = ({ value }: { value: unknown }): unknown => {
+  const values: unknown[] = Array.isArray(value) ? value : [value];
+  return values.every((v) => typeof v === 'string') ? (values as string[]).flatMap(splitPatterns) : value;
+};
 
 export class SyncRequestDto {
   @ApiPropertyOptional({ description: 'Sync only keys under this prefix (must lie under S3_PREFIX)', example: 'logs/2026/' })
@@ -31,6 +40,31 @@ export class SyncRequestDto {
   @Transform(queryBoolean)
   @IsBoolean()
   allowDeleteAll?: boolean;
+
+  @ApiPropertyOptional({
+    type: [String],
+    description:
+      'Only keys matching one of these rclone globs (repeat the parameter or separate with commas), within SYNC_INCLUDE / SYNC_EXCLUDE',
+    example: ['*.jsonl'],
+  })
+  @IsOptional()
+  @Transform(queryPatterns)
+  @ArrayMaxSize(MAX_REQUEST_PATTERNS)
+  @IsString({ each: true })
+  @MaxLength(1024, { each: true })
+  include?: string[];
+
+  @ApiPropertyOptional({
+    type: [String],
+    description: 'Leave out keys matching any of these rclone globs: neither fetched nor deleted by this run',
+    example: ['*.tmp', '/logs/archive/'],
+  })
+  @IsOptional()
+  @Transform(queryPatterns)
+  @ArrayMaxSize(MAX_REQUEST_PATTERNS)
+  @IsString({ each: true })
+  @MaxLength(1024, { each: true })
+  exclude?: string[];
 }
 
 export class RunCountsDto implements RunCounts {
@@ -43,6 +77,8 @@ export class RunCountsDto implements RunCounts {
   @ApiProperty({ example: 4987, description: 'Unchanged, adopted or too large' }) skipped!: number;
   @ApiProperty({ example: 0 }) failed!: number;
   @ApiProperty({ example: 0, description: 'Keys refused because they are unsafe as local paths' }) refused!: number;
+  @ApiProperty({ example: 0, description: "Keys left out by SYNC_INCLUDE / SYNC_EXCLUDE or the request's include / exclude" })
+  excluded!: number;
   @ApiProperty({ example: 98304 }) bytesDownloaded!: number;
 }
 

@@ -4,13 +4,14 @@ import { setMaxListeners } from 'node:events';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
-import { ConflictError, errorMessage, NotFoundError, ShuttingDownError, TooManyRunsError } from '../common/errors';
+import { BadRequestError, ConflictError, errorMessage, NotFoundError, ShuttingDownError, TooManyRunsError } from '../common/errors';
 import { scopedPrefix } from '../common/object-key';
 import { AppConfig } from '../config/app-config';
 import type { RemoteObject } from '../mirror/file-version';
 import { Metrics } from '../metrics/metrics.service';
 import { MirrorService } from '../mirror/mirror.service';
-import { ManifestStore } from '../state/manifest.store';
+import { ManifestEntry, ManifestStore } from '../state/manifest.store';
+import { FilterPatternError, KeyFilter } from '../common/key-filter';
 import { emptyCounts, RunCounts, RunItem, RunRecord, RunStore, RunTrigger } from '../state/state.ports';
 import { deleteGuard, planObject } from './sync-planner';
 import { PRIORITY, WorkQueue } from './work.queue';
@@ -21,6 +22,9 @@ export interface SyncRequest {
   dryRun?: boolean;
   trigger: RunTrigger;
   allowDeleteAll?: boolean;
+  /** The request's own rules (rclone globs), narrowing SYNC_INCLUDE / SYNC_EXCLUDE for this run. */
+  include?: string[];
+  exclude?: string[];
 }
 
 export interface RunProgress {
@@ -39,6 +43,8 @@ export interface RunProgress {
 
 interface ActiveRun {
   record: RunRecord;
+  /** What this run may fetch and delete: the configured filter, narrowed by the request's. */
+  filter: KeyFilter;
   abort: AbortController;
   listing: boolean;
   items: RunItem[];
@@ -84,6 +90,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   /** Starts a run and returns at once; `done` settles with the final record. */
   async start(request: SyncRequest): Promise<{ run: RunRecord; done: Promise<RunRecord> }> {
     const prefix = scopedPrefix(request.prefix, this.config.s3.prefix);
+    const filter = this.config.sync.filter.narrowedBy(requestFilter(request));
     for (const other of this.active.values()) {
       if (prefix.startsWith(other.record.prefix) || other.record.prefix.startsWith(prefix)) {
         throw new ConflictError(`a sync of "${other.record.prefix}" is already running`, { runId: other.record.id });
@@ -106,7 +113,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       startedAt: this.clock.now(),
       counts: emptyCounts(),
     };
-    const run: ActiveRun = { record, abort: new AbortController(), listing: true, items: [], done: Promise.resolve(record) };
+    const run: ActiveRun = { record, filter, abort: new AbortController(), listing: true, items: [], done: Promise.resolve(record) };
     // Every download in flight listens to the run's signal.
     setMaxListeners(this.config.sync.concurrency * 2 + 16, run.abort.signal);
     // Registered before the first await so that a concurrent request sees it.
@@ -193,7 +200,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   private async executeRun(run: ActiveRun, allowDeleteAll: boolean): Promise<RunRecord> {
     const { record } = run;
     const log = { runId: record.id, prefix: record.prefix, dryRun: record.dryRun };
-    this.logger.log({ ...log, trigger: record.trigger }, 'sync started');
+    this.logger.log({ ...log, trigger: record.trigger, ...(run.filter.isEmpty ? {} : { filter: run.filter.describe() }) }, 'sync started');
     const persist = setInterval(
       () => detach(this.persistProgress(run), this.logger, 'could not persist run progress'),
       PROGRESS_PERSIST_MS,
@@ -245,8 +252,12 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       );
       for (const object of page) {
         c.listed++;
-        const admission = this.mirror.admit(object.key);
+        const admission = this.mirror.admit(object.key, { filter: run.filter });
         if (admission.kind === 'ignored') continue;
+        if (admission.kind === 'excluded') {
+          c.excluded++;
+          continue;
+        }
         if (admission.kind === 'refused') {
           c.refused++;
           this.addItem(run, { operation: 'refuse', key: object.key, status: 'failed', message: admission.reason });
@@ -320,11 +331,14 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   private async deleteRemoved(run: ActiveRun, allowDeleteAll: boolean): Promise<string | undefined> {
     const { record } = run;
     const c = record.counts;
-    const toDelete = this.manifest.countMissingFromListing(record.id, record.prefix);
+    const toDelete = run.filter.isEmpty
+      ? this.manifest.countMissingFromListing(record.id, record.prefix)
+      : count(this.deletionCandidates(run));
     if (toDelete === 0) return undefined;
     const blocked = deleteGuard({
       toDelete,
-      mirrored: this.manifest.count(record.prefix),
+      // Under a filter, the guard weighs the deletions against the files the filter covers.
+      mirrored: run.filter.isEmpty ? this.manifest.count(record.prefix) : count(this.coveredEntries(run)),
       maxDelete: this.config.sync.maxDelete,
       allowDeleteAll,
     });
@@ -333,7 +347,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       this.logger.warn({ runId: record.id, toDelete }, blocked);
       return blocked;
     }
-    for (const entry of this.manifest.missingFromListing(record.id, record.prefix)) {
+    for (const entry of this.deletionCandidates(run)) {
       run.abort.signal.throwIfAborted();
       if (record.dryRun) {
         this.addItem(run, { operation: 'delete', key: entry.key, status: 'planned', message: 'object no longer in the bucket' });
@@ -355,6 +369,24 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       await this.flushItems(run, ITEM_FLUSH);
     }
     return undefined;
+  }
+
+  /** Mirrored files whose objects the listing no longer has; what the run's filter leaves out is never one. */
+  private *deletionCandidates(run: ActiveRun): Generator<ManifestEntry> {
+    for (const entry of this.manifest.missingFromListing(run.record.id, run.record.prefix)) {
+      if (run.filter.passes(entry.key)) yield entry;
+    }
+  }
+
+  /** Mirrored files under the run's prefix that its filter covers. */
+  private *coveredEntries(run: ActiveRun): Generator<ManifestEntry> {
+    let after = '';
+    for (;;) {
+      const page = this.manifest.page(run.record.prefix, after, 1000);
+      for (const entry of page) if (run.filter.passes(entry.key)) yield entry;
+      if (page.length < 1000) return;
+      after = page[page.length - 1].key;
+    }
   }
 
   private countRun(record: RunRecord): void {
@@ -380,7 +412,8 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const verb = record.dryRun ? 'would download' : 'downloaded';
     const deleted = record.dryRun ? `would delete ${c.toDelete}` : `deleted ${c.deleted}`;
     const downloaded = record.dryRun ? c.toDownload : c.downloaded;
-    return `listed ${c.listed}, ${verb} ${downloaded}, ${deleted}, unchanged ${c.skipped}, failed ${c.failed}, refused ${c.refused}`;
+    const excluded = c.excluded > 0 ? `, excluded ${c.excluded}` : '';
+    return `listed ${c.listed}, ${verb} ${downloaded}, ${deleted}, unchanged ${c.skipped}, failed ${c.failed}, refused ${c.refused}${excluded}`;
   }
 
   private addItem(run: ActiveRun, item: RunItem): void {
@@ -400,4 +433,21 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       this.logger.warn({ runId: run.record.id, err: errorMessage(err) }, 'could not persist run progress');
     }
   }
+}
+
+function requestFilter(request: SyncRequest): KeyFilter {
+  try {
+    return KeyFilter.of(request.include ?? [], request.exclude ?? []);
+  } catch (err) {
+    if (err instanceof FilterPatternError) {
+      throw new BadRequestError(err.message, { parameter: request.include?.includes(err.pattern) ? 'include' : 'exclude' });
+    }
+    throw err;
+  }
+}
+
+function count(entries: Iterable<unknown>): number {
+  let n = 0;
+  for (const _ of entries) n++;
+  return n;
 }

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Statement } from 'better-sqlite3';
 import {
+  emptyCounts,
   BreakerState,
   BundleMember,
   BundleRecord,
@@ -49,7 +50,8 @@ function toRun(r: RunRow): RunRecord {
     message: r.message ?? undefined,
     startedAt: new Date(r.started_at),
     finishedAt: r.finished_at === null ? undefined : new Date(r.finished_at),
-    counts: JSON.parse(r.counts) as RunRecord['counts'],
+    // Rows written before a count existed read it as 0.
+    counts: { ...emptyCounts(), ...(JSON.parse(r.counts) as Partial<RunRecord['counts']>) },
   };
 }
 
