@@ -265,6 +265,15 @@ describe('real-time sync through the webhook', () => {
     }
   });
 
+  it('fetches an object when its restore from an archive class completes (ObjectRestore:Completed)', async () => {
+    const restored = { ...(await putEvent('cold/thawed.txt', 'restored bytes')), eventName: 'ObjectRestore:Completed' };
+    const started = { ...restored, eventName: 'ObjectRestore:Post' };
+    const res = await signed(t, notification(started, restored)).expect(202);
+    expect(res.body).toMatchObject({ accepted: 1, ignored: 1 });
+    await settled(t);
+    expect(await readFile(join(t.mirrorDir, 'cold/thawed.txt'), 'utf8')).toBe('restored bytes');
+  });
+
   it('accepts unsigned notifications with WEBHOOK_AUTH=none, and says so in /config; the files still come from S3', async () => {
     const unsigned = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_AUTH: 'none' });
     try {

@@ -225,6 +225,60 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(await filesUnder(t.mirrorDir)).toEqual(['x/1.log', 'x/2.log', 'x/a.txt', 'x/b.txt', 'x/c.txt']);
   });
 
+  it('reports objects archived in GLACIER / DEEP_ARCHIVE as archived without a GET, and fetches them once restored', async () => {
+    const keys = ['hot.txt', 'cold/glacier.txt', 'cold/deep.txt', 'cold/thawing.txt', 'cold/tiered.txt', 'cold/instant.txt'];
+    await seed(keys);
+    proxy.archive.set('cold/glacier.txt', { storageClass: 'GLACIER' });
+    proxy.archive.set('cold/deep.txt', { storageClass: 'DEEP_ARCHIVE' });
+    proxy.archive.set('cold/thawing.txt', { storageClass: 'GLACIER', restore: 'restoring' });
+    proxy.archive.set('cold/tiered.txt', { storageClass: 'INTELLIGENT_TIERING', tierArchived: true });
+    proxy.archive.set('cold/instant.txt', { storageClass: 'GLACIER_IR' });
+    await boot();
+    const report = await sync();
+    expect(report).toMatchObject({ status: 'success', failed_operations: 0 });
+    expect(report.counts).toMatchObject({ downloaded: 2, archived: 4, failed: 0 });
+    expect(report.sync_details).toEqual(
+      expect.arrayContaining([
+        {
+          operation: 'skip',
+          file_key: 'cold/glacier.txt',
+          status: 'skipped',
+          message: 'archived in GLACIER: restore it (RestoreObject) to mirror it',
+        },
+        {
+          operation: 'skip',
+          file_key: 'cold/thawing.txt',
+          status: 'skipped',
+          message: 'archived in GLACIER, restore in progress: fetched once it completes',
+        },
+        expect.objectContaining({
+          file_key: 'cold/tiered.txt',
+          status: 'skipped',
+          message: expect.stringMatching(/^archived \(S3 answered InvalidObjectState\)/),
+        }),
+      ]),
+    );
+    for (const key of ['cold/glacier.txt', 'cold/deep.txt', 'cold/thawing.txt']) expect(proxy.objectGets(key)).toBe(0);
+    // Intelligent-Tiering's archive tier shows only in the GET's answer: one GET, no retry.
+    expect(proxy.objectGets('cold/tiered.txt')).toBe(1);
+    expect(proxy.restoreStatusAsked).toBeGreaterThan(0);
+    await expectMirrorMatches(['hot.txt', 'cold/instant.txt']);
+
+    proxy.archive.set('cold/glacier.txt', { storageClass: 'GLACIER', restore: 'restored' });
+    proxy.archive.delete('cold/tiered.txt');
+    const restored = await sync();
+    expect(restored.counts).toMatchObject({ downloaded: 2, archived: 2, failed: 0 });
+    await expectMirrorMatches(['hot.txt', 'cold/instant.txt', 'cold/glacier.txt', 'cold/tiered.txt']);
+
+    // Moved to Glacier after it was mirrored: unchanged, kept, never fetched again nor deleted.
+    proxy.archive.set('hot.txt', { storageClass: 'DEEP_ARCHIVE' });
+    proxy.requests.length = 0;
+    const later = await sync();
+    expect(later.counts).toMatchObject({ downloaded: 0, deleted: 0, archived: 2 });
+    expect(proxy.objectGets('hot.txt')).toBe(0);
+    expect(await filesUnder(t.mirrorDir)).toContain('hot.txt');
+  });
+
   it('answers 400 naming a malformed include / exclude pattern, before any run starts', async () => {
     await boot();
     const res = await t.http().post('/api/v1/sync?exclude={a,b').expect(400);

@@ -18,6 +18,32 @@ describe('parseListObjectsV2', () => {
     });
   });
 
+  it('records storage classes other than STANDARD, and whether an archived object is restored', () => {
+    const archived = (key: string, storageClass: string, restore = ''): string =>
+      `<Contents><Key>${key}</Key><LastModified>2026-11-23T10:00:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size><StorageClass>${storageClass}</StorageClass>${restore}</Contents>`;
+    const page = parseListObjectsV2(
+      doc(
+        entry('standard') +
+          archived('cold', 'GLACIER') +
+          archived('thawing', 'DEEP_ARCHIVE', '<RestoreStatus><IsRestoreInProgress>true</IsRestoreInProgress></RestoreStatus>') +
+          archived(
+            'thawed',
+            'GLACIER',
+            '<RestoreStatus><IsRestoreInProgress>false</IsRestoreInProgress><RestoreExpiryDate>2026-12-10T00:00:00.000Z</RestoreExpiryDate></RestoreStatus>',
+          ) +
+          archived('ia', 'STANDARD_IA'),
+      ),
+    );
+    expect(page.objects.map(({ key, storageClass, restore }) => ({ key, storageClass, restore }))).toEqual([
+      { key: 'standard', storageClass: undefined, restore: undefined },
+      { key: 'cold', storageClass: 'GLACIER', restore: undefined },
+      { key: 'thawing', storageClass: 'DEEP_ARCHIVE', restore: 'restoring' },
+      { key: 'thawed', storageClass: 'GLACIER', restore: 'restored' },
+      { key: 'ia', storageClass: 'STANDARD_IA', restore: undefined },
+    ]);
+    expect(page.objects[0]).not.toHaveProperty('storageClass');
+  });
+
   it('decodes escaped and non-ASCII keys exactly', () => {
     const keys = ['a&amp;b', 'x&lt;y&gt;z', 'q&quot;u&apos;o', 'tab&#9;here', 'hex&#x41;', 'café/日本/😀', 'plus+space %20.txt'];
     const page = parseListObjectsV2(doc(keys.map((k) => entry(k)).join('')));

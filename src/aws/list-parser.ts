@@ -5,6 +5,13 @@ export interface ListedObject {
   /** Without the surrounding quotes. */
   etag: string;
   lastModified: Date;
+  /** As S3 names it (STANDARD, GLACIER, DEEP_ARCHIVE...); absent when the endpoint does not say. */
+  storageClass?: string;
+  /**
+   * From the listing's RestoreStatus (asked for with x-amz-optional-object-attributes): `restored`
+   * while a restored copy of an archived object can be read, `restoring` while a restore runs.
+   */
+  restore?: 'restored' | 'restoring';
 }
 
 export interface ListPage {
@@ -66,12 +73,19 @@ export function parseListObjectsV2(xml: string): ListPage {
     if (key === undefined || size === undefined || lastModified === undefined) {
       throw new ListParseError('a <Contents> entry lacks Key, Size or LastModified');
     }
-    objects.push({
+    const object: ListedObject = {
       key: decodeXmlText(key),
       size: Number(size),
       etag: stripQuotes(decodeXmlText(field(block, 'ETag') ?? '')),
       lastModified: new Date(lastModified),
-    });
+    };
+    const storageClass = field(block, 'StorageClass');
+    if (storageClass !== undefined && storageClass !== 'STANDARD') {
+      object.storageClass = storageClass;
+      const restoring = field(block, 'IsRestoreInProgress');
+      if (restoring !== undefined) object.restore = restoring === 'true' ? 'restoring' : 'restored';
+    }
+    objects.push(object);
     from = close + 11;
   }
   // Only the document's own fields, outside every <Contents>, decide whether more pages follow.

@@ -16,3 +16,11 @@ export class S3RequestError extends AppError {
     );
   }
 }
+
+/**
+ * S3's answer to a GET of an object that is archived (GLACIER, DEEP_ARCHIVE, or an Intelligent-Tiering
+ * archive tier) and not restored: the object exists but cannot be read until it is restored.
+ */
+export function isArchivedObjectError(err: unknown): err is S3RequestError {
+  return err instanceof S3RequestError && err.statusCode === 403 && err.s3Code === 'InvalidObjectState';
+}

@@ -129,7 +129,8 @@ export class S3Repository implements OnApplicationShutdown {
       // Each attempt has LIST_TIMEOUT_SECONDS, body included: a stalled connection is dropped and retried.
       const timeout = AbortSignal.timeout(this.listTimeoutMs);
       const attempt = signal ? AbortSignal.any([signal, timeout]) : timeout;
-      const res = await this.signedGet(this.bucketPath, query, {}, attempt);
+      // RestoreStatus tells a restored archived object (readable) from one still in GLACIER / DEEP_ARCHIVE.
+      const res = await this.signedGet(this.bucketPath, query, { 'x-amz-optional-object-attributes': 'RestoreStatus' }, attempt);
       return parseListObjectsV2(await res.text());
     }, signal);
   }

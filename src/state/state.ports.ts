@@ -18,6 +18,8 @@ export interface RunCounts {
   refused: number;
   /** Listed but left out by SYNC_INCLUDE / SYNC_EXCLUDE or the run's own filter. */
   excluded: number;
+  /** Archived (GLACIER, DEEP_ARCHIVE, Intelligent-Tiering archive tiers) and not restored: not fetched. */
+  archived: number;
   bytesDownloaded: number;
 }
 
@@ -32,6 +34,7 @@ export const emptyCounts = (): RunCounts => ({
   failed: 0,
   refused: 0,
   excluded: 0,
+  archived: 0,
   bytesDownloaded: 0,
 });
 

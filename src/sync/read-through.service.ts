@@ -1,3 +1,4 @@
+import { isArchivedObjectError } from '../aws/s3-errors';
 import { Injectable } from '@nestjs/common';
 import { S3Repository } from '../aws/s3.repository';
 import { NotFoundError, UnsafeKeyError } from '../common/errors';
@@ -52,7 +53,13 @@ export class ReadThrough {
           skipExisting: false,
         });
         if (decision.action === 'too-large') throw new NotFoundError(`${key} is not mirrored: ${decision.reason}`);
-        if (decision.action === 'download') await this.mirror.download(remote);
+        if (decision.action !== 'download') return;
+        try {
+          await this.mirror.download(remote);
+        } catch (err) {
+          if (isArchivedObjectError(err)) throw new NotFoundError(`${key} is not mirrored: archived in S3 and not restored`);
+          throw err;
+        }
       },
       PRIORITY.event,
     );

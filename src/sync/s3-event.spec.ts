@@ -67,12 +67,14 @@ describe('parseNotification', () => {
     expect(parseNotification({ Type: 'SubscriptionConfirmation', SubscribeURL: 'https://x' })[0].status).toBe('ignored');
   });
 
-  it('treats lifecycle expiration as a delete and ignores events that do not change content', () => {
+  it('treats lifecycle expiration as a delete, a completed restore as a readable version, and ignores events that do not change content', () => {
     const expire = s3Record({ bucket: 'b', key: 'k', op: 'delete', eventName: 'LifecycleExpiration:Delete' });
-    const restore = s3Record({ bucket: 'b', key: 'k', op: 'put', eventName: 'ObjectRestore:Completed' });
-    const [a, b] = parseNotification({ Records: [expire, restore] });
+    const restoring = s3Record({ bucket: 'b', key: 'k', op: 'put', eventName: 'ObjectRestore:Post' });
+    const restored = s3Record({ bucket: 'b', key: 'k', op: 'put', eventName: 'ObjectRestore:Completed' });
+    const [a, b, c] = parseNotification({ Records: [expire, restoring, restored] });
     expect(a).toEqual(expect.objectContaining({ status: 'change', change: expect.objectContaining({ op: 'delete' }) }));
     expect(b).toEqual(expect.objectContaining({ status: 'ignored', key: 'k' }));
+    expect(c).toEqual(expect.objectContaining({ status: 'change', change: expect.objectContaining({ op: 'put' }) }));
   });
 
   it('accepts the s3: prefix on event names', () => {

@@ -4,7 +4,7 @@
  *  - the S3 event notification (`Records[]`, eventVersion 2.x), also as carried by SQS or SNS
  *    records in a Lambda event;
  *  - an SNS notification (`Type: Notification`) whose `Message` is one of these, as a string;
- *  - an EventBridge event from `aws.s3` ("Object Created" / "Object Deleted").
+ *  - an EventBridge event from `aws.s3` ("Object Created" / "Object Deleted" / "Object Restore Completed").
  */
 
 import { BadRequestError, errorMessage } from '../common/errors';
@@ -122,7 +122,12 @@ function fromEventBridge(e: Json): RecordResult {
   }
   // EventBridge carries the key as it is, not form-encoded like notifications.
   const key = object.key;
-  const op: ChangeOp | undefined = detailType === 'Object Created' ? 'put' : detailType === 'Object Deleted' ? 'delete' : undefined;
+  const op: ChangeOp | undefined =
+    detailType === 'Object Created' || detailType === 'Object Restore Completed'
+      ? 'put'
+      : detailType === 'Object Deleted'
+        ? 'delete'
+        : undefined;
   if (!op) return { status: 'ignored', reason: `${detailType} does not change the object's content`, key };
   return changed(
     { bucket, key, op, eventName: detailType },
@@ -153,6 +158,8 @@ function changed(
 
 function opOfEventName(name: string): ChangeOp | undefined {
   if (name.startsWith('ObjectCreated:')) return 'put';
+  // A restored copy of an archived object can be read now: fetched like a new version.
+  if (name === 'ObjectRestore:Completed') return 'put';
   if (name.startsWith('ObjectRemoved:')) return 'delete';
   // Expiration removes the object (or hides it behind a delete marker) just like a DELETE.
   if (name === 'LifecycleExpiration:Delete' || name === 'LifecycleExpiration:DeleteMarkerCreated') return 'delete';

@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { S3RequestError } from '../aws/s3-errors';
+import { isArchivedObjectError, S3RequestError } from '../aws/s3-errors';
 import { fullJitterDelayMs } from '../common/backoff';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
@@ -241,7 +241,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       skipExisting: false,
     });
     if (decision.action === 'skip') return 'unchanged';
-    if (decision.action === 'too-large') {
+    if (decision.action === 'too-large' || decision.action === 'archived') {
       this.logger.warn({ key: change.key, size: change.size, reason: decision.reason }, 'object not mirrored');
       return 'skipped';
     }
@@ -251,6 +251,11 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     } catch (err) {
       // Deleted again since the event: its ObjectRemoved event brings the mirror up to date.
       if (err instanceof S3RequestError && err.statusCode === 404) return 'gone';
+      // Written straight to an archive class: its ObjectRestore:Completed event brings it once restored.
+      if (isArchivedObjectError(err)) {
+        this.logger.warn({ key: change.key, reason: errorMessage(err) }, 'object archived, not mirrored until restored');
+        return 'skipped';
+      }
       throw err;
     }
   }

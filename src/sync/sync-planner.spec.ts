@@ -58,6 +58,26 @@ describe('planObject', () => {
     expect(d).toEqual({ action: 'too-large', reason: '1001 bytes exceeds MAX_FILE_SIZE_MB (1000 bytes)' });
     expect(planObject({ ...remote, size: 1000 }, undefined, undefined, { ...opts, maxFileBytes: 1000 }).action).toBe('download');
   });
+
+  it.each(['GLACIER', 'DEEP_ARCHIVE'])('reports a %s object that is not restored as archived instead of fetching it', (storageClass) => {
+    expect(planObject({ ...remote, storageClass }, undefined, undefined, opts)).toEqual({
+      action: 'archived',
+      reason: `archived in ${storageClass}: restore it (RestoreObject) to mirror it`,
+    });
+    expect(planObject({ ...remote, storageClass, restore: 'restoring' }, undefined, undefined, opts)).toEqual({
+      action: 'archived',
+      reason: `archived in ${storageClass}, restore in progress: fetched once it completes`,
+    });
+    expect(planObject({ ...remote, storageClass, restore: 'restored' }, undefined, undefined, opts).action).toBe('download');
+  });
+
+  it('keeps a mirrored file whose object moved to an archive class, and fetches classes readable at once', () => {
+    const archived = { ...remote, storageClass: 'GLACIER' };
+    expect(planObject(archived, { etag: 'abc', size: 100 }, { size: 100, mtimeMs: 0 }, opts).action).toBe('skip');
+    for (const storageClass of ['GLACIER_IR', 'STANDARD_IA', 'ONEZONE_IA', 'INTELLIGENT_TIERING', 'EXPRESS_ONEZONE']) {
+      expect(planObject({ ...remote, storageClass }, undefined, undefined, opts).action).toBe('download');
+    }
+  });
 });
 
 describe('deleteGuard', () => {

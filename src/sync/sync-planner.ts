@@ -20,12 +20,38 @@ export type Decision =
   | { action: 'download'; reason: 'new' | 'changed' | 'missing-locally' | 'local-differs' }
   | { action: 'skip'; reason: 'unchanged' }
   | { action: 'adopt'; reason: 'same size and modification time' }
-  | { action: 'too-large'; reason: string };
+  | { action: 'too-large'; reason: string }
+  /** Would be downloaded, but its storage class keeps it unreadable until restored: no GET is sent. */
+  | { action: 'archived'; reason: string };
+
+/** Storage classes whose objects must be restored before a GET can read them (Glacier Instant Retrieval can be read at once). */
+const ARCHIVE_CLASSES = new Set(['GLACIER', 'DEEP_ARCHIVE']);
+
+/** Why the object cannot be read now, or undefined when a GET would succeed. */
+export function archivedReason(remote: Pick<RemoteObject, 'storageClass' | 'restore'>): string | undefined {
+  if (!remote.storageClass || !ARCHIVE_CLASSES.has(remote.storageClass) || remote.restore === 'restored') return undefined;
+  return remote.restore === 'restoring'
+    ? `archived in ${remote.storageClass}, restore in progress: fetched once it completes`
+    : `archived in ${remote.storageClass}: restore it (RestoreObject) to mirror it`;
+}
 
 /** S3 keeps LastModified to the second; filesystems may round differently. */
 export const MTIME_TOLERANCE_MS = 1000;
 
 export function planObject(
+  remote: RemoteObject,
+  committed: CommittedFile | undefined,
+  local: LocalFile | undefined,
+  options: PlanOptions,
+): Decision {
+  const decision = planFromVersions(remote, committed, local, options);
+  if (decision.action !== 'download') return decision;
+  // A mirrored file whose object moved to Glacier is unchanged (same ETag) and stays; only a fetch is impossible.
+  const archived = archivedReason(remote);
+  return archived ? { action: 'archived', reason: archived } : decision;
+}
+
+function planFromVersions(
   remote: RemoteObject,
   committed: CommittedFile | undefined,
   local: LocalFile | undefined,

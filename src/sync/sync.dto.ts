@@ -79,6 +79,8 @@ export class RunCountsDto implements RunCounts {
   @ApiProperty({ example: 0, description: 'Keys refused because they are unsafe as local paths' }) refused!: number;
   @ApiProperty({ example: 0, description: "Keys left out by SYNC_INCLUDE / SYNC_EXCLUDE or the request's include / exclude" })
   excluded!: number;
+  @ApiProperty({ example: 0, description: 'Objects in GLACIER / DEEP_ARCHIVE (or an archive tier) not restored: reported, not fetched' })
+  archived!: number;
   @ApiProperty({ example: 98304 }) bytesDownloaded!: number;
 }
 

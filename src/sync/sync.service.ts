@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { isArchivedObjectError } from '../aws/s3-errors';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
@@ -52,6 +53,7 @@ interface ActiveRun {
 }
 
 const ITEM_FLUSH = 500;
+const ARCHIVED_ON_GET = 'archived (S3 answered InvalidObjectState): restore it to mirror it';
 const PROGRESS_PERSIST_MS = 1000;
 
 /**
@@ -275,6 +277,10 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
             c.skipped++;
             this.addItem(run, { operation: 'skip', key: object.key, status: 'skipped', message: decision.reason });
             break;
+          case 'archived':
+            c.archived++;
+            this.addItem(run, { operation: 'skip', key: object.key, status: 'skipped', message: decision.reason });
+            break;
           case 'adopt':
             c.skipped++;
             if (!record.dryRun) this.mirror.adopt(object);
@@ -321,6 +327,12 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       });
     } catch (err) {
       if (run.abort.signal.aborted || err instanceof ShuttingDownError) return;
+      // An Intelligent-Tiering archive tier is not in the listing's storage class: S3's answer tells.
+      if (isArchivedObjectError(err)) {
+        c.archived++;
+        this.addItem(run, { operation: 'skip', key: object.key, status: 'skipped', message: ARCHIVED_ON_GET });
+        return;
+      }
       c.failed++;
       this.addItem(run, { operation: 'download', key: object.key, status: 'failed', message: errorMessage(err) });
       this.logger.warn({ runId: run.record.id, key: object.key, err: errorMessage(err) }, 'download failed');
@@ -413,7 +425,8 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const deleted = record.dryRun ? `would delete ${c.toDelete}` : `deleted ${c.deleted}`;
     const downloaded = record.dryRun ? c.toDownload : c.downloaded;
     const excluded = c.excluded > 0 ? `, excluded ${c.excluded}` : '';
-    return `listed ${c.listed}, ${verb} ${downloaded}, ${deleted}, unchanged ${c.skipped}, failed ${c.failed}, refused ${c.refused}${excluded}`;
+    const archived = c.archived > 0 ? `, archived ${c.archived}` : '';
+    return `listed ${c.listed}, ${verb} ${downloaded}, ${deleted}, unchanged ${c.skipped}, failed ${c.failed}, refused ${c.refused}${excluded}${archived}`;
   }
 
   private addItem(run: ActiveRun, item: RunItem): void {

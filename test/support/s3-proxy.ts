@@ -33,6 +33,14 @@ export class S3Proxy {
   skewed = 0;
   /** When set, a request signed with an access key it refuses gets 403 ExpiredToken, as S3 answers expired credentials. */
   acceptsAccessKey?: (accessKeyId: string, sessionToken: string | undefined) => boolean;
+  /**
+   * key -> its storage class as S3 would list it, and its restore state. A GET of an object in an
+   * archive class that is not restored is answered 403 InvalidObjectState, as S3 does (Intelligent-
+   * Tiering's archive tiers are listed as INTELLIGENT_TIERING and refused the same way: `tierArchived`).
+   */
+  readonly archive = new Map<string, { storageClass: string; restore?: 'restoring' | 'restored'; tierArchived?: boolean }>();
+  /** Listing requests that asked for RestoreStatus (x-amz-optional-object-attributes). */
+  restoreStatusAsked = 0;
   /** Access key ids the requests were signed with, in arrival order. */
   readonly accessKeys: string[] = [];
   private server?: http.Server;
@@ -77,6 +85,8 @@ export class S3Proxy {
     this.skewed = 0;
     this.acceptsAccessKey = undefined;
     this.accessKeys.length = 0;
+    this.archive.clear();
+    this.restoreStatusAsked = 0;
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -105,6 +115,18 @@ export class S3Proxy {
         res.writeHead(403, { 'content-type': 'application/xml', date: new Date().toUTCString() });
         res.end(
           '<Error><Code>RequestTimeTooSkewed</Code><Message>The difference between the request time and the current time is too large.</Message></Error>',
+        );
+        return;
+      }
+    }
+    if (kind === 'list' && req.headers['x-amz-optional-object-attributes'] === 'RestoreStatus') this.restoreStatusAsked++;
+    if (kind === 'list' && this.archive.size > 0) return this.serveArchiveListing(req, url, res);
+    if (req.method === 'GET' && key && this.archive.has(key)) {
+      const { storageClass, restore, tierArchived } = this.archive.get(key)!;
+      if ((storageClass === 'GLACIER' || storageClass === 'DEEP_ARCHIVE' || tierArchived) && restore !== 'restored') {
+        res.writeHead(403, { 'content-type': 'application/xml' });
+        res.end(
+          "<Error><Code>InvalidObjectState</Code><Message>The operation is not valid for the object's storage class</Message></Error>",
         );
         return;
       }
@@ -148,6 +170,26 @@ export class S3Proxy {
       res.write(chunk);
     });
     upstream.on('end', () => res.end());
+  }
+
+  /** The upstream listing with each archived key's StorageClass (and RestoreStatus, when asked for) as S3 lists them. */
+  private async serveArchiveListing(req: IncomingMessage, url: URL, res: ServerResponse): Promise<void> {
+    const withRestoreStatus = req.headers['x-amz-optional-object-attributes'] === 'RestoreStatus';
+    const xml = (await this.fetchText(`${url.pathname}${url.search}`)).replace(
+      /<Contents>([\s\S]*?)<\/Contents>/g,
+      (whole, body: string) => {
+        const key = /<Key>([^<]*)<\/Key>/.exec(body)?.[1];
+        const archived = key === undefined ? undefined : this.archive.get(key);
+        if (!archived) return whole;
+        const restoreStatus =
+          withRestoreStatus && archived.restore
+            ? `<RestoreStatus><IsRestoreInProgress>${archived.restore === 'restoring'}</IsRestoreInProgress></RestoreStatus>`
+            : '';
+        return `<Contents>${body.replace(/<StorageClass>[^<]*<\/StorageClass>/, '')}<StorageClass>${archived.storageClass}</StorageClass>${restoreStatus}</Contents>`;
+      },
+    );
+    res.writeHead(200, { 'content-type': 'application/xml', 'content-length': String(Buffer.byteLength(xml)) });
+    res.end(xml);
   }
 
   /** What S3 answers to HEAD ?partNumber=N: that part's length and the number of parts. */
