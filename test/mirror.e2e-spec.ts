@@ -580,6 +580,35 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(report.sync_details.find((d) => d.file_key === 'large/single.bin')?.message).toMatch(/verified by md5/);
   });
 
+  it('takes chunked answers (no Content-Length), checks their length against the object, and retries one that runs past it', async () => {
+    const MiB = 1024 * 1024;
+    const body = Buffer.alloc(9 * MiB + 123);
+    for (let i = 0; i < body.length; i += 4096) body.writeUInt32LE(i, i);
+    await putMultipart(s3, bucket, 'big/multi.bin', body, 5 * MiB);
+    await put(s3, bucket, 'big/whole.bin', body.subarray(0, 3 * MiB));
+    await put(s3, bucket, 'small/a.txt', 'small and chunked');
+    await put(s3, bucket, 'small/b.txt', 'small, chunked, too long once');
+    for (const key of ['big/multi.bin', 'big/whole.bin', 'small/a.txt', 'small/b.txt']) proxy.chunked.set(key, 100);
+    proxy.overlong.set('small/b.txt', 1);
+    proxy.overlong.set('big/whole.bin', 1);
+    // Two ranges of the size-verified multipart object run past their end: neither may spill into its neighbour.
+    proxy.overlong.set('big/multi.bin', 2);
+    await boot({ MULTIPART_THRESHOLD_MB: '4', MULTIPART_CHUNK_MB: '2', MULTIPART_CONCURRENCY: '4', RETRY_BASE_MS: '10' });
+    const report = await sync();
+    expect(report.counts).toMatchObject({ downloaded: 4, failed: 0 });
+    const digest = (b: Buffer): string => createHash('sha256').update(b).digest('hex');
+    expect(digest(await readFile(join(t.mirrorDir, 'big/multi.bin')))).toBe(digest(body));
+    expect(digest(await readFile(join(t.mirrorDir, 'big/whole.bin')))).toBe(digest(body.subarray(0, 3 * MiB)));
+    expect(await readFile(join(t.mirrorDir, 'small/a.txt'), 'utf8')).toBe('small and chunked');
+    expect(await readFile(join(t.mirrorDir, 'small/b.txt'), 'utf8')).toBe('small, chunked, too long once');
+    expect(proxy.objectGets('small/a.txt')).toBe(1);
+    expect(proxy.objectGets('small/b.txt')).toBe(2);
+    expect(proxy.objectGets('big/whole.bin')).toBe(2);
+    // A range that runs past its end fails its attempt of the object, which starts again: never committed.
+    const rangedGets = proxy.requests.filter((r) => r.key === 'big/multi.bin' && r.method === 'GET' && r.range).length;
+    expect(rangedGets).toBeGreaterThan(Math.ceil(body.length / (2 * MiB)));
+  });
+
   it('detects corruption in a whole object above the in-memory size (hashed by a worker)', async () => {
     const body = Buffer.alloc(3 * 1024 * 1024 + 5, 9);
     await put(s3, bucket, 'whole.bin', body);

@@ -51,6 +51,11 @@ export interface GetOptions {
   /** Fail with 412 unless the object still has this ETag (so ranges never mix two versions). */
   ifMatch?: string;
   signal?: AbortSignal;
+  /**
+   * The object's size as listed or notified: the length of a whole answer that declares none
+   * (chunked or close-delimited, both valid HTTP), checked against the bytes that arrive.
+   */
+  expectedSize?: number;
 }
 
 /** RFC 3986 encoding of a key, as S3's canonical URI expects it ("/" kept). */
@@ -212,11 +217,21 @@ export class S3Repository implements OnApplicationShutdown {
     if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end}`;
     if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
     const res = await this.signedGet(this.pathPrefix + encodeKeyPath(key), {}, headers, options.signal);
-    if (res.length === undefined) {
+    const head = headFromHeaders(res.headers);
+    if (res.length !== undefined) return { head, length: res.length, body: res };
+    // No Content-Length: a range's length is its own, a whole object's is the size it was listed with.
+    const range = options.range;
+    const length = range ? range.end - range.start + 1 : options.expectedSize;
+    if (length === undefined) {
       res.discard();
-      throw new S3RequestError(502, 'NoContentLength', `GET ${key}: the answer declares no Content-Length`);
+      throw new S3RequestError(
+        502,
+        'NoContentLength',
+        `GET ${key}: the answer declares no Content-Length and the object's size is not known`,
+      );
     }
-    return { head: headFromHeaders(res.headers), length: res.length, body: res };
+    if (!range && !res.headers['content-range']) head.size = length;
+    return { head, length, body: res };
   }
 
   /** A SigV4-signed GET; resolves with a 2xx response, else rejects with S3RequestError. */

@@ -30,6 +30,8 @@ const slabs = new MemoryPool(() => new SharedArrayBuffer(SLAB_BYTES), MAX_SLABS,
 
 export interface ReceivedBody {
   bytes: Uint8Array;
+  /** Bytes that arrived: more than `bytes` holds when a body without Content-Length runs past `length`. */
+  arrived: number;
   /** Gives the memory back for another body; `bytes` must not be used afterwards. */
   release(): void;
 }
@@ -55,23 +57,36 @@ export async function receiveInMemory(body: ResponseBody, length: number, onByte
     release();
     throw err;
   }
-  return { bytes: sink.result(), release };
+  return { bytes: sink.result(), arrived: sink.arrived, release };
 }
+
+/**
+ * Where bytes past the expected end of a body without Content-Length (chunked or close-delimited)
+ * go: counted, never kept, so the size check refuses the body and no neighbour's memory or file
+ * range is overwritten.
+ */
+const OVERFLOW = Buffer.allocUnsafeSlow(64 * 1024);
 
 class MemorySink implements BodySink {
   private used = 0;
+  private overflow = 0;
 
   constructor(
     private readonly memory: Uint8Array,
     private readonly onBytes?: (n: number) => void,
   ) {}
 
+  get arrived(): number {
+    return this.used + this.overflow;
+  }
+
   space(): Uint8Array {
-    return this.memory.subarray(this.used);
+    return this.used < this.memory.length ? this.memory.subarray(this.used) : OVERFLOW;
   }
 
   filled(n: number): boolean {
-    this.used += n;
+    if (this.used < this.memory.length) this.used += n;
+    else this.overflow += n;
     this.onBytes?.(n);
     return true;
   }
@@ -86,14 +101,19 @@ class MemorySink implements BodySink {
  * block is handed to `onBlock` (digests) and written at its position while the next one fills.
  * Returns the number of bytes written; a failed write wins over the network error it causes.
  */
+/**
+ * Receives a body into `file` from `start`; resolves with the bytes that arrived. At most `limit`
+ * bytes are written (a range never spills into its neighbour's); the count says what came beyond.
+ */
 export async function receiveIntoFile(
   body: ResponseBody,
   file: TempFile,
   start: number,
+  limit: number,
   onBlock?: (bytes: Buffer) => void,
   onBytes?: (n: number) => void,
 ): Promise<number> {
-  const sink = new FileSink(body, file, start, onBlock, onBytes);
+  const sink = new FileSink(body, file, start, limit, onBlock, onBytes);
   try {
     await body.read(sink);
     sink.flush();
@@ -110,12 +130,14 @@ class FileSink implements BodySink {
   private writing = 0;
   private paused = false;
   private writeError?: unknown;
+  private overflow = 0;
   private readonly drained: Array<() => void> = [];
 
   constructor(
     private readonly body: ResponseBody,
     private readonly file: TempFile,
     private readonly start: number,
+    private readonly limit: number,
     private readonly onBlock?: (bytes: Buffer) => void,
     private readonly onBytes?: (n: number) => void,
   ) {
@@ -123,7 +145,7 @@ class FileSink implements BodySink {
   }
 
   get bytes(): number {
-    return this.position - this.start;
+    return this.position - this.start + this.overflow;
   }
 
   space(): Uint8Array {
@@ -141,8 +163,14 @@ class FileSink implements BodySink {
   /** Writes what the current block holds and starts a fresh one. */
   flush(): void {
     if (this.used === 0) return;
+    const writable = Math.max(0, Math.min(this.used, this.start + this.limit - this.position));
+    this.overflow += this.used - writable;
+    if (writable === 0) {
+      this.used = 0;
+      return;
+    }
     const block = this.block;
-    const bytes = block.subarray(0, this.used);
+    const bytes = block.subarray(0, writable);
     this.block = blocks.take();
     this.used = 0;
     this.onBlock?.(bytes);

@@ -54,7 +54,7 @@ export class ObjectFetcher {
   }
 
   private async fetchWhole(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: FetchOptions): Promise<ManifestEntry> {
-    const { head, length, body } = await this.s3.getObject(object.key, { signal });
+    const { head, length, body } = await this.s3.getObject(object.key, { signal, expectedSize: object.size });
     try {
       const verification = chooseVerification(head, this.config.sync.verifyIntegrity);
       if (wholeBodySink(head.size) === 'file') {
@@ -62,7 +62,7 @@ export class ObjectFetcher {
         // the other checks are cheap enough to run on the blocks as they arrive.
         const digest = verification.method === 'md5' ? undefined : createDigest(verification.method);
         return await this.writeAtomically(mapping, head, async (file) => {
-          const bytes = await receiveIntoFile(body, file, 0, digest && ((block) => digest.update(block)), options.onBytes);
+          const bytes = await receiveIntoFile(body, file, 0, head.size, digest && ((block) => digest.update(block)), options.onBytes);
           this.checkSize(object.key, bytes, head.size);
           if (verification.method === 'md5') this.checkDigest(object.key, verification, await this.md5OfFile(file, bytes));
           else if (digest) this.checkDigest(object.key, verification, await digest.result());
@@ -73,7 +73,7 @@ export class ObjectFetcher {
       // common case, so that hashing is spread over the cores.
       const received = await receiveInMemory(body, length, options.onBytes);
       try {
-        this.checkSize(object.key, received.bytes.length, head.size);
+        this.checkSize(object.key, received.arrived, head.size);
         const digest = verification.method === 'md5' ? undefined : createDigest(verification.method);
         if (digest) {
           digest.update(received.bytes);
@@ -134,8 +134,9 @@ export class ObjectFetcher {
           const range = ranges[index];
           await this.rangeRetry.execute(async () => {
             const { body } = await this.s3.getObject(object.key, { range, ifMatch: head.etag, signal: rangeSignal });
-            const got = await receiveIntoFile(body, file, range.start, undefined, options.onBytes).finally(() => body.discard());
-            this.checkSize(`${object.key} [${range.start}-${range.end}]`, got, range.end - range.start + 1);
+            const length = range.end - range.start + 1;
+            const got = await receiveIntoFile(body, file, range.start, length, undefined, options.onBytes).finally(() => body.discard());
+            this.checkSize(`${object.key} [${range.start}-${range.end}]`, got, length);
             bytes += got;
           }, rangeSignal);
           // Each part is hashed by a worker while the next ones download: MD5 runs at about

@@ -39,6 +39,10 @@ export class S3Proxy {
    * Tiering's archive tiers are listed as INTELLIGENT_TIERING and refused the same way: `tierArchived`).
    */
   readonly archive = new Map<string, { storageClass: string; restore?: 'restoring' | 'restored'; tierArchived?: boolean }>();
+  /** key -> how many more GETs to answer chunked, without Content-Length (valid HTTP, as some gateways answer). */
+  readonly chunked = new Map<string, number>();
+  /** key -> how many more GETs to answer chunked with bytes past the object's end. */
+  readonly overlong = new Map<string, number>();
   /** Listing requests that asked for RestoreStatus (x-amz-optional-object-attributes). */
   restoreStatusAsked = 0;
   /** Access key ids the requests were signed with, in arrival order. */
@@ -87,6 +91,8 @@ export class S3Proxy {
     this.accessKeys.length = 0;
     this.archive.clear();
     this.restoreStatusAsked = 0;
+    this.chunked.clear();
+    this.overlong.clear();
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -151,6 +157,16 @@ export class S3Proxy {
     if (req.method === 'GET' && key && this.take(this.fail, key)) {
       res.writeHead(500, { 'content-type': 'application/xml' });
       res.end('<Error><Code>InternalError</Code><Message>injected failure</Message></Error>');
+      return;
+    }
+    const overlong = req.method === 'GET' && key !== undefined && this.take(this.overlong, key);
+    if (overlong || (req.method === 'GET' && key !== undefined && this.take(this.chunked, key))) {
+      const upstream = await this.forward(req);
+      const headers = { ...upstream.headers, 'transfer-encoding': 'chunked' };
+      delete headers['content-length'];
+      res.writeHead(upstream.statusCode ?? 502, headers);
+      upstream.on('data', (chunk: Buffer) => res.write(chunk));
+      upstream.on('end', () => res.end(overlong ? 'bytes past the end of the object' : undefined));
       return;
     }
     const corrupt = req.method === 'GET' && key !== undefined && this.take(this.corrupt, key);
