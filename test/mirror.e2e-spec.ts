@@ -681,6 +681,29 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await expectMirrorMatches(['kms/good.txt']);
   });
 
+  it('verifies by SHA-512 and MD5 checksums too, and by the fastest one when an object carries several', async () => {
+    const sha512 = (b: Buffer | string): string => createHash('sha512').update(b).digest('base64');
+    const md5 = (b: Buffer | string): string => createHash('md5').update(b).digest('base64');
+    await seed(['kms/sha512.txt', 'kms/md5.txt', 'kms/both.txt', 'kms/bad512.txt']);
+    const sse = { 'x-amz-server-side-encryption': 'aws:kms' };
+    proxy.extraHeaders.set('kms/sha512.txt', { ...sse, 'x-amz-checksum-sha512': sha512(contentFor('kms/sha512.txt')) });
+    proxy.extraHeaders.set('kms/md5.txt', { ...sse, 'x-amz-checksum-md5': md5(contentFor('kms/md5.txt')) });
+    proxy.extraHeaders.set('kms/both.txt', {
+      ...sse,
+      'x-amz-checksum-sha512': sha512(contentFor('kms/both.txt')),
+      'x-amz-checksum-md5': md5(contentFor('kms/both.txt')),
+    });
+    proxy.extraHeaders.set('kms/bad512.txt', { ...sse, 'x-amz-checksum-sha512': sha512('something else') });
+    await boot({ RETRY_ATTEMPTS: '0' });
+    const report = await sync();
+    const message = (key: string): string | undefined => report.sync_details.find((d) => d.file_key === key)?.message;
+    expect(message('kms/sha512.txt')).toMatch(/verified by sha512$/);
+    expect(message('kms/md5.txt')).toMatch(/verified by checksum-md5$/);
+    expect(message('kms/both.txt')).toMatch(/verified by checksum-md5$/);
+    expect(message('kms/bad512.txt')).toMatch(/sha512 mismatch/);
+    await expectMirrorMatches(['kms/sha512.txt', 'kms/md5.txt', 'kms/both.txt']);
+  });
+
   it('times out a stalled download and succeeds on the retry', async () => {
     await seed(['slow.txt']);
     await boot({ DOWNLOAD_TIMEOUT_SECONDS: '2', RETRY_ATTEMPTS: '1' });

@@ -11,14 +11,14 @@ import { ListedObject, ListPage, parseListObjectsV2, stripQuotes } from './list-
 import { canonicalQueryString, GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
 import { isRetryable } from '../common/retryable';
 import { S3RequestError } from './s3-errors';
+import { type ChecksumAlgorithm, fullObjectChecksums } from './checksums';
 
 export { S3RequestError } from './s3-errors';
 export type { BodySink } from './http-get';
 
 export type { ListedObject, ListPage } from './list-parser';
 
-export type ChecksumAlgorithm = 'crc64nvme' | 'crc32c' | 'crc32' | 'sha256' | 'sha1';
-export const CHECKSUM_ALGORITHMS: readonly ChecksumAlgorithm[] = ['crc64nvme', 'crc32c', 'crc32', 'sha256', 'sha1'];
+export type { ChecksumAlgorithm } from './checksums';
 
 /** What S3 says about an object, from HEAD or the headers of a GET. */
 export interface ObjectHead {
@@ -181,19 +181,10 @@ export class S3Repository implements OnApplicationShutdown {
         new HeadObjectCommand({ Bucket: this.bucket, Key: key, PartNumber: partNumber, ChecksumMode: 'ENABLED' }),
         { abortSignal: signal },
       );
-      const checksums: ObjectHead['checksums'] = {};
-      const fullObject = out.ChecksumType !== 'COMPOSITE';
-      const values: Record<ChecksumAlgorithm, string | undefined> = {
-        crc64nvme: out.ChecksumCRC64NVME,
-        crc32c: out.ChecksumCRC32C,
-        crc32: out.ChecksumCRC32,
-        sha256: out.ChecksumSHA256,
-        sha1: out.ChecksumSHA1,
-      };
-      for (const alg of CHECKSUM_ALGORITHMS) {
-        const v = values[alg];
-        if (v && fullObject && !v.includes('-')) checksums[alg] = v;
-      }
+      const checksums = fullObjectChecksums((spec) => {
+        const value = out[spec.sdkField];
+        return typeof value === 'string' ? value : undefined;
+      }, out.ChecksumType === 'COMPOSITE');
       return {
         size: out.ContentLength ?? 0,
         etag: stripQuotes(out.ETag),
@@ -304,14 +295,8 @@ export function bucketLocation(s3: { bucket: string; region: string; endpoint?: 
 function headFromHeaders(headers: Readonly<Record<string, string>>): ObjectHead {
   const range = headers['content-range'];
   const total = range ? Number(range.split('/')[1]) : Number(headers['content-length'] ?? 0);
-  const checksums: ObjectHead['checksums'] = {};
-  // A ranged GET carries no checksum of its own; a composite one ends in -N.
-  if (!range && headers['x-amz-checksum-type'] !== 'COMPOSITE') {
-    for (const alg of CHECKSUM_ALGORITHMS) {
-      const v = headers[`x-amz-checksum-${alg}`];
-      if (v && !v.includes('-')) checksums[alg] = v;
-    }
-  }
+  // A ranged GET carries no checksum of its own.
+  const checksums = range ? {} : fullObjectChecksums((spec) => headers[spec.header], headers['x-amz-checksum-type'] === 'COMPOSITE');
   const sse = headers['x-amz-server-side-encryption'];
   return {
     size: total,

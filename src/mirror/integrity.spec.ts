@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { S3_CHECKSUMS } from '../aws/checksums';
 import { chooseVerification, createDigest, multipartEtag, multipartPartCount } from './integrity';
 
 const md5 = (b: Buffer | string): string => createHash('md5').update(b).digest('hex');
@@ -41,25 +42,56 @@ describe('chooseVerification', () => {
 });
 
 describe('digests', () => {
-  const data = Buffer.from('The quick brown fox jumps over the lazy dog');
+  const fox = Buffer.from('The quick brown fox jumps over the lazy dog');
+  const digits = Buffer.from('123456789');
+  const b64 = (hex: string): string => Buffer.from(hex, 'hex').toString('base64');
 
+  // Published check values: RFC 1321 / FIPS 180 for the hashes, the CRC catalogue's "123456789"
+  // check for the CRCs, xxHash's own test vectors.
   it.each([
-    ['md5', '9e107d9d372bb6826bd81d3542a419d6'],
-    ['sha1', Buffer.from('2fd4e1c67a2d28fced849ee1bb76e7391b93eb12', 'hex').toString('base64')],
-    ['sha256', Buffer.from('d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592', 'hex').toString('base64')],
-    ['crc32', Buffer.from('414fa339', 'hex').toString('base64')],
-    ['crc32c', Buffer.from('22620404', 'hex').toString('base64')],
-  ] as const)('%s matches the reference value, fed in pieces', async (method, expected) => {
-    const digest = createDigest(method)!;
-    digest.update(data.subarray(0, 10));
-    digest.update(data.subarray(10));
-    await expect(digest.result()).resolves.toBe(expected);
+    ['md5', fox, '9e107d9d372bb6826bd81d3542a419d6'],
+    ['checksum-md5', fox, b64('9e107d9d372bb6826bd81d3542a419d6')],
+    ['sha1', fox, b64('2fd4e1c67a2d28fced849ee1bb76e7391b93eb12')],
+    ['sha256', fox, b64('d7a8fbb307d7809469ca9abcb0082e4f8d5651e46d3cdb762d02d0bf37c9e592')],
+    [
+      'sha512',
+      fox,
+      b64(
+        '07e547d9586f6a73f73fbac0435ed76951218fb7d0c8d788a309d785436bbb642e93a252a954f23912547d1e8a3b5ed6e1bfd7097821233fa0538f3db854fee6',
+      ),
+    ],
+    ['crc32', digits, b64('cbf43926')],
+    ['crc32c', digits, b64('e3069283')],
+    ['crc64nvme', digits, b64('ae8b14860a799888')],
+    ['xxhash64', Buffer.from('a'), b64('d24ec4f1a98c6e5b')],
+    ['xxhash3', Buffer.alloc(0), b64('2d06800538d394c2')],
+    ['xxhash128', Buffer.alloc(0), b64('99aa06d3014798d86001c324468d497f')],
+  ] as const)('%s matches the reference value, fed in pieces', async (method, data, expected) => {
+    const digest = (await createDigest(method))!;
+    digest.update(data.subarray(0, 3));
+    digest.update(data.subarray(3));
+    expect(digest.result()).toBe(expected);
   });
 
-  it('has no whole-object digest for size / none / multipart', () => {
-    expect(createDigest('size')).toBeUndefined();
-    expect(createDigest('none')).toBeUndefined();
-    expect(createDigest('multipart-etag')).toBeUndefined();
+  it('knows every checksum the SDK models, by header and by HeadObject field', () => {
+    expect(S3_CHECKSUMS.map((c) => `${c.header} ${String(c.sdkField)}`)).toEqual([
+      'x-amz-checksum-crc32 ChecksumCRC32',
+      'x-amz-checksum-xxhash3 ChecksumXXHASH3',
+      'x-amz-checksum-xxhash64 ChecksumXXHASH64',
+      'x-amz-checksum-xxhash128 ChecksumXXHASH128',
+      'x-amz-checksum-crc32c ChecksumCRC32C',
+      'x-amz-checksum-crc64nvme ChecksumCRC64NVME',
+      'x-amz-checksum-md5 ChecksumMD5',
+      'x-amz-checksum-sha1 ChecksumSHA1',
+      'x-amz-checksum-sha256 ChecksumSHA256',
+      'x-amz-checksum-sha512 ChecksumSHA512',
+    ]);
+  });
+
+  it('has no whole-object digest for size / none / multipart', async () => {
+    await expect(createDigest('size')).resolves.toBeUndefined();
+    await expect(createDigest('none')).resolves.toBeUndefined();
+    await expect(createDigest('multipart-etag')).resolves.toBeUndefined();
   });
 });
 

@@ -11,7 +11,7 @@ import { receiveInMemory, receiveIntoFile } from './body-sinks';
 import { fetchStrategy, planRanges, wholeBodySink } from './download-plan';
 import { FileCommitter } from './file.committer';
 import type { RemoteObject } from './file-version';
-import { chooseVerification, createDigest, multipartEtag, multipartPartCount, Verification } from './integrity';
+import { chooseVerification, createDigest, Digest, multipartEtag, multipartPartCount, Verification } from './integrity';
 import { FileMapping, folderInTheWay, LocalDirs } from './local-dirs.service';
 import { TempFile, tempPathIn } from './temp-file';
 
@@ -60,12 +60,12 @@ export class ObjectFetcher {
       if (wholeBodySink(head.size) === 'file') {
         // MD5, the common check, is left to a worker once the file is written (see md5OfFile);
         // the other checks are cheap enough to run on the blocks as they arrive.
-        const digest = verification.method === 'md5' ? undefined : createDigest(verification.method);
+        const digest = verification.method === 'md5' ? undefined : await createDigest(verification.method);
         return await this.writeAtomically(mapping, head, async (file) => {
           const bytes = await receiveIntoFile(body, file, 0, head.size, digest && ((block) => digest.update(block)), options.onBytes);
           this.checkSize(object.key, bytes, head.size);
           if (verification.method === 'md5') this.checkDigest(object.key, verification, await this.md5OfFile(file, bytes));
-          else if (digest) this.checkDigest(object.key, verification, await digest.result());
+          else if (digest) this.checkDigest(object.key, verification, digest.result());
           return this.commitRecord(mapping, head, verification, options);
         });
       }
@@ -74,10 +74,10 @@ export class ObjectFetcher {
       const received = await receiveInMemory(body, length, options.onBytes);
       try {
         this.checkSize(object.key, received.arrived, head.size);
-        const digest = verification.method === 'md5' ? undefined : createDigest(verification.method);
+        const digest = verification.method === 'md5' ? undefined : await createDigest(verification.method);
         if (digest) {
           digest.update(received.bytes);
-          this.checkDigest(object.key, verification, await digest.result());
+          this.checkDigest(object.key, verification, digest.result());
         }
         const dir = dirname(mapping.absPath);
         await this.dirs.usingDir(dir, mapping.key, async () => {
@@ -167,7 +167,7 @@ export class ObjectFetcher {
       } else if (verification.method === 'md5') {
         this.checkDigest(object.key, verification, await this.md5OfFile(file, head.size));
       } else {
-        const digest = createDigest(verification.method);
+        const digest = await createDigest(verification.method);
         if (digest) this.checkDigest(object.key, verification, await readBackDigest(file, digest));
       }
       return this.commitRecord(mapping, head, verification, options);
@@ -243,7 +243,7 @@ export class ObjectFetcher {
   }
 }
 
-async function readBackDigest(file: TempFile, digest: NonNullable<ReturnType<typeof createDigest>>): Promise<string> {
+async function readBackDigest(file: TempFile, digest: Digest): Promise<string> {
   const buffer = Buffer.allocUnsafe(4 * 1024 * 1024);
   let position = 0;
   for (;;) {

@@ -1,15 +1,14 @@
 import { Injectable } from '@nestjs/common';
 import type { Statement } from 'better-sqlite3';
+import type { ChecksumMethod } from '../aws/checksums';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 
 export type VerificationMethod =
+  /** The ETag of a single-part upload, which is the MD5 of the bytes. */
   | 'md5'
   | 'multipart-etag'
-  | 'crc64nvme'
-  | 'crc32c'
-  | 'crc32'
-  | 'sha256'
-  | 'sha1'
+  /** An S3 full-object checksum (see S3_CHECKSUMS). */
+  | ChecksumMethod
   | 'size'
   | 'none'
   /** A local file of equal size and mtime found without a manifest row (rclone's rule). */
