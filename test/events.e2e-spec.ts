@@ -210,7 +210,7 @@ describe('real-time sync through the webhook', () => {
         { bucket: 'someone-elses-bucket', key: 'k', op: 'put' },
         { bucket, key: '../escape.txt', op: 'put' },
         { bucket, key: 'folder/', op: 'put' },
-        { bucket, key: 'r/restored.txt', op: 'put', eventName: 'ObjectRestore:Completed' },
+        { bucket, key: 'r/restoring.txt', op: 'put', eventName: 'ObjectRestore:Post' },
       ),
     ).expect(202);
     expect(res.body.records).toEqual([
