@@ -342,6 +342,26 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await expectMirrorMatches(keys);
   });
 
+  it.each(['authorization-header', 'permanent-redirect'] as const)(
+    'follows a bucket in another region than AWS_REGION once (%s) and signs every later request for it, HEADs included',
+    async (answer) => {
+      const MiB = 1024 * 1024;
+      await seed(['a.txt', 'b/c.txt']);
+      await put(s3, bucket, 'big.bin', Buffer.alloc(2 * MiB + 7, 1));
+      proxy.bucketRegion = { region: 'eu-central-2', answer };
+      await boot({ AWS_REGION: 'us-east-1', MULTIPART_THRESHOLD_MB: '1', MULTIPART_CHUNK_MB: '1' });
+      const report = await sync();
+      expect(report.counts).toMatchObject({ downloaded: 3, failed: 0 });
+      expect(await filesUnder(t.mirrorDir)).toEqual(['a.txt', 'b/c.txt', 'big.bin']);
+      expect(await readFile(join(t.mirrorDir, 'b/c.txt'))).toEqual(contentFor('b/c.txt'));
+      expect(proxy.wrongRegion).toEqual([{ method: 'GET', kind: 'list', region: 'us-east-1' }]);
+      expect(proxy.requests.some((r) => r.method === 'HEAD' && r.key === 'big.bin')).toBe(true);
+      const again = await sync();
+      expect(again.counts).toMatchObject({ skipped: 3, failed: 0 });
+      expect(proxy.wrongRegion).toHaveLength(1);
+    },
+  );
+
   it('takes fresh credentials from the provider before they expire, in the middle of a sync', async () => {
     // A container credentials endpoint (as ECS gives a task role) issuing credentials that expire
     // 5 min 1 s after issue: the SDK's provider refreshes within 5 minutes of expiry, so from one

@@ -1,4 +1,4 @@
-import { bucketLocation } from './s3.repository';
+import { bucketLocation, regionOfRedirect } from './s3.repository';
 
 const where = (s3: Parameters<typeof bucketLocation>[0]) => {
   const { baseUrl, pathPrefix, bucketPath } = bucketLocation(s3);
@@ -36,5 +36,27 @@ describe('bucketLocation (how S3 requests are addressed, as the SDK does)', () =
       pathPrefix: '/s3/logs/',
       bucketPath: '/s3/logs',
     });
+  });
+});
+
+describe('regionOfRedirect', () => {
+  it('reads the region from x-amz-bucket-region or the error document of a wrong-region answer', () => {
+    expect(regionOfRedirect(301, 'PermanentRedirect', { 'x-amz-bucket-region': 'eu-west-1' }, '')).toBe('eu-west-1');
+    expect(regionOfRedirect(307, 'TemporaryRedirect', { 'x-amz-bucket-region': 'ap-southeast-2' }, '')).toBe('ap-southeast-2');
+    expect(
+      regionOfRedirect(
+        400,
+        'AuthorizationHeaderMalformed',
+        {},
+        '<Error><Code>AuthorizationHeaderMalformed</Code><Region>us-gov-west-1</Region></Error>',
+      ),
+    ).toBe('us-gov-west-1');
+  });
+
+  it('ignores other refusals and anything that is not a region name', () => {
+    expect(regionOfRedirect(400, 'InvalidArgument', { 'x-amz-bucket-region': 'eu-west-1' }, '')).toBeUndefined();
+    expect(regionOfRedirect(403, 'AccessDenied', { 'x-amz-bucket-region': 'eu-west-1' }, '')).toBeUndefined();
+    expect(regionOfRedirect(301, 'PermanentRedirect', { 'x-amz-bucket-region': 'evil.example.com/x' }, '')).toBeUndefined();
+    expect(regionOfRedirect(301, 'PermanentRedirect', {}, '')).toBeUndefined();
   });
 });

@@ -74,14 +74,12 @@ export function encodeKeyPath(key: string): string {
 export class S3Repository implements OnApplicationShutdown {
   readonly bucket: string;
   private readonly client: S3Client;
-  private readonly signer: GetRequestSigner;
-  private readonly baseUrl: URL;
-  private readonly pathPrefix: string;
-  /** The bucket's own path, for bucket-level requests such as listing. */
-  private readonly bucketPath: string;
+  /** Where the signed GETs go and how they are signed; replaced once when S3 says the bucket is in another region. */
+  private route: S3Route;
   private readonly listRetry: RetryPolicy;
   private readonly listTimeoutMs: number;
-  private readonly http: HttpGetClient;
+  private readonly maxSockets: number;
+  private readonly location: { bucket: string; endpoint?: string; forcePathStyle: boolean };
   /** S3's clock minus ours, learnt from a RequestTimeTooSkewed answer (0 until one comes). */
   private clockOffsetMs = 0;
   private readonly logger = new Logger(S3Repository.name);
@@ -94,31 +92,41 @@ export class S3Repository implements OnApplicationShutdown {
     this.bucket = bucket;
     const maxSockets = config.sync.concurrency + config.sync.multipartConcurrency * 4;
     this.client = new S3Client({
-      region,
+      // The region the signed GETs learnt (see useRegion), so that the SDK's calls need no redirect of their own.
+      region: () => Promise.resolve(this.route.region),
       endpoint,
       forcePathStyle,
       credentials: config.awsCredentials,
       maxAttempts: config.sync.retryAttempts + 1,
+      // A bucket in another region than AWS_REGION: the SDK re-signs for the region S3 names, as the signed GETs do.
+      followRegionRedirects: true,
       // The service verifies bodies itself (see integrity.ts) and must not buffer them for the SDK.
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestChecksumCalculation: 'WHEN_REQUIRED',
     });
-    this.signer = new GetRequestSigner(region);
-    const location = bucketLocation({ bucket, region, endpoint, forcePathStyle });
-    this.baseUrl = location.baseUrl;
-    this.pathPrefix = location.pathPrefix;
-    this.bucketPath = location.bucketPath;
+    this.location = { bucket, endpoint, forcePathStyle };
+    this.maxSockets = maxSockets;
+    this.route = this.routeFor(region);
     this.listTimeoutMs = config.sync.listTimeoutMs;
     this.listRetry = retry(handleWhen(isRetryable), {
       maxAttempts: config.sync.retryAttempts,
       backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 }),
     });
-    this.http = new HttpGetClient(this.baseUrl, { maxSockets });
+  }
+
+  private routeFor(region: string): S3Route {
+    const location = bucketLocation({ ...this.location, region });
+    return {
+      region,
+      signer: new GetRequestSigner(region),
+      ...location,
+      http: new HttpGetClient(location.baseUrl, { maxSockets: this.maxSockets }),
+    };
   }
 
   /** Last shutdown phase: services stop their work in beforeApplicationShutdown. */
   onApplicationShutdown(): void {
-    this.http.close();
+    this.route.http.close();
     this.client.destroy();
   }
 
@@ -135,7 +143,12 @@ export class S3Repository implements OnApplicationShutdown {
       const timeout = AbortSignal.timeout(this.listTimeoutMs);
       const attempt = signal ? AbortSignal.any([signal, timeout]) : timeout;
       // RestoreStatus tells a restored archived object (readable) from one still in GLACIER / DEEP_ARCHIVE.
-      const res = await this.signedGet(this.bucketPath, query, { 'x-amz-optional-object-attributes': 'RestoreStatus' }, attempt);
+      const res = await this.signedGet(
+        (route) => route.bucketPath,
+        query,
+        { 'x-amz-optional-object-attributes': 'RestoreStatus' },
+        attempt,
+      );
       return parseListObjectsV2(await res.text());
     }, signal);
   }
@@ -207,7 +220,7 @@ export class S3Repository implements OnApplicationShutdown {
     const headers: Record<string, string> = { 'x-amz-checksum-mode': 'ENABLED' };
     if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end}`;
     if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
-    const res = await this.signedGet(this.pathPrefix + encodeKeyPath(key), {}, headers, options.signal);
+    const res = await this.signedGet((route) => route.pathPrefix + encodeKeyPath(key), {}, headers, options.signal);
     const head = headFromHeaders(res.headers);
     if (res.length !== undefined) return { head, length: res.length, body: res };
     // No Content-Length: a range's length is its own, a whole object's is the size it was listed with.
@@ -227,7 +240,7 @@ export class S3Repository implements OnApplicationShutdown {
 
   /** A SigV4-signed GET; resolves with a 2xx response, else rejects with S3RequestError. */
   private async signedGet(
-    path: string,
+    pathOf: (route: S3Route) => string,
     query: Record<string, string>,
     headers: Record<string, string>,
     signal?: AbortSignal,
@@ -241,24 +254,50 @@ export class S3Repository implements OnApplicationShutdown {
       throw new AppError('UNAVAILABLE', `no AWS credentials for S3: ${errorMessage(err)}`);
     }
     const search = canonicalQueryString(query);
-    for (let attempt = 0; ; attempt++) {
-      const signed = this.signer.sign(
+    let clockCorrected = false;
+    let regionFollowed = false;
+    for (;;) {
+      const route = this.route;
+      const path = pathOf(route);
+      const signed = route.signer.sign(
         credentials,
-        this.baseUrl.host,
+        route.baseUrl.host,
         path,
         { 'x-amz-content-sha256': UNSIGNED_PAYLOAD, ...headers },
         new Date(this.clock.nowMs() + this.clockOffsetMs),
         query,
       );
-      const res = await this.http.get(search ? `${path}?${search}` : path, signed, signal);
+      const res = await route.http.get(search ? `${path}?${search}` : path, signed, signal);
       if (res.status >= 200 && res.status < 300) return res;
       const text = await res.text(4096);
       const code = /<Code>([^<]+)<\/Code>/.exec(text)?.[1] ?? String(res.status);
       const message = /<Message>([^<]+)<\/Message>/.exec(text)?.[1] ?? `HTTP ${res.status}`;
       // As the SDK does: a clock off by more than S3's 15 minutes is corrected from the answer's Date, and the request signed again.
-      if (attempt === 0 && res.status === 403 && code === 'RequestTimeTooSkewed' && this.correctClock(res.headers.date)) continue;
+      if (!clockCorrected && res.status === 403 && code === 'RequestTimeTooSkewed' && this.correctClock(res.headers.date)) {
+        clockCorrected = true;
+        continue;
+      }
+      // As the SDK's followRegionRedirects: the bucket's region, once learnt, is used for every later request.
+      const region = regionOfRedirect(res.status, code, res.headers, text);
+      if (!regionFollowed && region && region !== route.region) {
+        regionFollowed = true;
+        this.useRegion(region);
+        continue;
+      }
       throw new S3RequestError(res.status, code, `GET ${path}: ${code}: ${message}`);
     }
+  }
+
+  private useRegion(region: string): void {
+    const previous = this.route;
+    if (previous.region === region) return;
+    this.route = this.routeFor(region);
+    this.logger.warn(
+      { bucket: this.bucket, configured: previous.region, region, endpoint: this.route.baseUrl.origin },
+      'the bucket is in another region than AWS_REGION: following it (set AWS_REGION to skip the redirect)',
+    );
+    // Requests in flight on the old connections finish there (their sockets close once read); new ones take the new route.
+    previous.http.close();
   }
 
   /** Takes S3's clock from a Date header as the signing time's offset; false when the header says nothing usable. */
@@ -270,6 +309,35 @@ export class S3Repository implements OnApplicationShutdown {
     this.clockOffsetMs = offset;
     return true;
   }
+}
+
+interface S3Route {
+  region: string;
+  signer: GetRequestSigner;
+  baseUrl: URL;
+  pathPrefix: string;
+  /** The bucket's own path, for bucket-level requests such as listing. */
+  bucketPath: string;
+  http: HttpGetClient;
+}
+
+const REGION_NAME = /^[a-z]{2}(-[a-z]+)+-\d+$/;
+
+/**
+ * The region S3 says the bucket is in, from an answer refusing a request sent to the wrong one:
+ * `301 PermanentRedirect`, `307 TemporaryRedirect` or `400 AuthorizationHeaderMalformed`, with the
+ * region in `x-amz-bucket-region` or in the error document's `<Region>`.
+ */
+export function regionOfRedirect(
+  status: number,
+  code: string,
+  headers: Readonly<Record<string, string>>,
+  body: string,
+): string | undefined {
+  const redirect = status === 301 || status === 307 || (status === 400 && code === 'AuthorizationHeaderMalformed');
+  if (!redirect) return undefined;
+  const region = headers['x-amz-bucket-region'] ?? /<Region>([^<]+)<\/Region>/.exec(body)?.[1];
+  return region && REGION_NAME.test(region) ? region : undefined;
 }
 
 /**

@@ -43,6 +43,14 @@ export class S3Proxy {
   readonly chunked = new Map<string, number>();
   /** key -> how many more GETs to answer chunked with bytes past the object's end. */
   readonly overlong = new Map<string, number>();
+  /**
+   * When set, the bucket lives in this region: a request signed for another one is refused as S3
+   * refuses it (`400 AuthorizationHeaderMalformed` naming the region, or `301 PermanentRedirect`),
+   * both with `x-amz-bucket-region`.
+   */
+  bucketRegion?: { region: string; answer: 'authorization-header' | 'permanent-redirect' };
+  /** Requests refused for being signed for the wrong region. */
+  wrongRegion: Array<{ method: string; kind: string; region: string }> = [];
   /** Listing requests that asked for RestoreStatus (x-amz-optional-object-attributes). */
   restoreStatusAsked = 0;
   /** Access key ids the requests were signed with, in arrival order. */
@@ -93,6 +101,8 @@ export class S3Proxy {
     this.restoreStatusAsked = 0;
     this.chunked.clear();
     this.overlong.clear();
+    this.bucketRegion = undefined;
+    this.wrongRegion = [];
   }
 
   private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
@@ -111,6 +121,24 @@ export class S3Proxy {
     ) {
       res.writeHead(403, { 'content-type': 'application/xml' });
       res.end('<Error><Code>ExpiredToken</Code><Message>The provided token has expired.</Message></Error>');
+      return;
+    }
+    const signedRegion = /Credential=[^/]+\/\d{8}\/([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
+    if (this.bucketRegion && signedRegion && signedRegion !== this.bucketRegion.region) {
+      const { region, answer } = this.bucketRegion;
+      this.wrongRegion.push({ method: req.method ?? 'GET', kind, region: signedRegion });
+      const headers = { 'content-type': 'application/xml', 'x-amz-bucket-region': region };
+      if (answer === 'permanent-redirect') {
+        res.writeHead(301, headers);
+        res.end(
+          `<Error><Code>PermanentRedirect</Code><Message>The bucket you are attempting to access must be addressed using the specified endpoint.</Message><Endpoint>s3.${region}.amazonaws.com</Endpoint><Bucket>${bucket}</Bucket></Error>`,
+        );
+      } else {
+        res.writeHead(400, headers);
+        res.end(
+          `<Error><Code>AuthorizationHeaderMalformed</Code><Message>The authorization header is malformed; the region '${signedRegion}' is wrong; expecting '${region}'</Message><Region>${region}</Region></Error>`,
+        );
+      }
       return;
     }
     const amzDate = req.headers['x-amz-date'];
