@@ -48,6 +48,16 @@ describe('real-time sync through the webhook', () => {
     s3.destroy();
   });
 
+  /** A second service on the same bucket with settings of its own, closed whatever the test does. */
+  const withApp = async (env: Record<string, string>, test: (app: TestApp) => Promise<void>): Promise<void> => {
+    const app = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_SECRET: SECRET, ...env });
+    try {
+      await test(app);
+    } finally {
+      await app.close();
+    }
+  };
+
   const putEvent = async (key: string, body: Buffer | string, sequencer?: string): Promise<EventSpec> => {
     await put(s3, bucket, key, body);
     return { bucket, key, op: 'put', size: Buffer.byteLength(body), etag: md5(body), sequencer };
@@ -224,32 +234,18 @@ describe('real-time sync through the webhook', () => {
   });
 
   it('ignores events outside S3_PREFIX', async () => {
-    const scoped = await bootApp({
-      S3_BUCKET_NAME: bucket,
-      S3_ENDPOINT: emulatorEndpoint(),
-      WEBHOOK_SECRET: SECRET,
-      S3_PREFIX: 'mirrored/',
-    });
-    try {
+    await withApp({ S3_PREFIX: 'mirrored/' }, async (scoped) => {
       const inside = await putEvent('mirrored/a.txt', 'inside');
       const outside = await putEvent('elsewhere/b.txt', 'outside');
       const res = await signed(scoped, notification(inside, outside)).expect(202);
       expect(res.body.records[1]).toMatchObject({ status: 'ignored', reason: 'key is outside S3_PREFIX "mirrored/"' });
       await settled(scoped);
       expect(await filesUnder(scoped.mirrorDir)).toEqual(['mirrored/a.txt']);
-    } finally {
-      await scoped.close();
-    }
+    });
   });
 
   it('ignores events for keys SYNC_INCLUDE / SYNC_EXCLUDE leave out, and keeps their local files on a delete', async () => {
-    const filtered = await bootApp({
-      S3_BUCKET_NAME: bucket,
-      S3_ENDPOINT: emulatorEndpoint(),
-      WEBHOOK_SECRET: SECRET,
-      SYNC_EXCLUDE: '*.tmp',
-    });
-    try {
+    await withApp({ SYNC_EXCLUDE: '*.tmp' }, async (filtered) => {
       const wanted = await putEvent('in/a.txt', 'wanted');
       const unwanted = await putEvent('in/b.tmp', 'unwanted');
       await mkdir(join(filtered.mirrorDir, 'in'), { recursive: true });
@@ -260,9 +256,7 @@ describe('real-time sync through the webhook', () => {
       expect(res.body.records[2]).toMatchObject({ status: 'ignored', reason: 'excluded by SYNC_EXCLUDE pattern "*.tmp"' });
       await settled(filtered);
       expect(await filesUnder(filtered.mirrorDir)).toEqual(['in/a.txt', 'in/local.tmp']);
-    } finally {
-      await filtered.close();
-    }
+    });
   });
 
   it('fetches an object when its restore from an archive class completes (ObjectRestore:Completed)', async () => {

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { ApiProperty, ApiPropertyOptional } from '@nestjs/swagger';
 import { Transform } from 'class-transformer';
 import { ArrayMaxSize, IsBoolean, IsIn, IsOptional, IsString, MaxLength } from 'class-validator';
@@ -15,6 +16,18 @@ const queryPatterns = ({ value }: { value: unknown }): unknown => {
   const values: unknown[] = Array.isArray(value) ? value : [value];
   return values.every((v) => typeof v === 'string') ? (values as string[]).flatMap(splitPatterns) : value;
 };
+
+/** A query parameter of rclone globs, bounded in count and length. */
+function PatternsQuery(description: string, example: string[]): PropertyDecorator {
+  return applyDecorators(
+    ApiPropertyOptional({ type: [String], description, example }),
+    IsOptional(),
+    Transform(queryPatterns),
+    ArrayMaxSize(MAX_REQUEST_PATTERNS),
+    IsString({ each: true }),
+    MaxLength(1024, { each: true }),
+  );
+}
 
 export class SyncRequestDto {
   @ApiPropertyOptional({ description: 'Sync only keys under this prefix (must lie under S3_PREFIX)', example: 'logs/2026/' })
@@ -41,29 +54,13 @@ export class SyncRequestDto {
   @IsBoolean()
   allowDeleteAll?: boolean;
 
-  @ApiPropertyOptional({
-    type: [String],
-    description:
-      'Only keys matching one of these rclone globs (repeat the parameter or separate with commas), within SYNC_INCLUDE / SYNC_EXCLUDE',
-    example: ['*.jsonl'],
-  })
-  @IsOptional()
-  @Transform(queryPatterns)
-  @ArrayMaxSize(MAX_REQUEST_PATTERNS)
-  @IsString({ each: true })
-  @MaxLength(1024, { each: true })
+  @PatternsQuery(
+    'Only keys matching one of these rclone globs (repeat the parameter or separate with commas), within SYNC_INCLUDE / SYNC_EXCLUDE',
+    ['*.jsonl'],
+  )
   include?: string[];
 
-  @ApiPropertyOptional({
-    type: [String],
-    description: 'Leave out keys matching any of these rclone globs: neither fetched nor deleted by this run',
-    example: ['*.tmp', '/logs/archive/'],
-  })
-  @IsOptional()
-  @Transform(queryPatterns)
-  @ArrayMaxSize(MAX_REQUEST_PATTERNS)
-  @IsString({ each: true })
-  @MaxLength(1024, { each: true })
+  @PatternsQuery('Leave out keys matching any of these rclone globs: neither fetched nor deleted by this run', ['*.tmp', '/logs/archive/'])
   exclude?: string[];
 }
 
