@@ -788,6 +788,16 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await expectMirrorMatches(['cron/a.txt', 'cron/b.txt']);
   });
 
+  it("reaches the bucket through the SDKs' AWS_ENDPOINT_URL_S3 when S3_ENDPOINT is not set, listings and GETs alike", async () => {
+    await seed(['via/sdk-setting.txt']);
+    t = await bootApp({ S3_BUCKET_NAME: bucket, AWS_ENDPOINT_URL_S3: endpoint });
+    const report = await sync();
+    expect(report.counts).toMatchObject({ downloaded: 1, failed: 0 });
+    await expectMirrorMatches(['via/sdk-setting.txt']);
+    expect(proxy.requests.filter((r) => r.kind === 'list')).not.toHaveLength(0);
+    expect(proxy.objectGets('via/sdk-setting.txt')).toBe(1);
+  });
+
   it('keeps its manifest across restarts (a resync after restart downloads nothing)', async () => {
     await seed(['p/1.txt', 'p/2.txt']);
     await boot();

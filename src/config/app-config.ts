@@ -136,12 +136,14 @@ export class AppConfig {
     /** Set variables that look like the service's own but are not read (typos), with the closest known name. */
     readonly lookalikes: ReadonlyArray<{ name: string; closest: string }> = [],
   ) {
+    const configuredEndpoint = env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS ? undefined : (env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
+    const endpoint = env.S3_ENDPOINT ?? configuredEndpoint;
     this.s3 = {
       region: env.AWS_REGION,
       bucket: env.S3_BUCKET_NAME,
-      endpoint: env.S3_ENDPOINT,
+      endpoint,
       // Custom endpoints (MinIO, fauxqs, Ceph...) rarely have wildcard DNS for virtual-host style.
-      forcePathStyle: env.S3_FORCE_PATH_STYLE ?? Boolean(env.S3_ENDPOINT),
+      forcePathStyle: env.S3_FORCE_PATH_STYLE ?? Boolean(endpoint),
       prefix: env.S3_PREFIX,
     };
     this.sync = {

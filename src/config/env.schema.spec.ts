@@ -122,6 +122,16 @@ describe('AppConfig.redacted', () => {
     expect(new AppConfig(validateEnv({ ...minimal, S3_ENDPOINT: 'http://127.0.0.1:9000' })).s3.forcePathStyle).toBe(true);
     expect(new AppConfig(validateEnv(minimal)).s3.forcePathStyle).toBe(false);
   });
+
+  it("takes the S3 endpoint from S3_ENDPOINT, else the SDKs' AWS_ENDPOINT_URL_S3, else AWS_ENDPOINT_URL", () => {
+    const s3 = (env: Record<string, string>) => new AppConfig(validateEnv({ ...minimal, ...env })).s3;
+    const all = { S3_ENDPOINT: 'http://a:1', AWS_ENDPOINT_URL_S3: 'http://b:2', AWS_ENDPOINT_URL: 'http://c:3' };
+    expect(s3(all).endpoint).toBe('http://a:1');
+    expect(s3({ ...all, S3_ENDPOINT: '' }).endpoint).toBe('http://b:2');
+    expect(s3({ AWS_ENDPOINT_URL: 'http://c:3' })).toMatchObject({ endpoint: 'http://c:3', forcePathStyle: true });
+    expect(s3({ AWS_ENDPOINT_URL_S3: 'http://b:2', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }).endpoint).toBeUndefined();
+    expect(() => validateEnv({ ...minimal, AWS_ENDPOINT_URL_S3: 'minio:9000' })).toThrow(/AWS_ENDPOINT_URL_S3: must be an http\(s\) URL/);
+  });
 });
 
 describe('lookalike variables', () => {

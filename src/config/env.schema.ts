@@ -84,6 +84,22 @@ export class EnvironmentVariables {
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
   S3_ENDPOINT?: string;
 
+  /** The AWS SDKs' own endpoint settings, honoured by the signed GETs as by the SDK: S3's first, then the global one. */
+  @IsOptional()
+  @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  AWS_ENDPOINT_URL_S3?: string;
+
+  @IsOptional()
+  @Transform(trimmed)
+  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  AWS_ENDPOINT_URL?: string;
+
+  /** As in the AWS SDKs: true makes AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL count for nothing. */
+  @IsBoolean()
+  @Transform(toBoolean)
+  AWS_IGNORE_CONFIGURED_ENDPOINT_URLS = false;
+
   @IsOptional()
   @IsBoolean()
   @Transform(toBoolean)
@@ -711,6 +727,8 @@ export function validateEnv(raw: Record<string, unknown>): EnvironmentVariables 
 
 const URL_VARIABLES = [
   'S3_ENDPOINT',
+  'AWS_ENDPOINT_URL_S3',
+  'AWS_ENDPOINT_URL',
   'DYNAMODB_ENDPOINT',
   'OTEL_EXPORTER_OTLP_ENDPOINT',
   'EVENT_QUEUE_URL',
