@@ -196,6 +196,8 @@ describe('hostile inputs', () => {
     [{ STATE_DIR: '/sys/kernel/s3-sync-state' }, 'STATE_DIR: /sys/kernel/s3-sync-state cannot be created'],
     [{ API_HOST: 'no-such-host.invalid' }, 'API_HOST: no-such-host.invalid does not resolve to an address to listen on'],
     [{ MIN_FREE_DISK_MB: '999999999' }, 'MIN_FREE_DISK_MB: 999999999 MB is more than the whole disk of LOCAL_DOWNLOAD_DIR'],
+    [{ AWS_CA_BUNDLE: '/no/such/ca.pem' }, 'AWS_CA_BUNDLE: /no/such/ca.pem cannot be read (ENOENT)'],
+    [{ AWS_CA_BUNDLE: A_FILE }, `AWS_CA_BUNDLE: ${A_FILE} holds no PEM certificate`],
   ])('will not start where it cannot run, %j: exit 78 naming the setting', async (env, message) => {
     tried++;
     const started = await startService({ ...mirrorServiceEnv(bucket, 'preflight'), ...env }).catch((err: Error) => err);

@@ -9,6 +9,8 @@ import { S3Proxy } from './support/s3-proxy';
 import { ManualClock } from './support/manual-clock';
 import { mirrorServiceEnv, startService } from './support/process';
 import http from 'node:http';
+import https from 'node:https';
+import { execFileSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 
 interface SyncReport {
@@ -796,6 +798,62 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     await expectMirrorMatches(['via/sdk-setting.txt']);
     expect(proxy.requests.filter((r) => r.kind === 'list')).not.toHaveLength(0);
     expect(proxy.objectGets('via/sdk-setting.txt')).toBe(1);
+  });
+
+  it('reaches an HTTPS endpoint signed by a private CA given in AWS_CA_BUNDLE, for the signed GETs and the SDK alike', async () => {
+    const dir = tempDir('ca');
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-days',
+        '1',
+        '-subj',
+        '/CN=s3.test',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ].concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'ca.pem')]),
+      { stdio: 'ignore' },
+    );
+    // TLS in front of the proxy, as a gateway with a private certificate would stand in front of S3.
+    const upstream = new URL(endpoint);
+    const front = https.createServer(
+      { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'ca.pem')) },
+      (req, res) => {
+        const out = http.request(
+          { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+          (answer) => {
+            res.writeHead(answer.statusCode ?? 502, answer.headers);
+            answer.pipe(res);
+          },
+        );
+        req.pipe(out);
+      },
+    );
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const httpsEndpoint = `https://127.0.0.1:${(front.address() as AddressInfo).port}`;
+    try {
+      await seed(['tls/a.txt', 'tls/b.txt']);
+      t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: httpsEndpoint, AWS_CA_BUNDLE: join(dir, 'ca.pem') });
+      const report = await sync();
+      expect(report.counts).toMatchObject({ downloaded: 2, failed: 0 });
+      await expectMirrorMatches(['tls/a.txt', 'tls/b.txt']);
+      // The health check's HeadBucket goes through the SDK, over the same trust.
+      expect((await t.http().get('/api/v1/health').expect(200)).body).toMatchObject({ status: 'healthy', s3_connection: true });
+      await t.close();
+
+      t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: httpsEndpoint });
+      const untrusted = await sync();
+      expect(untrusted.status).toBe('failed');
+      expect(untrusted.message).toMatch(/self.signed|certificate/i);
+    } finally {
+      front.closeAllConnections();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+    }
   });
 
   it('keeps its manifest across restarts (a resync after restart downloads nothing)', async () => {

@@ -1,6 +1,9 @@
 import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, NotFound, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
+import { readFileSync } from 'node:fs';
+import https from 'node:https';
 import { Readable } from 'node:stream';
+import tls from 'node:tls';
 import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Clock } from '../common/clock';
@@ -79,6 +82,7 @@ export class S3Repository implements OnApplicationShutdown {
   private readonly listRetry: RetryPolicy;
   private readonly listTimeoutMs: number;
   private readonly maxSockets: number;
+  private readonly tls?: { ca: string[] };
   private readonly location: { bucket: string; endpoint?: string; forcePathStyle: boolean };
   /** S3's clock minus ours, learnt from a RequestTimeTooSkewed answer (0 until one comes). */
   private clockOffsetMs = 0;
@@ -88,9 +92,11 @@ export class S3Repository implements OnApplicationShutdown {
     config: AppConfig,
     private readonly clock: Clock,
   ) {
-    const { region, bucket, endpoint, forcePathStyle } = config.s3;
+    const { region, bucket, endpoint, forcePathStyle, caBundle } = config.s3;
     this.bucket = bucket;
     const maxSockets = config.sync.concurrency + config.sync.multipartConcurrency * 4;
+    // Read once at start (preflight has checked it); Node's `ca` replaces its roots, so they are kept beside it.
+    this.tls = caBundle ? { ca: [...tls.rootCertificates, readFileSync(caBundle, 'utf8')] } : undefined;
     this.client = new S3Client({
       // The region the signed GETs learnt (see useRegion), so that the SDK's calls need no redirect of their own.
       region: () => Promise.resolve(this.route.region),
@@ -100,6 +106,7 @@ export class S3Repository implements OnApplicationShutdown {
       maxAttempts: config.sync.retryAttempts + 1,
       // A bucket in another region than AWS_REGION: the SDK re-signs for the region S3 names, as the signed GETs do.
       followRegionRedirects: true,
+      ...(this.tls && { requestHandler: { httpsAgent: new https.Agent({ keepAlive: true, ca: this.tls.ca }) } }),
       // The service verifies bodies itself (see integrity.ts) and must not buffer them for the SDK.
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestChecksumCalculation: 'WHEN_REQUIRED',
@@ -120,7 +127,7 @@ export class S3Repository implements OnApplicationShutdown {
       region,
       signer: new GetRequestSigner(region),
       ...location,
-      http: new HttpGetClient(location.baseUrl, { maxSockets: this.maxSockets }),
+      http: new HttpGetClient(location.baseUrl, { maxSockets: this.maxSockets, tls: this.tls }),
     };
   }
 

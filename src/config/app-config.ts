@@ -14,6 +14,8 @@ export class AppConfig {
     endpoint?: string;
     forcePathStyle: boolean;
     prefix: string;
+    /** AWS_CA_BUNDLE, resolved: trusted for S3 beside Node's roots, by the signed GETs and the SDK alike. */
+    caBundle?: string;
   };
   readonly sync: {
     localDir: string;
@@ -145,6 +147,7 @@ export class AppConfig {
       // Custom endpoints (MinIO, fauxqs, Ceph...) rarely have wildcard DNS for virtual-host style.
       forcePathStyle: env.S3_FORCE_PATH_STYLE ?? Boolean(endpoint),
       prefix: env.S3_PREFIX,
+      caBundle: env.AWS_CA_BUNDLE && resolve(env.AWS_CA_BUNDLE),
     };
     this.sync = {
       localDir: resolve(env.LOCAL_DOWNLOAD_DIR),

@@ -95,6 +95,12 @@ export class EnvironmentVariables {
   @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
   AWS_ENDPOINT_URL?: string;
 
+  /** A PEM file of certificates to trust for S3 beside Node's own (a private CA in front of S3 or an S3-compatible store). */
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  AWS_CA_BUNDLE?: string;
+
   /** As in the AWS SDKs: true makes AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL count for nothing. */
   @IsBoolean()
   @Transform(toBoolean)

@@ -1,5 +1,5 @@
 import { lookup } from 'node:dns/promises';
-import { mkdir, rm, stat, statfs, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, rm, stat, statfs, writeFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type { AppConfig } from './app-config';
 import { ConfigValidationError } from './env.schema';
@@ -10,7 +10,8 @@ const MiB = 1024 * 1024;
  * What the environment must offer before the service starts, checked once and said all together
  * (exit code 78), instead of a stack trace from deep inside a module or, for a folder under /proc,
  * a recursive mkdir that never returns: the API host resolves, the mirror and state folders exist
- * or can be made, are folders and take a write, and MIN_FREE_DISK_MB fits on the disk at all.
+ * or can be made, are folders and take a write, MIN_FREE_DISK_MB fits on the disk at all, and
+ * AWS_CA_BUNDLE is a readable PEM file.
  */
 export async function preflight(config: AppConfig): Promise<void> {
   const problems = (
@@ -20,9 +21,20 @@ export async function preflight(config: AppConfig): Promise<void> {
         async (problem) => problem ?? (await diskProblem(config.sync.localDir, config.sync.minFreeDiskBytes)),
       ),
       dirProblem('STATE_DIR', config.state.dir),
+      caBundleProblem(config.s3.caBundle),
     ])
   ).filter((p): p is string => p !== undefined);
   if (problems.length > 0) throw new ConfigValidationError(problems);
+}
+
+async function caBundleProblem(path: string | undefined): Promise<string | undefined> {
+  if (!path) return undefined;
+  try {
+    const pem = await readFile(path, 'utf8');
+    return pem.includes('-----BEGIN CERTIFICATE-----') ? undefined : `AWS_CA_BUNDLE: ${path} holds no PEM certificate`;
+  } catch (err) {
+    return `AWS_CA_BUNDLE: ${path} cannot be read (${(err as NodeJS.ErrnoException).code ?? 'read failed'})`;
+  }
 }
 
 async function hostProblem(host: string): Promise<string | undefined> {
