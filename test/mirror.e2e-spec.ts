@@ -494,6 +494,24 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     expect(proxy.objectGets('a.txt')).toBe(3);
   });
 
+  it('retries each outside call at one layer: a failing range or object costs RETRY_ATTEMPTS + 1 GETs, not attempts x attempts', async () => {
+    const MiB = 1024 * 1024;
+    await put(s3, bucket, 'layers/ranged.bin', Buffer.alloc(3 * MiB, 2));
+    await seed(['layers/whole.txt']);
+    proxy.failRanges.set(`layers/ranged.bin bytes=${MiB}-${2 * MiB - 1}`, 100);
+    proxy.fail.set('layers/whole.txt', 100);
+    await boot({ RETRY_ATTEMPTS: '2', MULTIPART_THRESHOLD_MB: '1', MULTIPART_CHUNK_MB: '1', MULTIPART_CONCURRENCY: '1' });
+    const report = await sync();
+    expect(report.counts).toMatchObject({ failed: 2, downloaded: 0 });
+    const gets = (key: string, range?: string) =>
+      proxy.requests.filter((r) => r.method === 'GET' && r.key === key && (range === undefined || r.range === range)).length;
+    expect(gets('layers/ranged.bin', `bytes=${MiB}-${2 * MiB - 1}`)).toBe(3);
+    // The object was not started again: its first range was fetched once.
+    expect(gets('layers/ranged.bin', `bytes=0-${MiB - 1}`)).toBe(1);
+    expect(gets('layers/whole.txt')).toBe(3);
+    expect(await filesUnder(t.mirrorDir)).toEqual([]);
+  });
+
   it('refuses hostile keys and writes nothing outside the mirror', async () => {
     const outside = tempDir('outside');
     const mirror = join(outside, 'mirror');

@@ -4,7 +4,6 @@ import { readFileSync } from 'node:fs';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
-import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
 import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppError, errorMessage } from '../common/errors';
@@ -13,6 +12,7 @@ import { HttpGetClient, HttpResponse } from './http-get';
 import { ListedObject, ListPage, parseListObjectsV2, stripQuotes } from './list-parser';
 import { canonicalQueryString, GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
 import { isRetryable } from '../common/retryable';
+import { markSpent, RetryLayer } from '../common/retry-policies';
 import { S3RequestError } from './s3-errors';
 import { type ChecksumAlgorithm, fullObjectChecksums } from './checksums';
 
@@ -79,7 +79,7 @@ export class S3Repository implements OnApplicationShutdown {
   private readonly client: S3Client;
   /** Where the signed GETs go and how they are signed; replaced once when S3 says the bucket is in another region. */
   private route: S3Route;
-  private readonly listRetry: RetryPolicy;
+  private readonly listRetry: RetryLayer;
   private readonly listTimeoutMs: number;
   private readonly maxSockets: number;
   private readonly tls?: { ca: string[] };
@@ -115,10 +115,8 @@ export class S3Repository implements OnApplicationShutdown {
     this.maxSockets = maxSockets;
     this.route = this.routeFor(region);
     this.listTimeoutMs = config.sync.listTimeoutMs;
-    this.listRetry = retry(handleWhen(isRetryable), {
-      maxAttempts: config.sync.retryAttempts,
-      backoff: new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 }),
-    });
+    // The listing layer of retry-policies.ts.
+    this.listRetry = new RetryLayer(isRetryable, config.sync.retryAttempts);
   }
 
   private routeFor(region: string): S3Route {
@@ -218,7 +216,8 @@ export class S3Repository implements OnApplicationShutdown {
       };
     } catch (err) {
       if (err instanceof NotFound || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) return undefined;
-      throw err;
+      // The SDK has retried it already (the HEAD layer of retry-policies.ts).
+      throw err instanceof Error ? markSpent(err) : err;
     }
   }
 

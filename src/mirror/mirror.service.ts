@@ -1,5 +1,5 @@
 import { Injectable, Logger, OnApplicationBootstrap, OnModuleInit } from '@nestjs/common';
-import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
+import { RetryLayer } from '../common/retry-policies';
 import { stat, unlink } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { Clock } from '../common/clock';
@@ -34,7 +34,7 @@ export interface CommittedVersion {
 @Injectable()
 export class MirrorService implements OnModuleInit, OnApplicationBootstrap {
   private readonly logger = new Logger(MirrorService.name);
-  private readonly objectRetry: RetryPolicy;
+  private readonly objectRetry: RetryLayer;
 
   constructor(
     private readonly config: AppConfig,
@@ -44,8 +44,8 @@ export class MirrorService implements OnModuleInit, OnApplicationBootstrap {
     private readonly events: MirrorEvents,
     private readonly clock: Clock,
   ) {
-    const backoff = new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 });
-    this.objectRetry = retry(handleWhen(isRetryableDownload), { maxAttempts: config.sync.retryAttempts, backoff });
+    // The object layer of retry-policies.ts.
+    this.objectRetry = new RetryLayer(isRetryableDownload, config.sync.retryAttempts);
     this.objectRetry.onRetry((e) => this.logger.warn({ reason: 'error' in e ? String(e.error) : 'result' }, 'retrying download'));
   }
 

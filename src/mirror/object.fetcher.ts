@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { ExponentialBackoff, handleWhen, retry, RetryPolicy } from 'cockatiel';
+import { RetryLayer } from '../common/retry-policies';
 import { dirname } from 'node:path';
 import { ObjectHead, S3Repository, S3RequestError } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
@@ -31,7 +31,7 @@ export interface FetchOptions {
 @Injectable()
 export class ObjectFetcher {
   /** A failed range is fetched again on its own; a corrupt one fails the attempt (the whole object is fetched again). */
-  private readonly rangeRetry: RetryPolicy;
+  private readonly rangeRetry: RetryLayer;
 
   constructor(
     private readonly config: AppConfig,
@@ -40,11 +40,8 @@ export class ObjectFetcher {
     private readonly committer: FileCommitter,
     private readonly clock: Clock,
   ) {
-    const backoff = new ExponentialBackoff({ initialDelay: 200, maxDelay: 10_000 });
-    this.rangeRetry = retry(
-      handleWhen((e) => !(e instanceof IntegrityError) && isRetryable(e)),
-      { maxAttempts: config.sync.retryAttempts, backoff },
-    );
+    // The range layer of retry-policies.ts; a range's bytes failing their check go to the object layer.
+    this.rangeRetry = new RetryLayer((e) => !(e instanceof IntegrityError) && isRetryable(e), config.sync.retryAttempts);
   }
 
   fetch(object: RemoteObject, mapping: FileMapping, signal: AbortSignal, options: FetchOptions): Promise<ManifestEntry> {

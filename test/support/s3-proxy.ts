@@ -15,6 +15,8 @@ export class S3Proxy {
   readonly corrupt = new Map<string, number>();
   /** key -> how many more GETs to answer with 500. */
   readonly fail = new Map<string, number>();
+  /** `key bytes=a-b` -> how many more GETs of that range to answer with 500. */
+  readonly failRanges = new Map<string, number>();
   listing?: { order: ListingOrder; pageSize: number };
   /** key -> headers added to its GET and HEAD answers (checksums, SSE), as real S3 would send them. */
   readonly extraHeaders = new Map<string, Record<string, string>>();
@@ -87,6 +89,7 @@ export class S3Proxy {
     this.requests.length = 0;
     this.corrupt.clear();
     this.fail.clear();
+    this.failRanges.clear();
     this.extraHeaders.clear();
     this.partSizes.clear();
     this.stall.clear();
@@ -182,7 +185,8 @@ export class S3Proxy {
     if (req.method === 'GET' && key && this.take(this.stall, key)) await new Promise((r) => setTimeout(r, this.stallMs).unref());
     const partNumber = url.searchParams.get('partNumber');
     if (req.method === 'HEAD' && key && partNumber && this.partSizes.has(key)) return this.servePartHead(req, res, key, Number(partNumber));
-    if (req.method === 'GET' && key && this.take(this.fail, key)) {
+    const failRange = req.method === 'GET' && key && req.headers.range && this.take(this.failRanges, `${key} ${req.headers.range}`);
+    if (failRange || (req.method === 'GET' && key && this.take(this.fail, key))) {
       res.writeHead(500, { 'content-type': 'application/xml' });
       res.end('<Error><Code>InternalError</Code><Message>injected failure</Message></Error>');
       return;
