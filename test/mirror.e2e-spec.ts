@@ -6,11 +6,11 @@ import { dirname, join } from 'node:path';
 import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
 import { contentFor, emulatorEndpoint, newBucket, put, putMultipart, remove, testS3 } from './support/s3';
 import { S3Proxy } from './support/s3-proxy';
+import { loopbackCertificate } from './support/tls';
 import { ManualClock } from './support/manual-clock';
 import { mirrorServiceEnv, startService } from './support/process';
 import http from 'node:http';
 import https from 'node:https';
-import { execFileSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
 
 interface SyncReport {
@@ -820,43 +820,24 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
 
   it('reaches an HTTPS endpoint signed by a private CA given in AWS_CA_BUNDLE, for the signed GETs and the SDK alike', async () => {
     const dir = tempDir('ca');
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=s3.test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ].concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'ca.pem')]),
-      { stdio: 'ignore' },
-    );
+    const { key, cert, certPath } = loopbackCertificate(dir, 's3.test');
     // TLS in front of the proxy, as a gateway with a private certificate would stand in front of S3.
     const upstream = new URL(endpoint);
-    const front = https.createServer(
-      { key: await readFile(join(dir, 'key.pem')), cert: await readFile(join(dir, 'ca.pem')) },
-      (req, res) => {
-        const out = http.request(
-          { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
-          (answer) => {
-            res.writeHead(answer.statusCode ?? 502, answer.headers);
-            answer.pipe(res);
-          },
-        );
-        req.pipe(out);
-      },
-    );
+    const front = https.createServer({ key, cert }, (req, res) => {
+      const out = http.request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path: req.url, headers: req.headers },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      req.pipe(out);
+    });
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
     const httpsEndpoint = `https://127.0.0.1:${(front.address() as AddressInfo).port}`;
     try {
       await seed(['tls/a.txt', 'tls/b.txt']);
-      t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: httpsEndpoint, AWS_CA_BUNDLE: join(dir, 'ca.pem') });
+      t = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: httpsEndpoint, AWS_CA_BUNDLE: certPath });
       const report = await sync();
       expect(report.counts).toMatchObject({ downloaded: 2, failed: 0 });
       await expectMirrorMatches(['tls/a.txt', 'tls/b.txt']);

@@ -1,5 +1,4 @@
-import { execFileSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import http from 'node:http';
 import https from 'node:https';
 import net from 'node:net';
@@ -7,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { BodySink, HttpGetClient } from './http-get';
 import { isNetworkOrTimeoutError } from '../common/retryable';
+import { loopbackCertificate } from '../../test/support/tls';
 
 /** Takes at most `step` bytes per read and pauses after each, resuming on the next turn. */
 class SlowSink implements BodySink {
@@ -306,33 +306,10 @@ describe('HttpGetClient over TLS', () => {
   afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
   it('reads bodies through TLS, checking the certificate against the given CA', async () => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=localhost',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-        '-keyout',
-        join(dir, 'key.pem'),
-        '-out',
-        join(dir, 'cert.pem'),
-      ],
-      { stdio: 'ignore' },
-    );
-    const cert = readFileSync(join(dir, 'cert.pem'));
+    const { key, cert } = loopbackCertificate(dir);
     const body = payload(2 * 1024 * 1024);
     const server = await listen(
-      https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert }, (_req, res) =>
-        res.writeHead(200, { 'content-length': body.length }).end(body),
-      ),
+      https.createServer({ key, cert }, (_req, res) => res.writeHead(200, { 'content-length': body.length }).end(body)),
       'https',
     );
     const trusting = new HttpGetClient(server.origin, { maxSockets: 2, tls: { ca: cert } });

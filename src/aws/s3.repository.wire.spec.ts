@@ -1,7 +1,5 @@
 import { SignatureV4 } from '@smithy/signature-v4';
-import { execFileSync } from 'node:child_process';
-import { createHash, createHmac } from 'node:crypto';
-import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import https from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -10,6 +8,8 @@ import { Clock } from '../common/clock';
 import { AppConfig } from '../config/app-config';
 import { validateEnv } from '../config/env.schema';
 import { S3Repository } from './s3.repository';
+import { Sha256 } from '../../test/support/sdk-sha256';
+import { loopbackCertificate } from '../../test/support/tls';
 
 const CREDENTIALS = { accessKeyId: 'AKIAWIRETEST', secretAccessKey: 'wire/secret+key==', sessionToken: 'session/token+with=chars' };
 const SIGNED_AT = new Date('2026-12-03T08:09:10Z');
@@ -20,24 +20,6 @@ class FixedClock extends Clock {
   }
   sleep(): Promise<void> {
     return Promise.resolve();
-  }
-}
-
-type Data = string | ArrayBuffer | ArrayBufferView;
-const bytes = (d: Data): string | Uint8Array =>
-  typeof d === 'string' ? d : d instanceof ArrayBuffer ? new Uint8Array(d) : new Uint8Array(d.buffer, d.byteOffset, d.byteLength);
-
-/** node:crypto behind the SDK's hash interface (HMAC when given a secret). */
-class Sha256 {
-  private readonly h;
-  constructor(secret?: Data) {
-    this.h = secret === undefined ? createHash('sha256') : createHmac('sha256', bytes(secret));
-  }
-  update(d: Data): void {
-    this.h.update(bytes(d));
-  }
-  digest(): Promise<Uint8Array> {
-    return Promise.resolve(this.h.digest());
   }
 }
 
@@ -86,26 +68,12 @@ describe('S3Repository on the wire (HTTPS, a private CA, signature checked again
   const received: Received[] = [];
   let server: https.Server;
   let origin: string;
+  let caPath: string;
 
   beforeAll(async () => {
-    execFileSync(
-      'openssl',
-      [
-        'req',
-        '-x509',
-        '-newkey',
-        'rsa:2048',
-        '-nodes',
-        '-days',
-        '1',
-        '-subj',
-        '/CN=s3.test',
-        '-addext',
-        'subjectAltName=IP:127.0.0.1',
-      ].concat(['-keyout', join(dir, 'key.pem'), '-out', join(dir, 'ca.pem')]),
-      { stdio: 'ignore' },
-    );
-    server = https.createServer({ key: readFileSync(join(dir, 'key.pem')), cert: readFileSync(join(dir, 'ca.pem')) }, (req, res) => {
+    const { key, cert, certPath } = loopbackCertificate(dir, 's3.test');
+    caPath = certPath;
+    server = https.createServer({ key, cert }, (req, res) => {
       received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers as Record<string, string> });
       if (new URL(req.url ?? '/', 'https://x').searchParams.has('list-type')) {
         const xml = '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult><IsTruncated>false</IsTruncated></ListBucketResult>';
@@ -134,7 +102,7 @@ describe('S3Repository on the wire (HTTPS, a private CA, signature checked again
           AWS_ACCESS_KEY_ID: CREDENTIALS.accessKeyId,
           AWS_SECRET_ACCESS_KEY: CREDENTIALS.secretAccessKey,
           AWS_SESSION_TOKEN: CREDENTIALS.sessionToken,
-          AWS_CA_BUNDLE: join(dir, 'ca.pem'),
+          AWS_CA_BUNDLE: caPath,
           ...env,
         }),
       ),

@@ -1,3 +1,4 @@
+import { applyDecorators } from '@nestjs/common';
 import { plainToInstance, Transform } from 'class-transformer';
 import { validateCronExpression } from 'cron';
 import { resolve } from 'node:path';
@@ -66,6 +67,15 @@ export const LOG_FORMATS = ['json', 'pretty'] as const;
  * Every environment variable the service reads, with its default. `process.env` is read nowhere
  * else: the rest of the code receives the typed `AppConfig` built from this class.
  */
+/** An optional http(s) URL setting: trimmed, host names without a TLD (emulators, services in a VPC) allowed. */
+function OptionalHttpUrl(): PropertyDecorator {
+  return applyDecorators(
+    IsOptional(),
+    Transform(trimmed),
+    IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' }),
+  );
+}
+
 export class EnvironmentVariables {
   @IsString()
   @IsNotEmpty()
@@ -79,20 +89,14 @@ export class EnvironmentVariables {
   @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'must be a valid S3 bucket name' })
   S3_BUCKET_NAME!: string;
 
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   S3_ENDPOINT?: string;
 
   /** The AWS SDKs' own endpoint settings, honoured by the signed GETs as by the SDK: S3's first, then the global one. */
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   AWS_ENDPOINT_URL_S3?: string;
 
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   AWS_ENDPOINT_URL?: string;
 
   /** A PEM file of certificates to trust for S3 beside Node's own (a private CA in front of S3 or an S3-compatible store). */
@@ -149,9 +153,7 @@ export class EnvironmentVariables {
   DYNAMODB_TTL_ATTRIBUTE = 'ttl';
 
   /** DynamoDB endpoint for emulators (dynalite, DynamoDB Local). */
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   DYNAMODB_ENDPOINT?: string;
 
   /** Create missing tables at start (local runs and tests; production tables come from the infrastructure stack). */
@@ -256,9 +258,7 @@ export class EnvironmentVariables {
    * OpenTelemetry's own variable: where spans go (an OTLP/HTTP collector, such as the ADOT collector
    * for X-Ray). Unset: no tracing, and the SDK is not even loaded.
    */
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   OTEL_EXPORTER_OTLP_ENDPOINT?: string;
 
   @IsString()
@@ -455,15 +455,11 @@ export class EnvironmentVariables {
   DLQ_URL?: string;
 
   /** Downstream records API; without it the service is a pure mirror. */
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   CALL_DETAILS_URL?: string;
 
   /** Login endpoint that exchanges ACCESS_KEY / SECRET_KEY for a JWT; without it requests carry no token. */
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   AUTH_URL?: string;
 
   @IsOptional()
@@ -570,9 +566,7 @@ export class EnvironmentVariables {
   IDEMPOTENCY_TTL_DAYS = 7;
 
   /** Ingest endpoint (NiFi ListenHTTP style) that receives bundles; bundling is off without it. */
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   NIFI_ENDPOINT_URL?: string;
 
   @IsOptional()
@@ -604,14 +598,10 @@ export class EnvironmentVariables {
   SECRETS_CACHE_SECONDS = 300;
 
   /** Endpoints for emulators and VPC endpoints (default: the region's). */
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   SSM_ENDPOINT?: string;
 
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   SECRETS_MANAGER_ENDPOINT?: string;
 
   /**
@@ -676,9 +666,7 @@ export class EnvironmentVariables {
   BUNDLE_SPOOL_MEMORY_MB = 16;
 
   /** SQS endpoint for S3-compatible set-ups (defaults to the queue URL's own host). */
-  @IsOptional()
-  @Transform(trimmed)
-  @IsUrl({ require_tld: false, require_protocol: true, protocols: ['http', 'https'] }, { message: 'must be an http(s) URL' })
+  @OptionalHttpUrl()
   SQS_ENDPOINT?: string;
 }
 
