@@ -24,3 +24,6 @@ export class S3RequestError extends AppError {
 export function isArchivedObjectError(err: unknown): err is S3RequestError {
   return err instanceof S3RequestError && err.statusCode === 403 && err.s3Code === 'InvalidObjectState';
 }
+
+/** What the service says of an object S3 refused as archived: the same words in a run's report, a 404 and the log. */
+export const ARCHIVED_ON_GET = 'archived (S3 answered InvalidObjectState): restore it to mirror it';

@@ -94,7 +94,7 @@ export class S3Repository implements OnApplicationShutdown {
   ) {
     const { region, bucket, endpoint, forcePathStyle, caBundle } = config.s3;
     this.bucket = bucket;
-    const maxSockets = config.sync.concurrency + config.sync.multipartConcurrency * 4;
+    this.maxSockets = config.sync.concurrency + config.sync.multipartConcurrency * 4;
     // Read once at start (preflight has checked it); Node's `ca` replaces its roots, so they are kept beside it.
     this.tls = caBundle ? { ca: [...tls.rootCertificates, readFileSync(caBundle, 'utf8')] } : undefined;
     this.client = new S3Client({
@@ -112,7 +112,6 @@ export class S3Repository implements OnApplicationShutdown {
       requestChecksumCalculation: 'WHEN_REQUIRED',
     });
     this.location = { bucket, endpoint, forcePathStyle };
-    this.maxSockets = maxSockets;
     this.route = this.routeFor(region);
     this.listTimeoutMs = config.sync.listTimeoutMs;
     // The listing layer of retry-policies.ts.
@@ -227,11 +226,9 @@ export class S3Repository implements OnApplicationShutdown {
     if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end}`;
     if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
     const res = await this.signedGet((route) => route.pathPrefix + encodeKeyPath(key), {}, headers, options.signal);
-    const head = headFromHeaders(res.headers);
-    if (res.length !== undefined) return { head, length: res.length, body: res };
-    // No Content-Length: a range's length is its own, a whole object's is the size it was listed with.
-    const range = options.range;
-    const length = range ? range.end - range.start + 1 : options.expectedSize;
+    // No Content-Length (chunked or close-delimited): a range's length is its own, a whole object's the size it was listed with.
+    const { range } = options;
+    const length = res.length ?? (range ? range.end - range.start + 1 : options.expectedSize);
     if (length === undefined) {
       res.discard();
       throw new S3RequestError(
@@ -240,8 +237,7 @@ export class S3Repository implements OnApplicationShutdown {
         `GET ${key}: the answer declares no Content-Length and the object's size is not known`,
       );
     }
-    if (!range && !res.headers['content-range']) head.size = length;
-    return { head, length, body: res };
+    return { head: headFromHeaders(res.headers, range ? undefined : length), length, body: res };
   }
 
   /** A SigV4-signed GET; resolves with a 2xx response, else rejects with S3RequestError. */
@@ -366,9 +362,10 @@ export function bucketLocation(s3: { bucket: string; region: string; endpoint?: 
     : { baseUrl, pathPrefix: `${basePath}/`, bucketPath: `${basePath}/` };
 }
 
-function headFromHeaders(headers: Readonly<Record<string, string>>): ObjectHead {
+/** `wholeLength`: the bytes of a whole-object answer, which is the object's size (Content-Length or, without it, the listed size). */
+function headFromHeaders(headers: Readonly<Record<string, string>>, wholeLength?: number): ObjectHead {
   const range = headers['content-range'];
-  const total = range ? Number(range.split('/')[1]) : Number(headers['content-length'] ?? 0);
+  const total = range ? Number(range.split('/')[1]) : (wholeLength ?? Number(headers['content-length'] ?? 0));
   // A ranged GET carries no checksum of its own.
   const checksums = range ? {} : fullObjectChecksums((spec) => headers[spec.header], headers['x-amz-checksum-type'] === 'COMPOSITE');
   const sse = headers['x-amz-server-side-encryption'];

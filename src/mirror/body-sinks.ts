@@ -98,12 +98,10 @@ class MemorySink implements BodySink {
 
 /**
  * Receives a body into `file` from `start`: the socket reads into pooled 1 MiB blocks, each full
- * block is handed to `onBlock` (digests) and written at its position while the next one fills.
- * Returns the number of bytes written; a failed write wins over the network error it causes.
- */
-/**
- * Receives a body into `file` from `start`; resolves with the bytes that arrived. At most `limit`
- * bytes are written (a range never spills into its neighbour's); the count says what came beyond.
+ * block is handed to `onBlock` (digests) and written at its position while the next one fills. At
+ * most `limit` bytes are written (a range never spills into its neighbour's). Resolves with the
+ * bytes that arrived, those past `limit` included, so that the size check refuses an overlong
+ * body; a failed write wins over the network error it causes.
  */
 export async function receiveIntoFile(
   body: ResponseBody,

@@ -216,6 +216,17 @@ export class ManifestStore {
     this.sqlite.db.prepare('DELETE FROM listing WHERE run_id = ?').run(runId);
   }
 
+  /** Every entry under `prefix`, in key order, read a page at a time. */
+  *entries(prefix: string): Generator<ManifestEntry> {
+    let after = '';
+    for (;;) {
+      const rows = this.page(prefix, after, 500);
+      yield* rows;
+      if (rows.length < 500) return;
+      after = rows[rows.length - 1].key;
+    }
+  }
+
   /** A page of entries in key order, starting after `after`. */
   page(prefix: string, after: string, limit: number): ManifestEntry[] {
     this.flush();

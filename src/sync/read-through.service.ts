@@ -1,5 +1,5 @@
-import { isArchivedObjectError } from '../aws/s3-errors';
 import { Injectable } from '@nestjs/common';
+import { ARCHIVED_ON_GET, isArchivedObjectError } from '../aws/s3-errors';
 import { S3Repository } from '../aws/s3.repository';
 import { NotFoundError, UnsafeKeyError } from '../common/errors';
 import { AppConfig } from '../config/app-config';
@@ -57,7 +57,7 @@ export class ReadThrough {
         try {
           await this.mirror.download(remote);
         } catch (err) {
-          if (isArchivedObjectError(err)) throw new NotFoundError(`${key} is not mirrored: archived in S3 and not restored`);
+          if (isArchivedObjectError(err)) throw new NotFoundError(`${key} is not mirrored: ${ARCHIVED_ON_GET}`);
           throw err;
         }
       },

@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { isArchivedObjectError, S3RequestError } from '../aws/s3-errors';
+import { ARCHIVED_ON_GET, isArchivedObjectError, S3RequestError } from '../aws/s3-errors';
 import { fullJitterDelayMs } from '../common/backoff';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
@@ -253,7 +253,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       if (err instanceof S3RequestError && err.statusCode === 404) return 'gone';
       // Written straight to an archive class: its ObjectRestore:Completed event brings it once restored.
       if (isArchivedObjectError(err)) {
-        this.logger.warn({ key: change.key, reason: errorMessage(err) }, 'object archived, not mirrored until restored');
+        this.logger.warn({ key: change.key, reason: errorMessage(err) }, ARCHIVED_ON_GET);
         return 'skipped';
       }
       throw err;

@@ -1,7 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
-import { isArchivedObjectError } from '../aws/s3-errors';
+import { ARCHIVED_ON_GET, isArchivedObjectError } from '../aws/s3-errors';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
 import { detach } from '../common/detach';
@@ -53,7 +53,6 @@ interface ActiveRun {
 }
 
 const ITEM_FLUSH = 500;
-const ARCHIVED_ON_GET = 'archived (S3 answered InvalidObjectState): restore it to mirror it';
 const PROGRESS_PERSIST_MS = 1000;
 
 /**
@@ -392,13 +391,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
 
   /** Mirrored files under the run's prefix that its filter covers. */
   private *coveredEntries(run: ActiveRun): Generator<ManifestEntry> {
-    let after = '';
-    for (;;) {
-      const page = this.manifest.page(run.record.prefix, after, 1000);
-      for (const entry of page) if (run.filter.passes(entry.key)) yield entry;
-      if (page.length < 1000) return;
-      after = page[page.length - 1].key;
-    }
+    for (const entry of this.manifest.entries(run.record.prefix)) if (run.filter.passes(entry.key)) yield entry;
   }
 
   private countRun(record: RunRecord): void {
