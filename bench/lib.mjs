@@ -1,6 +1,6 @@
 // What the benchmark scripts share: free ports, helper processes, and the service started from dist/.
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { openSync, readFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -39,7 +39,8 @@ export function memoryKiB(pid, field = 'VmRSS') {
 
 /**
  * Starts dist/main.js against the emulator on a free loopback port with periodic sync off and
- * quiet logs, `env` on top; resolves once /ping answers. BENCH_NODE_ARGS adds Node flags (--cpu-prof).
+ * quiet logs, `env` on top; resolves once /ping answers. BENCH_NODE_ARGS adds Node flags (--cpu-prof),
+ * BENCH_STDOUT=<file> keeps the service's stdout (--trace-gc writes there).
  */
 export async function startService(endpoint, env) {
   const port = await freePort();
@@ -57,7 +58,7 @@ export async function startService(endpoint, env) {
       LOG_LEVEL: 'warn',
       ...env,
     },
-    stdio: ['ignore', 'ignore', 'inherit'],
+    stdio: ['ignore', process.env.BENCH_STDOUT ? openSync(process.env.BENCH_STDOUT, 'a') : 'ignore', 'inherit'],
   });
   const url = `http://127.0.0.1:${port}`;
   for (;;) {

@@ -13,6 +13,7 @@
 //   SCALE_DISK_DIR=/var/tmp  else here (tmpfs keeps 4 KiB and an inode per small file)
 //   SCALE_STATE_DIR=/var/tmp the service's SQLite state (on disk, as in a deployment)
 //   BENCH_SERVICE_ENV='{"SYNC_CONCURRENCY":"32"}'  extra environment for the service
+//   SCALE_DEBUG=1  also prints the service's RSS split (anonymous, file) after each no-op
 import { spawn, spawnSync } from 'node:child_process';
 import { closeSync, ftruncateSync, futimesSync, mkdirSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -61,7 +62,7 @@ async function main() {
         log(`  service ${full ? 'full sync' : 'adopting sync'}: ${first.seconds.toFixed(1)} s, ${(first.rssKiB / 1024).toFixed(0)} MiB`);
         const noop = await serviceSync(endpoint.endpoint, dir, state);
         if (noop.counts.downloaded !== 0 || noop.counts.skipped !== keys) throw new Error(`the no-op re-sync: ${JSON.stringify(noop.counts)}`);
-        log(`  service no-op: ${noop.seconds.toFixed(1)} s, ${(noop.rssKiB / 1024).toFixed(0)} MiB`);
+        log(`  service no-op: ${noop.seconds.toFixed(1)} s, ${(noop.rssKiB / 1024).toFixed(0)} MiB ${noop.status ?? ''}`);
         rows.push({ keys, tool: 's3-sync-service', full: full ? first : undefined, adopt: full ? undefined : first, noop });
         // rclone's no-op above SCALE_FULL_MAX checks the copy the service adopted (neither changes it).
         if (!full && tools.includes('rclone')) {
@@ -131,6 +132,7 @@ async function serviceSync(endpoint, dir, state) {
       cpuSeconds: cpuSeconds(service.proc.pid) - cpuBefore,
       rssKiB: memoryKiB(service.proc.pid, 'VmHWM'),
       counts: run.counts,
+      ...(process.env.SCALE_DEBUG && { status: readFileSync(`/proc/${service.proc.pid}/status`, 'utf8').match(/^(VmRSS|RssAnon|RssFile|RssShmem):.*$/gm) }),
     };
   } finally {
     await service.stop();

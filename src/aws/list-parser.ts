@@ -30,12 +30,26 @@ export function decodeXmlText(text: string): string {
   );
 }
 
-function field(block: string, tag: string): string | undefined {
-  const open = block.indexOf(`<${tag}>`);
-  if (open === -1) return undefined;
-  const start = open + tag.length + 2;
-  const end = block.indexOf(`</${tag}>`, start);
-  return end === -1 ? undefined : block.slice(start, end);
+/** `<tag>` and `</tag>` as bytes, made once per tag. */
+const TAGS = new Map<string, { open: Buffer; close: Buffer }>();
+function tag(name: string): { open: Buffer; close: Buffer } {
+  let t = TAGS.get(name);
+  if (!t) TAGS.set(name, (t = { open: Buffer.from(`<${name}>`), close: Buffer.from(`</${name}>`) }));
+  return t;
+}
+
+/**
+ * The text of the first `<tag>` element in `block`, decoded from UTF-8: a string of its own, which
+ * keeps no reference to the page (a slice of one string would keep the whole page's text alive,
+ * and with it every page whose keys outlive two young-generation collections).
+ */
+function field(block: Buffer, name: string): string | undefined {
+  const { open, close } = tag(name);
+  const at = block.indexOf(open);
+  if (at === -1) return undefined;
+  const start = at + open.length;
+  const end = block.indexOf(close, start);
+  return end === -1 ? undefined : block.toString('utf8', start, end);
 }
 
 /** S3 sends ETags in double quotes; the service keeps them bare. */
@@ -52,21 +66,28 @@ export class ListParseError extends Error {
   readonly retryable = true;
 }
 
+const ENDS_THE_DOCUMENT = /<\/ListBucketResult>\s*$/;
+
 /**
- * Parses a ListObjectsV2 answer. The SDK's schema-driven deserializer costs about 20 us a key,
+ * Parses a ListObjectsV2 answer, from its bytes. The SDK's schema-driven deserializer costs about 20 us a key,
  * which is most of a no-op re-sync; this reads the few fields a sync needs in one pass.
  */
-export function parseListObjectsV2(xml: string): ListPage {
+export function parseListObjectsV2(body: Buffer | string): ListPage {
+  const xml = typeof body === 'string' ? Buffer.from(body) : body;
   if (!xml.includes('<ListBucketResult')) throw new ListParseError('not a ListBucketResult document');
-  if (!/<\/ListBucketResult>\s*$/.test(xml)) throw new ListParseError('the listing ends before </ListBucketResult> (cut off)');
+  if (!ENDS_THE_DOCUMENT.test(xml.toString('latin1', Math.max(0, xml.length - 64)))) {
+    throw new ListParseError('the listing ends before </ListBucketResult> (cut off)');
+  }
   const objects: ListedObject[] = [];
+  const { open: contentsOpen, close: contentsClose } = tag('Contents');
+  const first = xml.indexOf(contentsOpen);
   let from = 0;
   for (;;) {
-    const open = xml.indexOf('<Contents>', from);
+    const open = xml.indexOf(contentsOpen, from);
     if (open === -1) break;
-    const close = xml.indexOf('</Contents>', open);
+    const close = xml.indexOf(contentsClose, open);
     if (close === -1) throw new ListParseError('unterminated <Contents>');
-    const block = xml.slice(open + 10, close);
+    const block = xml.subarray(open + contentsOpen.length, close);
     const key = field(block, 'Key');
     const size = field(block, 'Size');
     const lastModified = field(block, 'LastModified');
@@ -86,11 +107,11 @@ export function parseListObjectsV2(xml: string): ListPage {
       if (restoring !== undefined) object.restore = restoring === 'true' ? 'restoring' : 'restored';
     }
     objects.push(object);
-    from = close + 11;
+    from = close + contentsClose.length;
   }
   // Only the document's own fields, outside every <Contents>, decide whether more pages follow.
-  const tail = xml.slice(from);
-  const head = xml.slice(0, xml.indexOf('<Contents>') === -1 ? xml.length : xml.indexOf('<Contents>'));
+  const tail = xml.subarray(from);
+  const head = xml.subarray(0, first === -1 ? xml.length : first);
   const isTruncated = field(head, 'IsTruncated') ?? field(tail, 'IsTruncated');
   if (isTruncated !== 'true' && isTruncated !== 'false') throw new ListParseError('the listing says neither IsTruncated true nor false');
   const truncated = isTruncated === 'true';

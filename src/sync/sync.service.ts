@@ -247,10 +247,11 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const downloads = new Set<Promise<void>>();
     for await (const page of this.s3.list(record.prefix, abort.signal)) {
       abort.signal.throwIfAborted();
-      this.manifest.stageListing(
-        record.id,
-        page.map((o) => o.key),
-      );
+      const keys = page.map((o) => o.key);
+      this.manifest.stageListing(record.id, keys);
+      // Read for the whole page at once; after the loop has waited (below), an event may have
+      // committed one of its keys, so the rest of the page is read key by key.
+      let pageRead: Map<string, { etag: string; size: number }> | undefined = this.manifest.committedMany(keys);
       for (const object of page) {
         c.listed++;
         const admission = this.mirror.admit(object.key, { filter: run.filter });
@@ -264,7 +265,8 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
           this.addItem(run, { operation: 'refuse', key: object.key, status: 'failed', message: admission.reason });
           continue;
         }
-        const decision = planObject(object, this.manifest.committed(object.key), this.mirror.localFile(admission.mapping), {
+        const committed = pageRead ? pageRead.get(object.key) : this.manifest.committed(object.key);
+        const decision = planObject(object, committed, this.mirror.localFile(admission.mapping), {
           maxFileBytes,
           skipExisting,
         });
@@ -297,7 +299,10 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
               void download.finally(() => downloads.delete(download));
               // Backpressure, per object: a task that waits long outlives two young-generation
               // collections and is copied to the old one, which then fills with garbage.
-              if (this.work.waiting >= concurrency * 2) await this.work.waitForRoom(concurrency);
+              if (this.work.waiting >= concurrency * 2) {
+                await this.work.waitForRoom(concurrency);
+                pageRead = undefined;
+              }
             }
             break;
         }
