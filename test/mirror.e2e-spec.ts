@@ -11,7 +11,7 @@ import { ManualClock } from './support/manual-clock';
 import { mirrorServiceEnv, startService } from './support/process';
 import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 
 interface SyncReport {
   run_id: string;
@@ -852,6 +852,115 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     } finally {
       front.closeAllConnections();
       await new Promise<void>((resolve) => front.close(() => resolve()));
+    }
+  });
+
+  it('S3_DATA_PATH=sdk: lists and fetches through the AWS SDK, ranges and chunked answers included, with the same results', async () => {
+    const MiB = 1024 * 1024;
+    const big = contentFor('sdk/big.bin', 3 * MiB + 5);
+    await seed(['sdk/a.txt', 'sdk/b.txt', 'sdk/chunked.txt']);
+    await put(s3, bucket, 'sdk/big.bin', big);
+    proxy.chunked.set('sdk/chunked.txt', 100);
+    await boot({ S3_DATA_PATH: 'sdk', MULTIPART_THRESHOLD_MB: '1', MULTIPART_CHUNK_MB: '1' });
+    const report = await sync();
+    expect(report.counts).toMatchObject({ downloaded: 4, failed: 0 });
+    expect(await filesUnder(t.mirrorDir)).toEqual(['sdk/a.txt', 'sdk/b.txt', 'sdk/big.bin', 'sdk/chunked.txt']);
+    for (const key of ['sdk/a.txt', 'sdk/b.txt', 'sdk/chunked.txt']) expect(await readFile(join(t.mirrorDir, key))).toEqual(contentFor(key));
+    expect((await readFile(join(t.mirrorDir, 'sdk/big.bin'))).equals(big)).toBe(true);
+    expect(proxy.requests.filter((r) => r.key === 'sdk/big.bin' && r.range).length).toBeGreaterThanOrEqual(3);
+    const traffic = proxy.requests.filter((r) => r.kind !== 'bucket');
+    expect(traffic.length).toBeGreaterThan(0);
+    expect(traffic.every((r) => /aws-sdk-js/.test(r.userAgent ?? ''))).toBe(true);
+    // The decision and its reason are part of the configuration shown.
+    expect((await t.http().get('/api/v1/config').expect(200)).body.s3.dataPath).toEqual({ kind: 'sdk', reason: 'S3_DATA_PATH=sdk' });
+
+    await remove(s3, bucket, 'sdk/b.txt');
+    proxy.requests.length = 0;
+    const again = await sync();
+    expect(again.counts).toMatchObject({ downloaded: 0, deleted: 1, skipped: 3 });
+    expect(proxy.objectGets()).toBe(0);
+  });
+
+  it('goes through HTTPS_PROXY with CONNECT tunnels, virtual-hosted, for the signed GETs and the SDK alike; NO_PROXY goes direct', async () => {
+    const dir = tempDir('proxy');
+    // s3.proxied.test resolves nowhere: only the proxy, which opens every tunnel to the front, reaches it.
+    const { key, cert, certPath } = loopbackCertificate(dir, 's3.proxied.test', ['s3.proxied.test', '*.s3.proxied.test']);
+    const upstream = new URL(endpoint);
+    const seen: Array<{ host: string; method: string; url: string }> = [];
+    const front = https.createServer({ key, cert }, (req, res) => {
+      const host = req.headers.host ?? '';
+      seen.push({ host, method: req.method ?? '', url: req.url ?? '' });
+      // A virtual-hosted request, handed to the emulator path style, as S3's front end does internally.
+      const virtualBucket = /^(.+)\.s3\.proxied\.test$/.exec(host)?.[1];
+      const url = req.url ?? '/';
+      const path = virtualBucket ? `/${virtualBucket}${url.startsWith('/?') || url === '/' ? url.slice(1) : url}` : url;
+      const headers = { ...req.headers, host: upstream.host };
+      const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers }, (answer) => {
+        res.writeHead(answer.statusCode ?? 502, answer.headers);
+        answer.pipe(res);
+      });
+      req.pipe(out);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const tunnels: Array<{ target: string; auth?: string }> = [];
+    const forward = http.createServer((_req, res) => res.writeHead(405).end());
+    forward.on('connect', (req: http.IncomingMessage, client: net.Socket) => {
+      tunnels.push({ target: req.url ?? '', auth: req.headers['proxy-authorization'] });
+      if (req.headers['proxy-authorization'] !== `Basic ${Buffer.from('relay:s3cr et').toString('base64')}`) {
+        client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="s3"\r\n\r\n');
+        return;
+      }
+      const server = net.connect((front.address() as AddressInfo).port, '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        server.pipe(client);
+        client.pipe(server);
+      });
+      server.on('error', () => client.destroy());
+      client.on('error', () => server.destroy());
+    });
+    await new Promise<void>((resolve) => forward.listen(0, '127.0.0.1', resolve));
+    const proxyUrl = `http://relay:s3cr%20et@127.0.0.1:${(forward.address() as AddressInfo).port}`;
+    const viaProxy = { S3_BUCKET_NAME: bucket, S3_ENDPOINT: 'https://s3.proxied.test', S3_FORCE_PATH_STYLE: 'false', AWS_CA_BUNDLE: certPath };
+    try {
+      await seed(['proxied/a.txt', 'proxied/b c+d.txt']);
+      t = await bootApp({ ...viaProxy, HTTPS_PROXY: proxyUrl });
+      const report = await sync();
+      expect(report.counts).toMatchObject({ downloaded: 2, failed: 0 });
+      await expectMirrorMatches(['proxied/a.txt', 'proxied/b c+d.txt']);
+      // The SDK's HeadBucket takes the same way.
+      expect((await t.http().get('/api/v1/health').expect(200)).body).toMatchObject({ status: 'healthy', s3_connection: true });
+      expect(new Set(tunnels.map((x) => x.target))).toEqual(new Set([`${bucket}.s3.proxied.test:443`]));
+      expect(seen.every((r) => r.host === `${bucket}.s3.proxied.test`)).toBe(true);
+      expect(seen.filter((r) => r.method === 'GET' && r.url.startsWith('/proxied/')).map((r) => r.url).sort()).toEqual([
+        '/proxied/a.txt',
+        '/proxied/b%20c%2Bd.txt',
+      ]);
+      expect(seen.some((r) => r.method === 'HEAD' && r.url === '/')).toBe(true);
+      // The configuration shows where the proxy is, never its credentials.
+      const shown = JSON.stringify((await t.http().get('/api/v1/config').expect(200)).body);
+      expect(shown).toContain(`127.0.0.1:${(forward.address() as AddressInfo).port}`);
+      expect(shown).not.toContain('s3cr');
+      await t.close();
+
+      // Without credentials the proxy's 407 is the reason the sync gives.
+      t = await bootApp({ ...viaProxy, HTTPS_PROXY: proxyUrl.replace('relay:s3cr%20et@', '') });
+      const refused = await sync();
+      expect(refused.status).toBe('failed');
+      expect(refused.message).toContain('407 Proxy Authentication Required');
+      await t.close();
+
+      // NO_PROXY names the endpoint's domain: the service connects itself, and the name resolves nowhere.
+      tunnels.length = 0;
+      t = await bootApp({ ...viaProxy, HTTPS_PROXY: proxyUrl, NO_PROXY: 'localhost,.proxied.test' });
+      const direct = await sync();
+      expect(direct.status).toBe('failed');
+      expect(direct.message).toMatch(/ENOTFOUND|EAI_AGAIN|getaddrinfo/);
+      expect(tunnels).toEqual([]);
+    } finally {
+      for (const server of [front, forward]) {
+        server.closeAllConnections();
+        await new Promise<void>((resolve) => server.close(() => resolve()));
+      }
     }
   });
 

@@ -1,5 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
+import { openTunnel } from './proxy';
 
 /**
  * Where a response body goes: memory the consumer owns, which the socket reads into directly.
@@ -31,6 +32,8 @@ export interface HttpResponse {
   resume(): void;
   /** The body as text, at most `limit` bytes of it kept (error answers). */
   text(limit?: number): Promise<string>;
+  /** The body's bytes, at most `limit` of them kept. */
+  bytes(limit?: number): Promise<Buffer>;
   /** Gives the body up: the connection is closed unless the body is already complete. */
   discard(): void;
 }
@@ -42,7 +45,12 @@ export interface HttpGetClientOptions {
   idleTimeoutMs?: number;
   /** Extra TLS settings for https origins (a private CA, say); Node's defaults otherwise. */
   tls?: tls.ConnectionOptions;
+  /** Connections go through this proxy's CONNECT tunnels (see proxy.ts). */
+  proxy?: URL;
 }
+
+/** A proxy that does not open a tunnel within this long is treated as a dropped connection. */
+const TUNNEL_TIMEOUT_MS = 10_000;
 
 const SCRATCH_BYTES = 64 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -56,6 +64,24 @@ const READ_BEFORE_SINK_BYTES = 4 * 1024;
 /** What a body that ends with the connection (no length) is offered per read. */
 const UNTIL_CLOSE_READ_BYTES = 1024 * 1024;
 const HEADER_END = Buffer.from('\r\n\r\n', 'latin1');
+
+/**
+ * Copies a received chunk into the memory `space` gives, a piece at a time, telling `filled` of
+ * each piece, as a read with `onread` would; stops where `filled` says to pause and returns the
+ * rest, for when reading resumes. For bytes that come as chunks ('data' events): a tunnelled
+ * connection, or a body the AWS SDK received.
+ */
+export function copyChunk(chunk: Buffer, space: () => Uint8Array, filled: (n: number) => boolean): { paused: boolean; rest?: Buffer } {
+  let offset = 0;
+  while (offset < chunk.length) {
+    const memory = space();
+    const n = Math.min(memory.length, chunk.length - offset);
+    memory.set(chunk.subarray(offset, offset + n));
+    offset += n;
+    if (!filled(n)) return { paused: true, rest: offset < chunk.length ? chunk.subarray(offset) : undefined };
+  }
+  return { paused: false };
+}
 
 /** An error that our retry rules treat as a dropped connection (see common/retryable.ts). */
 function connectionError(message: string): Error {
@@ -108,6 +134,11 @@ export class HttpGetClient {
     }
   }
 
+  /** The proxy this client's connections go through, if any. */
+  get proxy(): URL | undefined {
+    return this.options.proxy;
+  }
+
   close(): void {
     this.closed = true;
     for (const connection of this.idle.splice(0)) connection.destroy();
@@ -123,10 +154,25 @@ export class HttpGetClient {
       if (this.open < this.options.maxSockets) {
         this.open++;
         const pool = { release: (c: Connection) => this.release(c), closed: (c: Connection) => this.forget(c) };
-        return { connection: new Connection(this.origin, pool, this.idleTimeoutMs, this.options.tls), reused: false };
+        return { connection: new Connection(await this.transport(signal), pool, this.idleTimeoutMs), reused: false };
       }
       await this.nextFreed(signal);
       signal?.throwIfAborted();
+    }
+  }
+
+  /** Where a new connection goes: straight to the origin, or into a tunnel opened through the proxy. */
+  private async transport(signal: AbortSignal | undefined): Promise<Transport> {
+    const { proxy, tls: tlsOptions } = this.options;
+    if (!proxy) return { origin: this.origin, tls: tlsOptions };
+    try {
+      const { host, port } = originAddress(this.origin);
+      const tunnel = await openTunnel(proxy, host, port, { tls: tlsOptions, signal, timeoutMs: TUNNEL_TIMEOUT_MS });
+      return { origin: this.origin, tls: tlsOptions, tunnel };
+    } catch (err) {
+      this.open--;
+      this.waiting.shift()?.();
+      throw err;
     }
   }
 
@@ -202,8 +248,26 @@ interface Exchange {
   outcome?: { ok: true } | { ok: false; error: Error };
 }
 
+interface Transport {
+  origin: URL;
+  tls?: tls.ConnectionOptions;
+  /** A stream to the origin through a proxy, paused (see openTunnel). */
+  tunnel?: net.Socket;
+}
+
+function originAddress(origin: URL): { host: string; port: number } {
+  return { host: origin.hostname.replace(/^\[|\]$/g, ''), port: Number(origin.port || (origin.protocol === 'https:' ? 443 : 80)) };
+}
+
 class Connection {
   private readonly socket: net.Socket;
+  /**
+   * Set for a tunnelled connection: TLS over an existing socket ignores `onread`, so its reads come
+   * as 'data' chunks, copied into the same memory an `onread` read would have filled.
+   */
+  private readonly viaDataEvents: boolean;
+  /** What is left of a 'data' chunk when the reader paused in the middle of it. */
+  private backlog?: Buffer;
   private readonly scratch = Buffer.allocUnsafe(SCRATCH_BYTES);
   /** Bytes of an unfinished head gathered in `scratch`. */
   private headBytes = 0;
@@ -215,15 +279,21 @@ class Connection {
   private gotResponseBytes = false;
 
   constructor(
-    origin: URL,
+    { origin, tls: tlsOptions, tunnel }: Transport,
     private readonly pool: Pool,
     idleTimeoutMs: number,
-    tlsOptions?: tls.ConnectionOptions,
   ) {
-    const port = Number(origin.port || (origin.protocol === 'https:' ? 443 : 80));
-    const host = origin.hostname.replace(/^\[|\]$/g, '');
+    const { host, port } = originAddress(origin);
     const onread: net.OnReadOpts = { buffer: () => this.nextBuffer(), callback: (n: number) => this.onRead(n) };
-    if (origin.protocol === 'https:') {
+    this.viaDataEvents = Boolean(tunnel);
+    if (tunnel) {
+      this.socket =
+        origin.protocol === 'https:'
+          ? tls.connect({ ...tlsOptions, socket: tunnel, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'] })
+          : tunnel;
+      this.socket.on('data', (chunk: Buffer) => void this.onData(chunk));
+      this.socket.resume();
+    } else if (origin.protocol === 'https:') {
       // tls.connect honours onread as net.connect does (Node documents it); its typings omit it.
       const options: tls.ConnectionOptions & { onread: net.OnReadOpts } = {
         ...tlsOptions,
@@ -296,6 +366,24 @@ class Connection {
     }
     const bodyToCome = max > (exchange.early?.length ?? 0);
     return bodyToCome ? this.scratch.subarray(0, READ_BEFORE_SINK_BYTES) : this.scratch;
+  }
+
+  /** A tunnelled connection's read: what `onread` would have done, pausing where it would have. false: paused. */
+  private onData(chunk: Buffer): boolean {
+    if (this.dead) return false;
+    const { paused, rest } = copyChunk(chunk, () => this.nextBuffer(), (n) => !this.dead && this.onRead(n));
+    if (!paused) return true;
+    this.socket.pause();
+    this.backlog = rest;
+    return false;
+  }
+
+  /** Lets the socket flow again, after what a tunnelled read left over. */
+  private resumeReading(): void {
+    const backlog = this.backlog;
+    this.backlog = undefined;
+    if (backlog && !this.onData(backlog)) return;
+    if (!this.dead) this.socket.resume();
   }
 
   /** false pauses the socket (the sink asked for it, or a head waits for its body to be wanted). */
@@ -421,7 +509,7 @@ class Connection {
         exchange.early = undefined;
         exchange.paused = false;
         if (early && !this.deliverSafely(exchange, early)) return;
-        if (exchange === this.current && !exchange.paused) this.socket.resume();
+        if (exchange === this.current && !exchange.paused) this.resumeReading();
       });
     return {
       status: head.status,
@@ -431,13 +519,18 @@ class Connection {
       resume: () => {
         if (exchange === this.current && exchange.paused && exchange.sink) {
           exchange.paused = false;
-          this.socket.resume();
+          this.resumeReading();
         }
       },
       text: async (limit = Infinity) => {
-        const sink = new TextSink(limit);
+        const sink = new KeepingSink(limit);
         await read(sink);
-        return sink.text();
+        return sink.bytes().toString('utf8');
+      },
+      bytes: async (limit = Infinity) => {
+        const sink = new KeepingSink(limit);
+        await read(sink);
+        return sink.bytes();
       },
       discard: () => {
         if (exchange === this.current) this.fail(connectionError('body discarded'));
@@ -460,7 +553,7 @@ class Connection {
     if (exchange.keepAlive && !this.dead) {
       this.chunked.reset();
       // A body that came whole with its head left the socket paused: idle, it must notice a close.
-      this.socket.resume();
+      this.resumeReading();
       this.pool.release(this);
     } else {
       this.destroy();
@@ -590,7 +683,7 @@ class ChunkedDecoder {
 }
 
 /** Collects a body as text, keeping at most `limit` bytes. */
-class TextSink implements BodySink {
+class KeepingSink implements BodySink {
   private readonly chunks: Buffer[] = [];
   private kept = 0;
   private buffer = Buffer.allocUnsafe(SCRATCH_BYTES);
@@ -608,9 +701,9 @@ class TextSink implements BodySink {
     return true;
   }
 
-  text(): string {
+  bytes(): Buffer {
     this.flush();
-    return Buffer.concat(this.chunks).toString('utf8');
+    return this.chunks.length === 1 ? this.chunks[0] : Buffer.concat(this.chunks);
   }
 
   private flush(): void {

@@ -1,6 +1,17 @@
-import { GetObjectCommand, HeadBucketCommand, HeadObjectCommand, NotFound, S3Client, S3ServiceException } from '@aws-sdk/client-s3';
+import {
+  GetObjectCommand,
+  type GetObjectCommandOutput,
+  HeadBucketCommand,
+  HeadObjectCommand,
+  type HeadObjectCommandOutput,
+  ListObjectsV2Command,
+  NotFound,
+  S3Client,
+  S3ServiceException,
+} from '@aws-sdk/client-s3';
 import { Upload } from '@aws-sdk/lib-storage';
 import { readFileSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
 import { Readable } from 'node:stream';
 import tls from 'node:tls';
@@ -8,12 +19,14 @@ import { Injectable, Logger, OnApplicationShutdown } from '@nestjs/common';
 import { Clock } from '../common/clock';
 import { AppError, errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
-import { HttpGetClient, HttpResponse } from './http-get';
-import { ListedObject, ListPage, parseListObjectsV2, stripQuotes } from './list-parser';
+import { type BodySink, copyChunk, HttpGetClient, HttpResponse } from './http-get';
+import { type DataPath, isDirectoryBucket } from './data-path';
+import { ListedObject, ListPage, ListParseError, parseListObjectsV2, stripQuotes } from './list-parser';
 import { canonicalQueryString, GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
 import { isRetryable } from '../common/retryable';
 import { markSpent, RetryLayer } from '../common/retry-policies';
 import { S3RequestError } from './s3-errors';
+import { describeProxy, proxyAgents, proxyFor, type ProxySettings } from './proxy';
 import { type ChecksumAlgorithm, fullObjectChecksums } from './checksums';
 
 export { S3RequestError } from './s3-errors';
@@ -83,6 +96,8 @@ export class S3Repository implements OnApplicationShutdown {
   private readonly listTimeoutMs: number;
   private readonly maxSockets: number;
   private readonly tls?: { ca: string[] };
+  private readonly proxy: ProxySettings;
+  private readonly dataPath: DataPath;
   private readonly location: { bucket: string; endpoint?: string; forcePathStyle: boolean };
   /** S3's clock minus ours, learnt from a RequestTimeTooSkewed answer (0 until one comes). */
   private clockOffsetMs = 0;
@@ -92,7 +107,9 @@ export class S3Repository implements OnApplicationShutdown {
     config: AppConfig,
     private readonly clock: Clock,
   ) {
-    const { region, bucket, endpoint, forcePathStyle, caBundle } = config.s3;
+    const { region, bucket, endpoint, forcePathStyle, caBundle, proxy, dataPath, fips, dualStack } = config.s3;
+    this.dataPath = dataPath;
+    this.proxy = proxy;
     this.bucket = bucket;
     this.maxSockets = config.sync.concurrency + config.sync.multipartConcurrency * 4;
     // Read once at start (preflight has checked it); Node's `ca` replaces its roots, so they are kept beside it.
@@ -106,13 +123,23 @@ export class S3Repository implements OnApplicationShutdown {
       maxAttempts: config.sync.retryAttempts + 1,
       // A bucket in another region than AWS_REGION: the SDK re-signs for the region S3 names, as the signed GETs do.
       followRegionRedirects: true,
-      ...(this.tls && { requestHandler: { httpsAgent: new https.Agent({ keepAlive: true, ca: this.tls.ca }) } }),
+      useFipsEndpoint: fips,
+      useDualstackEndpoint: dualStack,
+      ...this.requestHandler(),
       // The service verifies bodies itself (see integrity.ts) and must not buffer them for the SDK.
       responseChecksumValidation: 'WHEN_REQUIRED',
       requestChecksumCalculation: 'WHEN_REQUIRED',
     });
     this.location = { bucket, endpoint, forcePathStyle };
     this.route = this.routeFor(region);
+    this.logger.log(
+      { dataPath: dataPath.kind, reason: dataPath.reason },
+      dataPath.kind === 'fast' ? `listings and objects through the signed GETs (${dataPath.reason})` : `listings and objects through the AWS SDK: ${dataPath.reason}`,
+    );
+    const routeProxy = this.route.http.proxy;
+    if (routeProxy) {
+      this.logger.log({ proxy: describeProxy(routeProxy), noProxy: proxy.noProxy }, `S3 traffic goes through the proxy ${describeProxy(routeProxy)}`);
+    }
     this.listTimeoutMs = config.sync.listTimeoutMs;
     // The listing layer of retry-policies.ts.
     this.listRetry = new RetryLayer(isRetryable, config.sync.retryAttempts);
@@ -124,8 +151,15 @@ export class S3Repository implements OnApplicationShutdown {
       region,
       signer: new GetRequestSigner(region),
       ...location,
-      http: new HttpGetClient(location.baseUrl, { maxSockets: this.maxSockets, tls: this.tls }),
+      http: new HttpGetClient(location.baseUrl, { maxSockets: this.maxSockets, tls: this.tls, proxy: proxyFor(location.baseUrl, this.proxy) }),
     };
+  }
+
+  /** The SDK's agents: the CA bundle and the proxy, as the signed GETs have them. */
+  private requestHandler(): { requestHandler?: { httpAgent?: http.Agent; httpsAgent: https.Agent } } {
+    const { httpsProxy, httpProxy } = this.proxy;
+    if (httpsProxy || httpProxy) return { requestHandler: proxyAgents(this.proxy, { tls: this.tls }) };
+    return this.tls ? { requestHandler: { httpsAgent: new https.Agent({ keepAlive: true, ca: this.tls.ca }) } } : {};
   }
 
   /** Last shutdown phase: services stop their work in beforeApplicationShutdown. */
@@ -142,6 +176,7 @@ export class S3Repository implements OnApplicationShutdown {
     const query: Record<string, string> = { 'list-type': '2', 'max-keys': String(maxKeys) };
     if (prefix) query.prefix = prefix;
     if (continuationToken) query['continuation-token'] = continuationToken;
+    if (this.dataPath.kind === 'sdk') return this.listPageWithSdk(prefix, continuationToken, maxKeys, signal);
     return this.listRetry.execute(async () => {
       // Each attempt has LIST_TIMEOUT_SECONDS, body included: a stalled connection is dropped and retried.
       const timeout = AbortSignal.timeout(this.listTimeoutMs);
@@ -153,8 +188,52 @@ export class S3Repository implements OnApplicationShutdown {
         { 'x-amz-optional-object-attributes': 'RestoreStatus' },
         attempt,
       );
-      return parseListObjectsV2(await res.text());
+      return parseListObjectsV2(await res.bytes());
     }, signal);
+  }
+
+  /** ListObjectsV2 through the SDK, which retries it (the SDK layer of retry-policies.ts), each attempt within LIST_TIMEOUT_SECONDS. */
+  private async listPageWithSdk(prefix: string, continuationToken: string | undefined, maxKeys: number, signal?: AbortSignal): Promise<ListPage> {
+    // The SDK's attempts share this deadline: LIST_TIMEOUT_SECONDS for the whole page, retries included.
+    const timeout = AbortSignal.timeout(this.listTimeoutMs);
+    const out = await this.sdkCall(
+      () =>
+        this.client.send(
+          new ListObjectsV2Command({
+            Bucket: this.bucket,
+            Prefix: prefix || undefined,
+            ContinuationToken: continuationToken,
+            MaxKeys: maxKeys,
+            // Directory buckets hold no archived objects and refuse the attribute.
+            OptionalObjectAttributes: isDirectoryBucket(this.bucket) ? undefined : ['RestoreStatus'],
+          }),
+          { abortSignal: signal ? AbortSignal.any([signal, timeout]) : timeout },
+        ),
+      `LIST ${prefix}`,
+    );
+    if (out.IsTruncated && !out.NextContinuationToken) throw markSpent(new ListParseError('a truncated listing without NextContinuationToken'));
+    const objects = (out.Contents ?? []).map((o): ListedObject => {
+      const object: ListedObject = { key: o.Key ?? '', size: o.Size ?? 0, etag: stripQuotes(o.ETag), lastModified: o.LastModified ?? new Date(0) };
+      if (o.StorageClass && o.StorageClass !== 'STANDARD') {
+        object.storageClass = o.StorageClass;
+        if (o.RestoreStatus) object.restore = o.RestoreStatus.IsRestoreInProgress ? 'restoring' : 'restored';
+      }
+      return object;
+    });
+    return { objects, nextToken: out.IsTruncated ? out.NextContinuationToken : undefined };
+  }
+
+  /** An SDK call whose failure reads as the signed GETs' do (S3RequestError), already retried. */
+  private async sdkCall<T>(call: () => Promise<T>, what: string): Promise<T> {
+    try {
+      return await call();
+    } catch (err) {
+      if (err instanceof S3ServiceException) {
+        const status = err.$metadata.httpStatusCode ?? 500;
+        throw markSpent(new S3RequestError(status, err.name, `${what}: ${err.name}: ${err.message}`));
+      }
+      throw err instanceof Error ? markSpent(err) : err;
+    }
   }
 
   async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject[]> {
@@ -198,21 +277,7 @@ export class S3Repository implements OnApplicationShutdown {
         new HeadObjectCommand({ Bucket: this.bucket, Key: key, PartNumber: partNumber, ChecksumMode: 'ENABLED' }),
         { abortSignal: signal },
       );
-      const checksums = fullObjectChecksums((spec) => {
-        const value = out[spec.sdkField];
-        return typeof value === 'string' ? value : undefined;
-      }, out.ChecksumType === 'COMPOSITE');
-      return {
-        size: out.ContentLength ?? 0,
-        etag: stripQuotes(out.ETag),
-        lastModified: out.LastModified ?? new Date(0),
-        versionId: out.VersionId,
-        contentType: out.ContentType,
-        checksums: partNumber === undefined ? checksums : {},
-        etagIsOpaque:
-          out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || Boolean(out.SSECustomerAlgorithm),
-        partsCount: out.PartsCount,
-      };
+      return { ...headOfSdkAnswer(out, partNumber === undefined), partsCount: out.PartsCount };
     } catch (err) {
       if (err instanceof NotFound || (err instanceof S3ServiceException && err.$metadata.httpStatusCode === 404)) return undefined;
       // The SDK has retried it already (the HEAD layer of retry-policies.ts).
@@ -222,6 +287,7 @@ export class S3Repository implements OnApplicationShutdown {
 
   /** Opens an object (or a byte range of it). Rejects with S3RequestError on a non-2xx answer. */
   async getObject(key: string, options: GetOptions = {}): Promise<ObjectStream> {
+    if (this.dataPath.kind === 'sdk') return this.getObjectWithSdk(key, options);
     const headers: Record<string, string> = { 'x-amz-checksum-mode': 'ENABLED' };
     if (options.range) headers.range = `bytes=${options.range.start}-${options.range.end}`;
     if (options.ifMatch) headers['if-match'] = `"${options.ifMatch}"`;
@@ -238,6 +304,28 @@ export class S3Repository implements OnApplicationShutdown {
       );
     }
     return { head: headFromHeaders(res.headers, range ? undefined : length), length, body: res };
+  }
+
+  private async getObjectWithSdk(key: string, options: GetOptions): Promise<ObjectStream> {
+    const { range } = options;
+    const out = await this.sdkCall(
+      () =>
+        this.client.send(
+          new GetObjectCommand({
+            Bucket: this.bucket,
+            Key: key,
+            Range: range && `bytes=${range.start}-${range.end}`,
+            IfMatch: options.ifMatch && `"${options.ifMatch}"`,
+            ChecksumMode: 'ENABLED',
+          }),
+          { abortSignal: options.signal },
+        ),
+      `GET ${key}`,
+    );
+    const body = out.Body as Readable;
+    const length = out.ContentLength ?? (range ? range.end - range.start + 1 : (options.expectedSize ?? 0));
+    const total = out.ContentRange ? Number(out.ContentRange.split('/')[1]) : length;
+    return { head: { ...headOfSdkAnswer(out, !range), size: total }, length, body: readableBody(body) };
   }
 
   /** A SigV4-signed GET; resolves with a 2xx response, else rejects with S3RequestError. */
@@ -360,6 +448,57 @@ export function bucketLocation(s3: { bucket: string; region: string; endpoint?: 
   return pathStyle
     ? { baseUrl, pathPrefix: `${basePath}/${bucket}/`, bucketPath: `${basePath}/${bucket}` }
     : { baseUrl, pathPrefix: `${basePath}/`, bucketPath: `${basePath}/` };
+}
+
+/** What a HeadObject or GetObject answer of the SDK says of the object; `whole`: not a part or a range, so its checksums are the object's. */
+function headOfSdkAnswer(out: HeadObjectCommandOutput | GetObjectCommandOutput, whole: boolean): ObjectHead {
+  const checksums = fullObjectChecksums((spec) => {
+    const value = out[spec.sdkField as keyof typeof out];
+    return typeof value === 'string' ? value : undefined;
+  }, out.ChecksumType === 'COMPOSITE');
+  return {
+    size: out.ContentLength ?? 0,
+    etag: stripQuotes(out.ETag),
+    lastModified: out.LastModified ?? new Date(0),
+    versionId: out.VersionId,
+    contentType: out.ContentType,
+    checksums: whole ? checksums : {},
+    etagIsOpaque: out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || Boolean(out.SSECustomerAlgorithm),
+  };
+}
+
+/** A body the SDK received (a Readable) read into a sink like the signed GETs' bodies. */
+function readableBody(stream: Readable): ResponseBody {
+  let sink: BodySink | undefined;
+  let rest: Buffer | undefined;
+  const pump = (chunk: Buffer): void => {
+    const current = sink!;
+    const result = copyChunk(chunk, () => current.space(chunk.length), (n) => current.filled(n));
+    if (result.paused) {
+      stream.pause();
+      rest = result.rest;
+    }
+  };
+  return {
+    read: (into) =>
+      new Promise<void>((resolve, reject) => {
+        if (sink) throw new Error('the body is already being read');
+        sink = into;
+        stream.on('data', pump);
+        stream.once('end', resolve);
+        stream.once('error', reject);
+        stream.once('close', () => {
+          if (!stream.readableEnded) reject(Object.assign(new Error('connection closed before the body ended'), { code: 'ECONNRESET' }));
+        });
+      }),
+    resume: () => {
+      const pending = rest;
+      rest = undefined;
+      if (pending) pump(pending);
+      if (!rest && stream.isPaused()) stream.resume();
+    },
+    discard: () => stream.destroy(),
+  };
 }
 
 /** `wholeLength`: the bytes of a whole-object answer, which is the object's size (Content-Length or, without it, the listed size). */

@@ -2,7 +2,9 @@ import { describeSecretRef, SecretRef, secretRef } from './secret-ref';
 import { KeyFilter, splitPatterns } from '../common/key-filter';
 import { redactDeep } from '../common/redact';
 import { resolve } from 'node:path';
-import { EnvironmentVariables } from './env.schema';
+import { dataPathInput, EnvironmentVariables, s3Endpoint } from './env.schema';
+import { chooseDataPath, type DataPath } from '../aws/data-path';
+import { describeProxy, type ProxySettings } from '../aws/proxy';
 
 const MiB = 1024 * 1024;
 
@@ -16,6 +18,12 @@ export class AppConfig {
     prefix: string;
     /** AWS_CA_BUNDLE, resolved: trusted for S3 beside Node's roots, by the signed GETs and the SDK alike. */
     caBundle?: string;
+    /** Listings and bodies through the signed GETs or the SDK, and why (see aws/data-path.ts). */
+    dataPath: DataPath;
+    fips: boolean;
+    dualStack: boolean;
+    /** HTTPS_PROXY / HTTP_PROXY / NO_PROXY (see aws/proxy.ts). */
+    proxy: ProxySettings;
   };
   readonly sync: {
     localDir: string;
@@ -138,8 +146,7 @@ export class AppConfig {
     /** Set variables that look like the service's own but are not read (typos), with the closest known name. */
     readonly lookalikes: ReadonlyArray<{ name: string; closest: string }> = [],
   ) {
-    const configuredEndpoint = env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS ? undefined : (env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
-    const endpoint = env.S3_ENDPOINT ?? configuredEndpoint;
+    const endpoint = s3Endpoint(env);
     this.s3 = {
       region: env.AWS_REGION,
       bucket: env.S3_BUCKET_NAME,
@@ -148,6 +155,14 @@ export class AppConfig {
       forcePathStyle: env.S3_FORCE_PATH_STYLE ?? Boolean(endpoint),
       prefix: env.S3_PREFIX,
       caBundle: env.AWS_CA_BUNDLE && resolve(env.AWS_CA_BUNDLE),
+      dataPath: chooseDataPath(dataPathInput(env)),
+      fips: env.AWS_USE_FIPS_ENDPOINT,
+      dualStack: env.AWS_USE_DUALSTACK_ENDPOINT,
+      proxy: {
+        httpsProxy: env.HTTPS_PROXY ?? env.https_proxy,
+        httpProxy: env.HTTP_PROXY ?? env.http_proxy,
+        noProxy: (env.NO_PROXY ?? env.no_proxy ?? '').split(/[\s,]+/).filter(Boolean),
+      },
     };
     this.sync = {
       localDir: resolve(env.LOCAL_DOWNLOAD_DIR),
@@ -293,6 +308,7 @@ export class AppConfig {
       ...literal(this.bundles.username),
       ...literal(this.bundles.password),
       ...(this.api.apiKey ? [this.api.apiKey] : []),
+      ...[this.s3.proxy.httpsProxy, this.s3.proxy.httpProxy].flatMap(proxyPassword),
       ...(this.awsCredentials ? [this.awsCredentials.secretAccessKey, this.awsCredentials.sessionToken ?? ''] : []),
     ];
     return redactDeep(this.shown(), secrets);
@@ -300,7 +316,14 @@ export class AppConfig {
 
   private shown(): Record<string, unknown> {
     return {
-      s3: { ...this.s3 },
+      s3: {
+        ...this.s3,
+        proxy: {
+          ...this.s3.proxy,
+          httpsProxy: this.s3.proxy.httpsProxy && withoutUserInfo(this.s3.proxy.httpsProxy),
+          httpProxy: this.s3.proxy.httpProxy && withoutUserInfo(this.s3.proxy.httpProxy),
+        },
+      },
       sync: { ...this.sync, filter: this.sync.filter.describe() },
       events: { ...this.events, retry: { ...this.events.retry }, webhookSecret: describeSecretRef(this.events.webhookSecret) },
       delivery: {
@@ -321,6 +344,25 @@ export class AppConfig {
       tracing: { ...this.tracing },
       aws: { credentials: this.awsCredentials ? 'configured (redacted)' : 'SDK default chain' },
     };
+  }
+}
+
+/** A proxy's password, to be masked wherever it would appear. */
+function proxyPassword(proxy: string | undefined): string[] {
+  if (!proxy) return [];
+  try {
+    const { password } = new URL(proxy.includes('://') ? proxy : `http://${proxy}`);
+    return password ? [decodeURIComponent(password)] : [];
+  } catch {
+    return [];
+  }
+}
+
+function withoutUserInfo(proxy: string): string {
+  try {
+    return describeProxy(new URL(proxy.includes('://') ? proxy : `http://${proxy}`));
+  } catch {
+    return '[unparsable]';
   }
 }
 

@@ -132,6 +132,31 @@ describe('AppConfig.redacted', () => {
     expect(s3({ AWS_ENDPOINT_URL_S3: 'http://b:2', AWS_IGNORE_CONFIGURED_ENDPOINT_URLS: 'true' }).endpoint).toBeUndefined();
     expect(() => validateEnv({ ...minimal, AWS_ENDPOINT_URL_S3: 'minio:9000' })).toThrow(/AWS_ENDPOINT_URL_S3: must be an http\(s\) URL/);
   });
+
+  it('reads HTTPS_PROXY / HTTP_PROXY / NO_PROXY, the upper-case names first, and shows proxies without credentials', () => {
+    const config = (env: Record<string, string>) => new AppConfig(validateEnv({ ...minimal, ...env }));
+    expect(config({ https_proxy: 'http://low:1', HTTPS_PROXY: 'http://up:2', no_proxy: '.corp, 10.0.0.0/8 localhost' }).s3.proxy).toEqual({
+      httpsProxy: 'http://up:2',
+      httpProxy: undefined,
+      noProxy: ['.corp', '10.0.0.0/8', 'localhost'],
+    });
+    expect(config({ http_proxy: 'proxy.corp:3128' }).s3.proxy.httpProxy).toBe('proxy.corp:3128');
+    const shown = JSON.stringify(config({ HTTPS_PROXY: 'http://relay:hunter22@proxy.corp:3128' }).redacted());
+    expect(shown).toContain('http://proxy.corp:3128');
+    expect(shown).not.toContain('hunter22');
+    expect(problems({ ...minimal, HTTPS_PROXY: 'socks5://proxy.corp:1080' })).toEqual([expect.stringMatching(/^HTTPS_PROXY: must be an http\(s\) proxy URL/)]);
+  });
+
+  it('decides the data path once, and refuses S3_DATA_PATH=fast where the signed GETs cannot serve', () => {
+    expect(new AppConfig(validateEnv({ ...minimal, AWS_REGION: 'cn-north-1' })).s3.dataPath).toEqual({
+      kind: 'sdk',
+      reason: 'region cn-north-1 is outside the aws partition (amazonaws.com)',
+    });
+    expect(problems({ ...minimal, AWS_REGION: 'cn-north-1', S3_DATA_PATH: 'fast' })).toEqual([
+      'S3_DATA_PATH: S3_DATA_PATH=fast cannot serve this bucket: region cn-north-1 is outside the aws partition (amazonaws.com)',
+    ]);
+    expect(problems({ ...minimal, S3_DATA_PATH: 'quick' })).toEqual([expect.stringMatching(/^S3_DATA_PATH: /)]);
+  });
 });
 
 describe('lookalike variables', () => {

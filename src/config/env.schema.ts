@@ -4,6 +4,7 @@ import { validateCronExpression } from 'cron';
 import { resolve } from 'node:path';
 import { filterPatternProblem, splitPatterns } from '../common/key-filter';
 import { isStrictlyInside } from '../common/object-key';
+import { chooseDataPath, type DataPathInput, type DataPathSetting } from '../aws/data-path';
 import {
   IsBoolean,
   IsIn,
@@ -76,6 +77,33 @@ function OptionalHttpUrl(): PropertyDecorator {
   );
 }
 
+/** A proxy: an http(s) URL, or host:port as curl takes it (then http://). */
+function ProxyUrl(): PropertyDecorator {
+  return applyDecorators(
+    IsOptional(),
+    Transform(trimmed),
+    IsUrl({ require_tld: false, require_protocol: false, protocols: ['http', 'https'] }, { message: 'must be an http(s) proxy URL or host:port' }),
+  );
+}
+
+/** What the data path is chosen from (see aws/data-path.ts). */
+export function dataPathInput(env: EnvironmentVariables): DataPathInput {
+  return {
+    setting: env.S3_DATA_PATH,
+    bucket: env.S3_BUCKET_NAME,
+    region: env.AWS_REGION,
+    endpoint: s3Endpoint(env),
+    fips: env.AWS_USE_FIPS_ENDPOINT,
+    dualStack: env.AWS_USE_DUALSTACK_ENDPOINT,
+  };
+}
+
+/** S3_ENDPOINT, else the SDKs' own endpoint settings unless they are to be ignored. */
+export function s3Endpoint(env: EnvironmentVariables): string | undefined {
+  const configured = env.AWS_IGNORE_CONFIGURED_ENDPOINT_URLS ? undefined : (env.AWS_ENDPOINT_URL_S3 ?? env.AWS_ENDPOINT_URL);
+  return env.S3_ENDPOINT ?? configured;
+}
+
 export class EnvironmentVariables {
   @IsString()
   @IsNotEmpty()
@@ -86,8 +114,28 @@ export class EnvironmentVariables {
   @IsString()
   @IsNotEmpty()
   @Transform(trimmed)
-  @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, { message: 'must be a valid S3 bucket name' })
+  @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
+    message: 'must be a valid S3 bucket name (for an access point, its alias, name-…-s3alias, which S3 takes as a bucket name)',
+  })
   S3_BUCKET_NAME!: string;
+
+  /**
+   * Which way listings and object bodies take (see aws/data-path.ts): `auto` takes the signed GETs
+   * where they model the endpoint and the SDK elsewhere; `sdk` forces the SDK; `fast` refuses to
+   * start where the signed GETs cannot serve.
+   */
+  @IsIn(['auto', 'fast', 'sdk'])
+  @Transform(trimmed)
+  S3_DATA_PATH: DataPathSetting = 'auto';
+
+  /** As in the AWS SDKs: FIPS and dual-stack endpoints, resolved by the SDK. */
+  @IsBoolean()
+  @Transform(toBoolean)
+  AWS_USE_FIPS_ENDPOINT = false;
+
+  @IsBoolean()
+  @Transform(toBoolean)
+  AWS_USE_DUALSTACK_ENDPOINT = false;
 
   @OptionalHttpUrl()
   S3_ENDPOINT?: string;
@@ -104,6 +152,35 @@ export class EnvironmentVariables {
   @IsString()
   @Transform(trimmed)
   AWS_CA_BUNDLE?: string;
+
+  /**
+   * The proxy S3 traffic takes (the signed GETs and the SDK's S3 calls alike), read as curl, Go and the
+   * AWS CLI read it: HTTPS_PROXY for https endpoints, HTTP_PROXY for http ones, NO_PROXY for exceptions;
+   * the lower-case names count when the upper-case ones are not set. Credentials in the URL are sent
+   * to the proxy as Basic auth and never shown.
+   */
+  @ProxyUrl()
+  HTTPS_PROXY?: string;
+
+  @ProxyUrl()
+  https_proxy?: string;
+
+  @ProxyUrl()
+  HTTP_PROXY?: string;
+
+  @ProxyUrl()
+  http_proxy?: string;
+
+  /** Comma- or space-separated: `*`, host names (with their subdomains), IPs, CIDR ranges, each optionally with `:port`. */
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  NO_PROXY?: string;
+
+  @IsOptional()
+  @IsString()
+  @Transform(trimmed)
+  no_proxy?: string;
 
   /** As in the AWS SDKs: true makes AWS_ENDPOINT_URL_S3 and AWS_ENDPOINT_URL count for nothing. */
   @IsBoolean()
@@ -747,6 +824,11 @@ function hasUserInfo(value: string): boolean {
 /** Settings that are each valid but do not work together: said at start, never found out at the first delivery. */
 function crossFieldProblems(env: EnvironmentVariables): string[] {
   const problems: string[] = [];
+  try {
+    if (typeof env.S3_BUCKET_NAME === 'string') chooseDataPath(dataPathInput(env));
+  } catch (err) {
+    problems.push(`S3_DATA_PATH: ${(err as Error).message}`);
+  }
   const mirror = resolve(env.LOCAL_DOWNLOAD_DIR ?? '');
   const state = resolve(env.STATE_DIR ?? '');
   if (state === mirror || isStrictlyInside(mirror, state)) {

@@ -10,7 +10,7 @@ export type ListingOrder = 'reverse' | 'shuffle';
  * re-serve listings in a hostile order (complete, but not in UTF-8 byte order, in small pages).
  */
 export class S3Proxy {
-  readonly requests: Array<{ method: string; kind: 'list' | 'object' | 'bucket'; key?: string; range?: string }> = [];
+  readonly requests: Array<{ method: string; kind: 'list' | 'object' | 'bucket'; key?: string; range?: string; userAgent?: string }> = [];
   /** key -> how many more GET bodies to corrupt. */
   readonly corrupt = new Map<string, number>();
   /** key -> how many more GETs to answer with 500. */
@@ -113,7 +113,7 @@ export class S3Proxy {
     const [, bucket, ...rest] = url.pathname.split('/');
     const key = rest.length > 0 ? decodeURIComponent(rest.join('/')) : undefined;
     const kind = key ? 'object' : url.searchParams.has('list-type') ? 'list' : 'bucket';
-    this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range });
+    this.requests.push({ method: req.method ?? 'GET', kind, key, range: req.headers.range, userAgent: req.headers['user-agent'] });
 
     const accessKeyId = /Credential=([^/]+)\//.exec(req.headers.authorization ?? '')?.[1];
     if (accessKeyId) this.accessKeys.push(accessKeyId);
