@@ -268,6 +268,21 @@ describe('real-time sync through the webhook', () => {
     expect(await readFile(join(t.mirrorDir, 'cold/thawed.txt'), 'utf8')).toBe('restored bytes');
   });
 
+  it('completes a notification that carries no size or ETag with a HEAD: the object is fetched whole, and the size limit applies', async () => {
+    const body = 'a store that tells only the key '.repeat(100);
+    const bare = { ...(await putEvent('bare/told.txt', body)), size: null, etag: null };
+    await signed(t, notification(bare)).expect(202);
+    await settled(t);
+    expect(await readFile(join(t.mirrorDir, 'bare/told.txt'), 'utf8')).toBe(body);
+
+    // Under a limit of about 1 KiB, the HEAD's size says the object is too large: nothing is fetched.
+    await withApp({ MAX_FILE_SIZE_MB: '0.001' }, async (limited) => {
+      await signed(limited, notification(bare)).expect(202);
+      await settled(limited);
+      expect(await filesUnder(limited.mirrorDir)).toEqual([]);
+    });
+  });
+
   it('accepts unsigned notifications with WEBHOOK_AUTH=none, and says so in /config; the files still come from S3', async () => {
     const unsigned = await bootApp({ S3_BUCKET_NAME: bucket, S3_ENDPOINT: emulatorEndpoint(), WEBHOOK_AUTH: 'none' });
     try {

@@ -228,13 +228,20 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
     if (admission.kind === 'excluded' || admission.kind === 'ignored') return 'skipped';
     if (admission.kind === 'refused') throw new UnsafeKeyError(change.key, admission.reason);
     if (change.op === 'delete') return this.applyDelete(change, admission.mapping);
-    // A notification names the version it announces: an absent ETag or size never matches the manifest.
-    const remote = {
+    // A notification names the version it announces. One without its size or ETag (some S3-compatible
+    // stores send none) is completed by a HEAD: the size limit, the unchanged check and the length of
+    // a chunked answer all need them.
+    let remote = {
       key: change.key,
       etag: change.etag ?? '',
       size: change.size ?? 0,
       lastModified: new Date(change.eventTime ?? this.clock.nowMs()),
     };
+    if (change.size === undefined || change.etag === undefined) {
+      const head = await this.s3.headObject(change.key, undefined, this.shutdown.signal);
+      if (!head) return 'gone';
+      remote = { ...remote, etag: head.etag, size: head.size, lastModified: head.lastModified };
+    }
     const decision = planObject(remote, this.manifest.committed(change.key), this.mirror.localFile(admission.mapping), {
       maxFileBytes: this.config.sync.maxFileBytes,
       // Adoption compares with the object's LastModified, which a notification does not carry.

@@ -10,8 +10,9 @@ export interface EventSpec {
   bucket: string;
   key: string;
   op: 'put' | 'delete';
-  etag?: string;
-  size?: number;
+  /** null: the record carries none, as some S3-compatible stores send it. */
+  etag?: string | null;
+  size?: number | null;
   sequencer?: string;
   eventName?: string;
   versionId?: string;
@@ -19,7 +20,8 @@ export interface EventSpec {
 
 export function s3Record(e: EventSpec): Record<string, unknown> {
   const object: Record<string, unknown> = { key: encodeS3EventKey(e.key) };
-  if (e.op === 'put') Object.assign(object, { size: e.size ?? 0, eTag: e.etag ?? 'd41d8cd98f00b204e9800998ecf8427e' });
+  if (e.op === 'put' && e.size !== null) object.size = e.size ?? 0;
+  if (e.op === 'put' && e.etag !== null) object.eTag = e.etag ?? 'd41d8cd98f00b204e9800998ecf8427e';
   if (e.sequencer) object.sequencer = e.sequencer;
   if (e.versionId) object.versionId = e.versionId;
   return {
@@ -58,7 +60,8 @@ export function snsEnvelope(message: unknown): Record<string, unknown> {
 
 export function eventBridge(e: EventSpec): Record<string, unknown> {
   const object: Record<string, unknown> = { key: e.key };
-  if (e.op === 'put') Object.assign(object, { size: e.size ?? 0, etag: e.etag ?? 'd41d8cd98f00b204e9800998ecf8427e' });
+  if (e.op === 'put' && e.size !== null) object.size = e.size ?? 0;
+  if (e.op === 'put' && e.etag !== null) object.etag = e.etag ?? 'd41d8cd98f00b204e9800998ecf8427e';
   if (e.sequencer) object.sequencer = e.sequencer;
   return {
     version: '0',
