@@ -236,13 +236,24 @@ export class S3Repository implements OnApplicationShutdown {
     }
   }
 
+  /**
+   * The pages of a listing, the next one asked for before this one is handed over: a page's round
+   * trip (tens of milliseconds on S3) is then hidden behind the work on the page before it.
+   */
   async *list(prefix: string, signal?: AbortSignal): AsyncGenerator<ListedObject[]> {
-    let token: string | undefined;
-    do {
-      const page = await this.listPage(prefix, token, 1000, signal);
+    const ask = (token: string | undefined): Promise<ListPage> => {
+      const page = this.listPage(prefix, token, 1000, signal);
+      // Handled now, reported when awaited: a page that fails while the one before is worked on must
+      // not count as an unhandled rejection (which ends the process), nor when nobody reads it.
+      page.catch(() => undefined);
+      return page;
+    };
+    let next: Promise<ListPage> | undefined = ask(undefined);
+    while (next) {
+      const page: ListPage = await next;
+      next = page.nextToken ? ask(page.nextToken) : undefined;
       yield page.objects;
-      token = page.nextToken;
-    } while (token);
+    }
   }
 
   /**
