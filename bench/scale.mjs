@@ -14,7 +14,7 @@
 //   SCALE_STATE_DIR=/var/tmp the service's SQLite state (on disk, as in a deployment)
 //   BENCH_SERVICE_ENV='{"SYNC_CONCURRENCY":"32"}'  extra environment for the service
 //   SCALE_DEBUG=1  also prints the service's RSS split (anonymous, file) after each no-op
-import { spawn, spawnSync } from 'node:child_process';
+import { spawnSync } from 'node:child_process';
 import { closeSync, ftruncateSync, futimesSync, mkdirSync, openSync, readFileSync, rmSync, statfsSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { isMainThread, Worker, workerData } from 'node:worker_threads';
@@ -57,11 +57,13 @@ async function main() {
           const laid = await layDown(keys, dir);
           log(`  laid down ${keys.toLocaleString('en')} files in ${laid.toFixed(0)} s`);
           first = await serviceSync(endpoint.endpoint, dir, state);
-          if (first.counts.skipped !== keys || first.counts.downloaded !== 0) throw new Error(`the adopting sync: ${JSON.stringify(first.counts)}`);
+          if (first.counts.skipped !== keys || first.counts.downloaded !== 0)
+            throw new Error(`the adopting sync: ${JSON.stringify(first.counts)}`);
         }
         log(`  service ${full ? 'full sync' : 'adopting sync'}: ${first.seconds.toFixed(1)} s, ${(first.rssKiB / 1024).toFixed(0)} MiB`);
         const noop = await serviceSync(endpoint.endpoint, dir, state);
-        if (noop.counts.downloaded !== 0 || noop.counts.skipped !== keys) throw new Error(`the no-op re-sync: ${JSON.stringify(noop.counts)}`);
+        if (noop.counts.downloaded !== 0 || noop.counts.skipped !== keys)
+          throw new Error(`the no-op re-sync: ${JSON.stringify(noop.counts)}`);
         log(`  service no-op: ${noop.seconds.toFixed(1)} s, ${(noop.rssKiB / 1024).toFixed(0)} MiB ${noop.status ?? ''}`);
         rows.push({ keys, tool: 's3-sync-service', full: full ? first : undefined, adopt: full ? undefined : first, noop });
         // rclone's no-op above SCALE_FULL_MAX checks the copy the service adopted (neither changes it).
@@ -132,7 +134,9 @@ async function serviceSync(endpoint, dir, state) {
       cpuSeconds: cpuSeconds(service.proc.pid) - cpuBefore,
       rssKiB: memoryKiB(service.proc.pid, 'VmHWM'),
       counts: run.counts,
-      ...(process.env.SCALE_DEBUG && { status: readFileSync(`/proc/${service.proc.pid}/status`, 'utf8').match(/^(VmRSS|RssAnon|RssFile|RssShmem):.*$/gm) }),
+      ...(process.env.SCALE_DEBUG && {
+        status: readFileSync(`/proc/${service.proc.pid}/status`, 'utf8').match(/^(VmRSS|RssAnon|RssFile|RssShmem):.*$/gm),
+      }),
     };
   } finally {
     await service.stop();
@@ -221,10 +225,17 @@ function render(rows) {
   ];
   for (const r of rows) {
     const full = r.full
-      ? [`${r.full.seconds.toFixed(1)} s`, (r.keys / r.full.seconds).toFixed(0), `${((r.full.cpuSeconds / r.keys) * 1e6).toFixed(0)} µs`, mib(r.full.rssKiB)]
+      ? [
+          `${r.full.seconds.toFixed(1)} s`,
+          (r.keys / r.full.seconds).toFixed(0),
+          `${((r.full.cpuSeconds / r.keys) * 1e6).toFixed(0)} µs`,
+          mib(r.full.rssKiB),
+        ]
       : ['', '', '', ''];
     const adopt = r.adopt ? `${r.adopt.seconds.toFixed(1)} s, ${mib(r.adopt.rssKiB)}` : '';
-    lines.push(`| ${r.keys.toLocaleString('en')} | ${r.tool} | ${full.join(' | ')} | ${adopt} | ${r.noop.seconds.toFixed(1)} s | ${mib(r.noop.rssKiB)} |`);
+    lines.push(
+      `| ${r.keys.toLocaleString('en')} | ${r.tool} | ${full.join(' | ')} | ${adopt} | ${r.noop.seconds.toFixed(1)} s | ${mib(r.noop.rssKiB)} |`,
+    );
   }
   return lines.join('\n');
 }

@@ -865,7 +865,8 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     const report = await sync();
     expect(report.counts).toMatchObject({ downloaded: 4, failed: 0 });
     expect(await filesUnder(t.mirrorDir)).toEqual(['sdk/a.txt', 'sdk/b.txt', 'sdk/big.bin', 'sdk/chunked.txt']);
-    for (const key of ['sdk/a.txt', 'sdk/b.txt', 'sdk/chunked.txt']) expect(await readFile(join(t.mirrorDir, key))).toEqual(contentFor(key));
+    for (const key of ['sdk/a.txt', 'sdk/b.txt', 'sdk/chunked.txt'])
+      expect(await readFile(join(t.mirrorDir, key))).toEqual(contentFor(key));
     expect((await readFile(join(t.mirrorDir, 'sdk/big.bin'))).equals(big)).toBe(true);
     expect(proxy.requests.filter((r) => r.key === 'sdk/big.bin' && r.range).length).toBeGreaterThanOrEqual(3);
     const traffic = proxy.requests.filter((r) => r.kind !== 'bucket');
@@ -920,7 +921,12 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     });
     await new Promise<void>((resolve) => forward.listen(0, '127.0.0.1', resolve));
     const proxyUrl = `http://relay:s3cr%20et@127.0.0.1:${(forward.address() as AddressInfo).port}`;
-    const viaProxy = { S3_BUCKET_NAME: bucket, S3_ENDPOINT: 'https://s3.proxied.test', S3_FORCE_PATH_STYLE: 'false', AWS_CA_BUNDLE: certPath };
+    const viaProxy = {
+      S3_BUCKET_NAME: bucket,
+      S3_ENDPOINT: 'https://s3.proxied.test',
+      S3_FORCE_PATH_STYLE: 'false',
+      AWS_CA_BUNDLE: certPath,
+    };
     try {
       await seed(['proxied/a.txt', 'proxied/b c+d.txt']);
       t = await bootApp({ ...viaProxy, HTTPS_PROXY: proxyUrl });
@@ -931,10 +937,12 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
       expect((await t.http().get('/api/v1/health').expect(200)).body).toMatchObject({ status: 'healthy', s3_connection: true });
       expect(new Set(tunnels.map((x) => x.target))).toEqual(new Set([`${bucket}.s3.proxied.test:443`]));
       expect(seen.every((r) => r.host === `${bucket}.s3.proxied.test`)).toBe(true);
-      expect(seen.filter((r) => r.method === 'GET' && r.url.startsWith('/proxied/')).map((r) => r.url).sort()).toEqual([
-        '/proxied/a.txt',
-        '/proxied/b%20c%2Bd.txt',
-      ]);
+      expect(
+        seen
+          .filter((r) => r.method === 'GET' && r.url.startsWith('/proxied/'))
+          .map((r) => r.url)
+          .sort(),
+      ).toEqual(['/proxied/a.txt', '/proxied/b%20c%2Bd.txt']);
       expect(seen.some((r) => r.method === 'HEAD' && r.url === '/')).toBe(true);
       // The configuration shows where the proxy is, never its credentials.
       const shown = JSON.stringify((await t.http().get('/api/v1/config').expect(200)).body);

@@ -44,7 +44,10 @@ export function chooseDataPath(input: DataPathInput): DataPath {
             ? undefined
             : `region ${region} is outside the aws partition (amazonaws.com)`;
   if (!needsSdk) {
-    return { kind: 'fast', reason: setting === 'fast' ? 'S3_DATA_PATH=fast' : endpoint ? `the endpoint ${endpoint}` : `amazonaws.com in ${region}` };
+    return {
+      kind: 'fast',
+      reason: setting === 'fast' ? 'S3_DATA_PATH=fast' : endpoint ? `the endpoint ${endpoint}` : `amazonaws.com in ${region}`,
+    };
   }
   if (setting === 'fast') throw new Error(`S3_DATA_PATH=fast cannot serve this bucket: ${needsSdk}`);
   return { kind: 'sdk', reason: needsSdk };

@@ -371,7 +371,11 @@ class Connection {
   /** A tunnelled connection's read: what `onread` would have done, pausing where it would have. false: paused. */
   private onData(chunk: Buffer): boolean {
     if (this.dead) return false;
-    const { paused, rest } = copyChunk(chunk, () => this.nextBuffer(), (n) => !this.dead && this.onRead(n));
+    const { paused, rest } = copyChunk(
+      chunk,
+      () => this.nextBuffer(),
+      (n) => !this.dead && this.onRead(n),
+    );
     if (!paused) return true;
     this.socket.pause();
     this.backlog = rest;

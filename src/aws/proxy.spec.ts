@@ -20,7 +20,13 @@ describe('proxyFor', () => {
   });
 
   it('never proxies this machine: localhost and loopback addresses', () => {
-    for (const url of ['https://localhost:9000', 'https://a.localhost', 'https://127.0.0.1:4566', 'https://127.8.9.1', 'https://[::1]:443']) {
+    for (const url of [
+      'https://localhost:9000',
+      'https://a.localhost',
+      'https://127.0.0.1:4566',
+      'https://127.8.9.1',
+      'https://[::1]:443',
+    ]) {
       expect(via(url, settings())).toBeUndefined();
     }
   });
@@ -54,7 +60,10 @@ describe('proxyFor', () => {
 });
 
 /** A forward proxy that records CONNECTs and opens each tunnel to `target`, whatever host was asked for. */
-async function connectProxy(target: () => number, answer?: string): Promise<{ url: string; connects: http.IncomingMessage[]; close(): Promise<void> }> {
+async function connectProxy(
+  target: () => number,
+  answer?: string,
+): Promise<{ url: string; connects: http.IncomingMessage[]; close(): Promise<void> }> {
   const connects: http.IncomingMessage[] = [];
   const server = http.createServer((_req, res) => res.writeHead(405).end());
   server.on('connect', (req: http.IncomingMessage, client: net.Socket) => {

@@ -154,7 +154,10 @@ type Oncreate = (err: Error | null, stream?: Duplex) => void;
  * node:http agents for the AWS SDK's request handler that decide per connection, as the signed GETs
  * do: through the proxy's tunnel, or straight to the host NO_PROXY names.
  */
-export function proxyAgents(settings: ProxySettings, options: { tls?: tls.ConnectionOptions }): { httpAgent: http.Agent; httpsAgent: https.Agent } {
+export function proxyAgents(
+  settings: ProxySettings,
+  options: { tls?: tls.ConnectionOptions },
+): { httpAgent: http.Agent; httpsAgent: https.Agent } {
   const proxyOf = (request: http.ClientRequestArgs, protocol: 'http:' | 'https:'): URL | undefined => {
     const host = hostOf(request);
     const port = request.port ?? (protocol === 'https:' ? 443 : 80);

@@ -9,7 +9,9 @@ import { eventually } from '../../test/support/app';
 const page = (keys: string[], next?: string): string =>
   '<?xml version="1.0" encoding="UTF-8"?><ListBucketResult>' +
   `<IsTruncated>${next ? 'true' : 'false'}</IsTruncated>${next ? `<NextContinuationToken>${next}</NextContinuationToken>` : ''}` +
-  keys.map((k) => `<Contents><Key>${k}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size></Contents>`).join('') +
+  keys
+    .map((k) => `<Contents><Key>${k}</Key><LastModified>2026-01-01T00:00:00.000Z</LastModified><ETag>"e"</ETag><Size>1</Size></Contents>`)
+    .join('') +
   '</ListBucketResult>';
 
 describe('S3Repository.list', () => {
@@ -41,7 +43,13 @@ describe('S3Repository.list', () => {
   const repository = (): S3Repository =>
     new S3Repository(
       new AppConfig(
-        validateEnv({ S3_BUCKET_NAME: 'list-bucket', S3_ENDPOINT: endpoint, AWS_ACCESS_KEY_ID: 'k', AWS_SECRET_ACCESS_KEY: 's', RETRY_ATTEMPTS: '0' }),
+        validateEnv({
+          S3_BUCKET_NAME: 'list-bucket',
+          S3_ENDPOINT: endpoint,
+          AWS_ACCESS_KEY_ID: 'k',
+          AWS_SECRET_ACCESS_KEY: 's',
+          RETRY_ATTEMPTS: '0',
+        }),
       ),
       new SystemClock(),
     );
@@ -51,7 +59,12 @@ describe('S3Repository.list', () => {
     const pages = s3.list('');
     expect((await pages.next()).value?.map((o) => o.key)).toEqual(['a']);
     // Nobody has asked for page two yet, and its request is out.
-    await eventually(() => tokens.length, (n) => n === 2, 5000, 'the second page request');
+    await eventually(
+      () => tokens.length,
+      (n) => n === 2,
+      5000,
+      'the second page request',
+    );
     expect(tokens).toEqual([null, 't2']);
     expect((await pages.next()).value?.map((o) => o.key)).toEqual(['b']);
     expect((await pages.next()).value?.map((o) => o.key)).toEqual(['c']);
@@ -69,7 +82,12 @@ describe('S3Repository.list', () => {
     try {
       const pages = s3.list('');
       await pages.next();
-      await eventually(() => tokens.length, (n) => n === 2, 5000, 'the second page request');
+      await eventually(
+        () => tokens.length,
+        (n) => n === 2,
+        5000,
+        'the second page request',
+      );
       // The refusal has arrived; a turn of the event loop lets a rejection nobody handles be reported.
       await new Promise((r) => setImmediate(r));
       await expect(pages.next()).rejects.toThrow(/AccessDenied/);

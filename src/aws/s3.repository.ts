@@ -134,11 +134,16 @@ export class S3Repository implements OnApplicationShutdown {
     this.route = this.routeFor(region);
     this.logger.log(
       { dataPath: dataPath.kind, reason: dataPath.reason },
-      dataPath.kind === 'fast' ? `listings and objects through the signed GETs (${dataPath.reason})` : `listings and objects through the AWS SDK: ${dataPath.reason}`,
+      dataPath.kind === 'fast'
+        ? `listings and objects through the signed GETs (${dataPath.reason})`
+        : `listings and objects through the AWS SDK: ${dataPath.reason}`,
     );
     const routeProxy = this.route.http.proxy;
     if (routeProxy) {
-      this.logger.log({ proxy: describeProxy(routeProxy), noProxy: proxy.noProxy }, `S3 traffic goes through the proxy ${describeProxy(routeProxy)}`);
+      this.logger.log(
+        { proxy: describeProxy(routeProxy), noProxy: proxy.noProxy },
+        `S3 traffic goes through the proxy ${describeProxy(routeProxy)}`,
+      );
     }
     this.listTimeoutMs = config.sync.listTimeoutMs;
     // The listing layer of retry-policies.ts.
@@ -151,7 +156,11 @@ export class S3Repository implements OnApplicationShutdown {
       region,
       signer: new GetRequestSigner(region),
       ...location,
-      http: new HttpGetClient(location.baseUrl, { maxSockets: this.maxSockets, tls: this.tls, proxy: proxyFor(location.baseUrl, this.proxy) }),
+      http: new HttpGetClient(location.baseUrl, {
+        maxSockets: this.maxSockets,
+        tls: this.tls,
+        proxy: proxyFor(location.baseUrl, this.proxy),
+      }),
     };
   }
 
@@ -193,7 +202,12 @@ export class S3Repository implements OnApplicationShutdown {
   }
 
   /** ListObjectsV2 through the SDK, which retries it (the SDK layer of retry-policies.ts), each attempt within LIST_TIMEOUT_SECONDS. */
-  private async listPageWithSdk(prefix: string, continuationToken: string | undefined, maxKeys: number, signal?: AbortSignal): Promise<ListPage> {
+  private async listPageWithSdk(
+    prefix: string,
+    continuationToken: string | undefined,
+    maxKeys: number,
+    signal?: AbortSignal,
+  ): Promise<ListPage> {
     // The SDK's attempts share this deadline: LIST_TIMEOUT_SECONDS for the whole page, retries included.
     const timeout = AbortSignal.timeout(this.listTimeoutMs);
     const out = await this.sdkCall(
@@ -211,9 +225,15 @@ export class S3Repository implements OnApplicationShutdown {
         ),
       `LIST ${prefix}`,
     );
-    if (out.IsTruncated && !out.NextContinuationToken) throw markSpent(new ListParseError('a truncated listing without NextContinuationToken'));
+    if (out.IsTruncated && !out.NextContinuationToken)
+      throw markSpent(new ListParseError('a truncated listing without NextContinuationToken'));
     const objects = (out.Contents ?? []).map((o): ListedObject => {
-      const object: ListedObject = { key: o.Key ?? '', size: o.Size ?? 0, etag: stripQuotes(o.ETag), lastModified: o.LastModified ?? new Date(0) };
+      const object: ListedObject = {
+        key: o.Key ?? '',
+        size: o.Size ?? 0,
+        etag: stripQuotes(o.ETag),
+        lastModified: o.LastModified ?? new Date(0),
+      };
       if (o.StorageClass && o.StorageClass !== 'STANDARD') {
         object.storageClass = o.StorageClass;
         if (o.RestoreStatus) object.restore = o.RestoreStatus.IsRestoreInProgress ? 'restoring' : 'restored';
@@ -474,7 +494,8 @@ function headOfSdkAnswer(out: HeadObjectCommandOutput | GetObjectCommandOutput, 
     versionId: out.VersionId,
     contentType: out.ContentType,
     checksums: whole ? checksums : {},
-    etagIsOpaque: out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || Boolean(out.SSECustomerAlgorithm),
+    etagIsOpaque:
+      out.ServerSideEncryption === 'aws:kms' || out.ServerSideEncryption === 'aws:kms:dsse' || Boolean(out.SSECustomerAlgorithm),
   };
 }
 
@@ -484,7 +505,11 @@ function readableBody(stream: Readable): ResponseBody {
   let rest: Buffer | undefined;
   const pump = (chunk: Buffer): void => {
     const current = sink!;
-    const result = copyChunk(chunk, () => current.space(chunk.length), (n) => current.filled(n));
+    const result = copyChunk(
+      chunk,
+      () => current.space(chunk.length),
+      (n) => current.filled(n),
+    );
     if (result.paused) {
       stream.pause();
       rest = result.rest;

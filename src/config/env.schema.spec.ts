@@ -144,7 +144,9 @@ describe('AppConfig.redacted', () => {
     const shown = JSON.stringify(config({ HTTPS_PROXY: 'http://relay:hunter22@proxy.corp:3128' }).redacted());
     expect(shown).toContain('http://proxy.corp:3128');
     expect(shown).not.toContain('hunter22');
-    expect(problems({ ...minimal, HTTPS_PROXY: 'socks5://proxy.corp:1080' })).toEqual([expect.stringMatching(/^HTTPS_PROXY: must be an http\(s\) proxy URL/)]);
+    expect(problems({ ...minimal, HTTPS_PROXY: 'socks5://proxy.corp:1080' })).toEqual([
+      expect.stringMatching(/^HTTPS_PROXY: must be an http\(s\) proxy URL/),
+    ]);
   });
 
   it('decides the data path once, and refuses S3_DATA_PATH=fast where the signed GETs cannot serve', () => {

@@ -82,7 +82,10 @@ function ProxyUrl(): PropertyDecorator {
   return applyDecorators(
     IsOptional(),
     Transform(trimmed),
-    IsUrl({ require_tld: false, require_protocol: false, protocols: ['http', 'https'] }, { message: 'must be an http(s) proxy URL or host:port' }),
+    IsUrl(
+      { require_tld: false, require_protocol: false, protocols: ['http', 'https'] },
+      { message: 'must be an http(s) proxy URL or host:port' },
+    ),
   );
 }
 

@@ -120,9 +120,7 @@ export class ManifestStore {
     // A page of keys goes in as one JSON array: one statement a page instead of one a key (a call into
     // SQLite costs about 3 us, most of it crossing from JavaScript; `npm run bench:scale`).
     this.stageStmt = db.prepare('INSERT OR IGNORE INTO listing (run_id, key) SELECT ?, value FROM json_each(?)');
-    this.committedManyStmt = db.prepare(
-      'SELECT m.key, m.etag, m.size FROM json_each(?) j JOIN manifest m ON m.key = j.value',
-    );
+    this.committedManyStmt = db.prepare('SELECT m.key, m.etag, m.size FROM json_each(?) j JOIN manifest m ON m.key = j.value');
     this.goneStmt = db.prepare(`SELECT m.* FROM manifest m WHERE ${NOT_LISTED} AND m.key > @after ORDER BY m.key LIMIT 500`);
     this.goneCountStmt = db.prepare(`SELECT COUNT(*) AS n FROM manifest m WHERE ${NOT_LISTED}`);
     this.pageStmt = db.prepare(
