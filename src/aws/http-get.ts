@@ -1,6 +1,6 @@
 import net from 'node:net';
 import tls from 'node:tls';
-import { openTunnel } from './proxy';
+import { openTunnel, tlsOverTunnel, TUNNEL_TIMEOUT_MS } from './proxy';
 
 /**
  * Where a response body goes: memory the consumer owns, which the socket reads into directly.
@@ -48,9 +48,6 @@ export interface HttpGetClientOptions {
   /** Connections go through this proxy's CONNECT tunnels (see proxy.ts). */
   proxy?: URL;
 }
-
-/** A proxy that does not open a tunnel within this long is treated as a dropped connection. */
-const TUNNEL_TIMEOUT_MS = 10_000;
 
 const SCRATCH_BYTES = 64 * 1024;
 const MAX_HEAD_BYTES = 64 * 1024;
@@ -287,10 +284,7 @@ class Connection {
     const onread: net.OnReadOpts = { buffer: () => this.nextBuffer(), callback: (n: number) => this.onRead(n) };
     this.viaDataEvents = Boolean(tunnel);
     if (tunnel) {
-      this.socket =
-        origin.protocol === 'https:'
-          ? tls.connect({ ...tlsOptions, socket: tunnel, servername: net.isIP(host) ? undefined : host, ALPNProtocols: ['http/1.1'] })
-          : tunnel;
+      this.socket = origin.protocol === 'https:' ? tlsOverTunnel(tunnel, host, tlsOptions) : tunnel;
       this.socket.on('data', (chunk: Buffer) => void this.onData(chunk));
       this.socket.resume();
     } else if (origin.protocol === 'https:') {

@@ -145,7 +145,18 @@ export function openTunnel(proxy: URL, host: string, port: number, options: Tunn
   });
 }
 
-const TUNNEL_TIMEOUT_MS = 30_000;
+/** A proxy that does not open a tunnel within this long is treated as a dropped connection. */
+export const TUNNEL_TIMEOUT_MS = 10_000;
+
+/** TLS to `host` over an open tunnel, as a direct connection would have it (SNI, HTTP/1.1). */
+export function tlsOverTunnel(tunnel: net.Socket, host: string, options?: tls.ConnectionOptions, servername?: string): tls.TLSSocket {
+  return tls.connect({
+    ...options,
+    socket: tunnel,
+    servername: servername ?? (net.isIP(host) ? undefined : host),
+    ALPNProtocols: ['http/1.1'],
+  });
+}
 
 /** node:http's callback for createConnection takes no stream with an error; its typings insist on one. */
 type Oncreate = (err: Error | null, stream?: Duplex) => void;
@@ -158,43 +169,32 @@ export function proxyAgents(
   settings: ProxySettings,
   options: { tls?: tls.ConnectionOptions },
 ): { httpAgent: http.Agent; httpsAgent: https.Agent } {
-  const proxyOf = (request: http.ClientRequestArgs, protocol: 'http:' | 'https:'): URL | undefined => {
+  /** The tunnelled stream for `request`, handed to node:http's callback; undefined when NO_PROXY says direct. */
+  const tunnelled = (request: https.RequestOptions, secure: boolean, callback: Oncreate | undefined): boolean => {
     const host = hostOf(request);
-    const port = request.port ?? (protocol === 'https:' ? 443 : 80);
-    return proxyFor(new URL(`${protocol}//${net.isIPv6(host) ? `[${host}]` : host}:${port}`), settings);
+    const port = Number(request.port ?? (secure ? 443 : 80));
+    const proxy = proxyFor(new URL(`${secure ? 'https:' : 'http:'}//${net.isIPv6(host) ? `[${host}]` : host}:${port}`), settings);
+    if (!proxy) return false;
+    openTunnel(proxy, host, port, { tls: options.tls, timeoutMs: TUNNEL_TIMEOUT_MS }).then(
+      (tunnel) => {
+        if (secure) return callback?.(null, tlsOverTunnel(tunnel, host, options.tls, request.servername));
+        tunnel.resume();
+        callback?.(null, tunnel);
+      },
+      (err: Error) => callback?.(err),
+    );
+    return true;
   };
   class HttpProxyAgent extends http.Agent {
     override createConnection(request: http.ClientRequestArgs, callback?: (err: Error | null, stream: Duplex) => void): Duplex | undefined {
-      const proxy = proxyOf(request, 'http:');
-      if (!proxy) return super.createConnection(request, callback) ?? undefined;
-      openTunnel(proxy, hostOf(request), Number(request.port ?? 80), { tls: options.tls, timeoutMs: TUNNEL_TIMEOUT_MS }).then(
-        (socket) => {
-          socket.resume();
-          callback?.(null, socket);
-        },
-        (err: Error) => (callback as Oncreate | undefined)?.(err),
-      );
-      return undefined;
+      if (tunnelled(request, false, callback as Oncreate | undefined)) return undefined;
+      return super.createConnection(request, callback) ?? undefined;
     }
   }
   class HttpsProxyAgent extends https.Agent {
     override createConnection(request: https.RequestOptions, callback?: (err: Error | null, stream: Duplex) => void): Duplex | undefined {
-      const proxy = proxyOf(request, 'https:');
-      if (!proxy) return super.createConnection(request, callback) ?? undefined;
-      const host = hostOf(request);
-      openTunnel(proxy, host, Number(request.port ?? 443), { tls: options.tls, timeoutMs: TUNNEL_TIMEOUT_MS }).then(
-        (socket) => {
-          const secure = tls.connect({
-            ...options.tls,
-            socket,
-            servername: request.servername ?? (net.isIP(host) ? undefined : host),
-            ALPNProtocols: ['http/1.1'],
-          });
-          callback?.(null, secure);
-        },
-        (err: Error) => (callback as Oncreate | undefined)?.(err),
-      );
-      return undefined;
+      if (tunnelled(request, true, callback as Oncreate | undefined)) return undefined;
+      return super.createConnection(request, callback) ?? undefined;
     }
   }
   return {

@@ -264,10 +264,6 @@ export class ManifestStore {
   }
 
   /**
-   * The sequencer of the last S3 event applied to `key`. Kept apart from the manifest row because
-   * it must outlive a delete: a late ObjectCreated older than the delete must still be refused.
-   */
-  /**
    * Forgets the last sequencers of keys that are gone from the mirror since before `beforeMs`. A
    * sequencer outlives its delete to refuse a late, older create; S3 delivers events within minutes,
    * so after STATUS_TTL_DAYS nothing older can still arrive.
@@ -278,6 +274,10 @@ export class ManifestStore {
       .run(beforeMs).changes;
   }
 
+  /**
+   * The sequencer of the last S3 event applied to `key`. Kept apart from the manifest row because
+   * it must outlive a delete: a late ObjectCreated older than the delete must still be refused.
+   */
   lastSequencer(key: string): string | undefined {
     return this.sequencerStmt.get(key)?.sequencer;
   }
