@@ -1,7 +1,8 @@
 import { SignatureV4 } from '@smithy/signature-v4';
 import { mkdtempSync, rmSync } from 'node:fs';
+import http from 'node:http';
 import https from 'node:https';
-import type { AddressInfo } from 'node:net';
+import net, { type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Clock } from '../common/clock';
@@ -71,7 +72,8 @@ describe('S3Repository on the wire (HTTPS, a private CA, signature checked again
   let caPath: string;
 
   beforeAll(async () => {
-    const { key, cert, certPath } = loopbackCertificate(dir, 's3.test');
+    // AWS's own name too, reached through a CONNECT proxy (below): the production endpoint on the wire.
+    const { key, cert, certPath } = loopbackCertificate(dir, 's3.test', ['*.s3.eu-south-2.amazonaws.com']);
     caPath = certPath;
     server = https.createServer({ key, cert }, (req, res) => {
       received.push({ method: req.method ?? '', url: req.url ?? '', headers: req.headers as Record<string, string> });
@@ -132,7 +134,36 @@ describe('S3Repository on the wire (HTTPS, a private CA, signature checked again
     ],
     ['a custom endpoint with a base path', { S3_BUCKET_NAME: 'wire-bucket' }, '/gateway/s3', '/gateway/s3/wire-bucket'],
   ])('%s: the exact request line, Host, x-amz-* headers and the SDK signer’s signature', async (_name, env, basePath, bucketPath) => {
-    const s3 = repository({ ...env, S3_ENDPOINT: `${origin}${basePath}` });
+    await exchangeAll(repository({ ...env, S3_ENDPOINT: `${origin}${basePath}` }));
+    await expectSigned(new URL(origin).host, bucketPath);
+  });
+
+  it('virtual-hosted on AWS’s own endpoint (no S3_ENDPOINT), reached through a CONNECT proxy: the same exactness', async () => {
+    const tunnels: string[] = [];
+    const proxy = http.createServer();
+    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket) => {
+      tunnels.push(req.url ?? '');
+      const upstream = net.connect((server.address() as AddressInfo).port, '127.0.0.1', () => {
+        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
+        upstream.pipe(client);
+        client.pipe(upstream);
+      });
+    });
+    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    try {
+      const httpsProxy = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
+      await exchangeAll(repository({ S3_BUCKET_NAME: 'wire-bucket', HTTPS_PROXY: httpsProxy }));
+      // Every connection is a tunnel to the bucket's host (a discarded body closes its connection).
+      expect(new Set(tunnels)).toEqual(new Set(['wire-bucket.s3.eu-south-2.amazonaws.com:443']));
+      await expectSigned('wire-bucket.s3.eu-south-2.amazonaws.com', '');
+    } finally {
+      proxy.closeAllConnections();
+      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+    }
+  });
+
+  /** A listing page and a GET of every key in KEYS, one after another. */
+  async function exchangeAll(s3: S3Repository): Promise<void> {
     try {
       await s3.listPage('logs/2026 11/a+b', 'token/+=', 1000);
       for (const key of KEYS) {
@@ -142,20 +173,24 @@ describe('S3Repository on the wire (HTTPS, a private CA, signature checked again
     } finally {
       s3.onApplicationShutdown();
     }
+  }
+
+  /** What exchangeAll sent: the request lines, Host, the x-amz-* headers and each signature the SDK signer would make. */
+  async function expectSigned(host: string, bucketPath: string): Promise<void> {
     const mismatched: string[] = [];
     for (const req of received) if (req.headers.authorization !== (await oracleAuthorization(req, 'eu-south-2'))) mismatched.push(req.url);
     expect(mismatched).toEqual([]);
     expect(received.map((r) => r.url)).toEqual([
-      `${bucketPath}?continuation-token=token%2F%2B%3D&list-type=2&max-keys=1000&prefix=logs%2F2026%2011%2Fa%2Bb`,
+      `${bucketPath || '/'}?continuation-token=token%2F%2B%3D&list-type=2&max-keys=1000&prefix=logs%2F2026%2011%2Fa%2Bb`,
       ...KEYS.map((key) => `${bucketPath}/${expectedKeyPath(key)}`),
     ]);
     for (const req of received) {
       expect(req.method).toBe('GET');
-      expect(req.headers.host).toBe(new URL(origin).host);
+      expect(req.headers.host).toBe(host);
       expect(req.headers['x-amz-content-sha256']).toBe('UNSIGNED-PAYLOAD');
       expect(req.headers['x-amz-date']).toBe('20261203T080910Z');
       expect(req.headers['x-amz-security-token']).toBe(CREDENTIALS.sessionToken);
       expect(req.headers.authorization).toMatch(/^AWS4-HMAC-SHA256 Credential=AKIAWIRETEST\/20261203\/eu-south-2\/s3\/aws4_request, /);
     }
-  });
+  }
 });
