@@ -29,7 +29,7 @@ const CLOCK_TICKS = 100;
 if (!isMainThread) layDownRange(workerData);
 else
   main().catch((err) => {
-    log(err.stack ?? String(err));
+    log(err.stack ?? String(err), err.cause ? `cause: ${err.cause.stack ?? err.cause}` : '');
     process.exit(1);
   });
 
@@ -60,16 +60,16 @@ async function main() {
           if (first.counts.skipped !== keys || first.counts.downloaded !== 0)
             throw new Error(`the adopting sync: ${JSON.stringify(first.counts)}`);
         }
-        log(`  service ${full ? 'full sync' : 'adopting sync'}: ${first.seconds.toFixed(1)} s, ${(first.rssKiB / 1024).toFixed(0)} MiB`);
+        log(`  service ${full ? 'full sync' : 'adopting sync'}: ${describe(first, keys)}`);
         const noop = await serviceSync(endpoint.endpoint, dir, state);
         if (noop.counts.downloaded !== 0 || noop.counts.skipped !== keys)
           throw new Error(`the no-op re-sync: ${JSON.stringify(noop.counts)}`);
-        log(`  service no-op: ${noop.seconds.toFixed(1)} s, ${(noop.rssKiB / 1024).toFixed(0)} MiB ${noop.status ?? ''}`);
+        log(`  service no-op: ${describe(noop, keys)} ${noop.status ?? ''}`);
         rows.push({ keys, tool: 's3-sync-service', full: full ? first : undefined, adopt: full ? undefined : first, noop });
         // rclone's no-op above SCALE_FULL_MAX checks the copy the service adopted (neither changes it).
         if (!full && tools.includes('rclone')) {
           const rc = rclone(endpoint.endpoint, dir);
-          log(`  rclone no-op: ${rc.seconds.toFixed(1)} s, ${(rc.rssKiB / 1024).toFixed(0)} MiB`);
+          log(`  rclone no-op: ${describe(rc, keys)}`);
           rows.push({ keys, tool: 'rclone sync', noop: rc });
         }
         removeTree(dir);
@@ -78,9 +78,9 @@ async function main() {
       if (full && tools.includes('rclone')) {
         const dir = join(work, 'rclone');
         const first = rclone(endpoint.endpoint, dir);
-        log(`  rclone full sync: ${first.seconds.toFixed(1)} s, ${(first.rssKiB / 1024).toFixed(0)} MiB`);
+        log(`  rclone full sync: ${describe(first, keys)}`);
         const noop = rclone(endpoint.endpoint, dir);
-        log(`  rclone no-op: ${noop.seconds.toFixed(1)} s, ${(noop.rssKiB / 1024).toFixed(0)} MiB`);
+        log(`  rclone no-op: ${describe(noop, keys)}`);
         rows.push({ keys, tool: 'rclone sync', full: first, noop });
         removeTree(dir);
       }
@@ -89,11 +89,15 @@ async function main() {
       removeTree(work);
       rmSync(state, { recursive: true, force: true });
     }
+    // Written after every size: a failure at 10M keeps what the smaller sizes measured.
+    mkdirSync(join(root, 'bench', 'results'), { recursive: true });
+    writeFileSync(join(root, 'bench', 'results', 'scale.md'), `${render(rows)}\n`);
   }
-  const table = render(rows);
-  process.stdout.write(`${table}\n`);
-  mkdirSync(join(root, 'bench', 'results'), { recursive: true });
-  writeFileSync(join(root, 'bench', 'results', 'scale.md'), `${table}\n`);
+  process.stdout.write(`${render(rows)}\n`);
+}
+
+function describe(r, keys) {
+  return `${r.seconds.toFixed(1)} s, ${(keys / r.seconds).toFixed(0)} keys/s, ${((r.cpuSeconds / keys) * 1e6).toFixed(1)} µs CPU a key, peak ${(r.rssKiB / 1024).toFixed(0)} MiB`;
 }
 
 /** SCALE_DIR when its file system has room and inodes for `keys` small files, else SCALE_DISK_DIR. */
@@ -124,7 +128,17 @@ async function serviceSync(endpoint, dir, state) {
     const started = await (await fetch(`${service.url}/api/v1/sync?background=true`, { method: 'POST' })).json();
     let run;
     for (;;) {
-      run = await (await fetch(`${service.url}/api/v1/sync/runs/${started.run_id}`)).json();
+      try {
+        run = await (await fetch(`${service.url}/api/v1/sync/runs/${started.run_id}`)).json();
+      } catch (err) {
+        const exit = service.proc.exitCode ?? service.proc.signalCode;
+        throw new Error(
+          `the run's status did not come (${err.cause?.message ?? err.message})${exit !== null ? `: the service exited (${exit})` : ''}`,
+          {
+            cause: err,
+          },
+        );
+      }
       if (run.run_status !== 'running') break;
       await new Promise((r) => setTimeout(r, 250));
     }
