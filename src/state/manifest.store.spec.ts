@@ -76,10 +76,20 @@ describe('ManifestStore', () => {
     manifest.put(entry('q/outside'));
     const listed = all.filter((_, i) => i % 3 !== 0);
     manifest.stageListing('run-1', listed.reverse());
-    const missing = [...manifest.missingFromListing('run-1', 'p/')].map((e) => e.key);
+    const missing = [...manifest.missingFromListing('run-1', 'p/', Date.now() + 1)].map((e) => e.key);
     expect(missing).toEqual(all.filter((_, i) => i % 3 === 0));
+    expect(manifest.countMissingFromListing('run-1', 'p/', Date.now() + 1)).toBe(missing.length);
     manifest.clearListing('run-1');
-    expect([...manifest.missingFromListing('run-1', 'p/')]).toHaveLength(all.length);
+    expect([...manifest.missingFromListing('run-1', 'p/', Date.now() + 1)]).toHaveLength(all.length);
+  });
+
+  it('never counts as gone a file committed after the run began (an event may bring one behind the listing)', () => {
+    const runStart = Date.parse('2026-12-01T10:00:00Z');
+    manifest.put(entry('p/old', { syncedAt: new Date(runStart - 1) }));
+    manifest.put(entry('p/by-event', { syncedAt: new Date(runStart + 5) }));
+    manifest.stageListing('run-2', ['p/other']);
+    expect([...manifest.missingFromListing('run-2', 'p/', runStart)].map((e) => e.key)).toEqual(['p/old']);
+    expect(manifest.countMissingFromListing('run-2', 'p/', runStart)).toBe(1);
   });
 
   it('reports totals', () => {

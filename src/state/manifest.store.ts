@@ -73,8 +73,12 @@ function prefixRange(prefix: string): { lo: string; hi: string | null } {
   return { lo: prefix, hi: null };
 }
 
-/** Manifest rows (alias m) under a prefix range that a run's staged listing does not contain. */
-const NOT_LISTED = `m.key >= @lo AND (@hi IS NULL OR m.key < @hi)
+/**
+ * Manifest rows (alias m) under a prefix range that a run's staged listing does not contain, and
+ * that were committed by the time the run began: a file an event brought in while the run was listing
+ * may sort before the listing's position, and is newer than anything the listing could say.
+ */
+const NOT_LISTED = `m.key >= @lo AND (@hi IS NULL OR m.key < @hi) AND m.synced_at <= @since
   AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.run_id = @runId AND l.key = m.key)`;
 
 /**
@@ -97,8 +101,8 @@ export class ManifestStore {
   private readonly deleteStmt: Statement<[string]>;
   private readonly stageStmt: Statement<[string, string]>;
   private readonly committedManyStmt: Statement<[string], { key: string; etag: string; size: number }>;
-  private readonly goneStmt: Statement<{ lo: string; hi: string | null; after: string; runId: string }, Row>;
-  private readonly goneCountStmt: Statement<{ lo: string; hi: string | null; runId: string }, { n: number }>;
+  private readonly goneStmt: Statement<{ lo: string; hi: string | null; after: string; runId: string; since: number }, Row>;
+  private readonly goneCountStmt: Statement<{ lo: string; hi: string | null; runId: string; since: number }, { n: number }>;
   private readonly pageStmt: Statement<{ lo: string; hi: string | null; after: string; limit: number }, Row>;
   private readonly totalsStmt: Statement<[], { files: number; bytes: number | null }>;
   private readonly sequencerStmt: Statement<[string], { sequencer: string }>;
@@ -204,12 +208,12 @@ export class ManifestStore {
     this.stageStmt.run(runId, JSON.stringify(keys));
   }
 
-  /** Manifest entries under `prefix` that the run's listing did not contain, in key order. */
-  *missingFromListing(runId: string, prefix: string): Generator<ManifestEntry> {
+  /** Manifest entries under `prefix`, committed at or before `sinceMs`, that the run's listing did not contain, in key order. */
+  *missingFromListing(runId: string, prefix: string, sinceMs: number): Generator<ManifestEntry> {
     this.flush();
     let after = '';
     for (;;) {
-      const rows = this.goneStmt.all({ ...prefixRange(prefix), after, runId });
+      const rows = this.goneStmt.all({ ...prefixRange(prefix), after, runId, since: sinceMs });
       for (const r of rows) yield toEntry(r);
       if (rows.length < 500) return;
       after = rows[rows.length - 1].key;
@@ -222,9 +226,9 @@ export class ManifestStore {
   }
 
   /** How many entries `missingFromListing` would yield, counted in one query. */
-  countMissingFromListing(runId: string, prefix: string): number {
+  countMissingFromListing(runId: string, prefix: string, sinceMs: number): number {
     this.flush();
-    return this.goneCountStmt.get({ ...prefixRange(prefix), runId })?.n ?? 0;
+    return this.goneCountStmt.get({ ...prefixRange(prefix), runId, since: sinceMs })?.n ?? 0;
   }
 
   clearListing(runId: string): void {

@@ -42,6 +42,8 @@ describe('SyncService (fakes of S3 and the mirror)', () => {
         for (const page of listing) yield page;
       },
     } as unknown as S3Repository;
+    // The mirror stamps commits with the service's clock, as the real one does.
+    const clock = new FixedClock();
     const mirror = {
       admit: (key: string) => admitKey(join(dir, 'mirror'), key, config.s3),
       localFile: (mapping: { key: string }) => (onDisk.has(mapping.key) ? { size: 10, mtimeMs: 0 } : undefined),
@@ -56,7 +58,7 @@ describe('SyncService (fakes of S3 and the mirror)', () => {
           lastModified: o.lastModified,
           verifiedBy: 'md5',
           localPath: o.key,
-          syncedAt: new Date(),
+          syncedAt: clock.now(),
         });
         return { fileId: `test-bucket/${o.key}@${o.etag}`, key: o.key, etag: o.etag, bytes: o.size, verifiedBy: 'md5' };
       },
@@ -66,7 +68,7 @@ describe('SyncService (fakes of S3 and the mirror)', () => {
         manifest.remove(key);
       },
     } as unknown as MirrorService;
-    return new SyncService(config, s3, mirror, new WorkQueue(config), manifest, new SqliteStateStore(db), new FixedClock(), new Metrics());
+    return new SyncService(config, s3, mirror, new WorkQueue(config), manifest, new SqliteStateStore(db), clock, new Metrics());
   };
 
   beforeEach(() => {

@@ -348,7 +348,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const { record } = run;
     const c = record.counts;
     const toDelete = run.filter.isEmpty
-      ? this.manifest.countMissingFromListing(record.id, record.prefix)
+      ? this.manifest.countMissingFromListing(record.id, record.prefix, record.startedAt.getTime())
       : count(this.deletionCandidates(run));
     if (toDelete === 0) return undefined;
     const blocked = deleteGuard({
@@ -389,7 +389,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
 
   /** Mirrored files whose objects the listing no longer has; what the run's filter leaves out is never one. */
   private *deletionCandidates(run: ActiveRun): Generator<ManifestEntry> {
-    for (const entry of this.manifest.missingFromListing(run.record.id, run.record.prefix)) {
+    for (const entry of this.manifest.missingFromListing(run.record.id, run.record.prefix, run.record.startedAt.getTime())) {
       if (run.filter.passes(entry.key)) yield entry;
     }
   }
