@@ -6,6 +6,7 @@ import { dirname, join } from 'node:path';
 import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app';
 import { contentFor, emulatorEndpoint, newBucket, put, putMultipart, remove, testS3 } from './support/s3';
 import { S3Proxy } from './support/s3-proxy';
+import { notification } from './support/s3-events';
 import { loopbackCertificate } from './support/tls';
 import { ManualClock } from './support/manual-clock';
 import { mirrorServiceEnv, startService } from './support/process';
@@ -416,6 +417,33 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     } finally {
       creds.close();
     }
+  });
+
+  it('keeps a file an event brought in while a full sync ran, though the listing it already had lacks it', async () => {
+    await seed(['m/1.txt', 'z/2.txt']);
+    await boot({ WEBHOOK_AUTH: 'none' });
+    // The run's listing is complete, and its last download held, when the object comes and its event with it.
+    proxy.stall.set('z/2.txt', 1);
+    proxy.stallMs = 1500;
+    const started = (await t.http().post('/api/v1/sync?background=true').expect(202)).body as { run_id: string };
+    await eventually(() => proxy.requests.some((r) => r.kind === 'object' && r.key === 'z/2.txt'), Boolean, 10_000, 'the held GET');
+    const body = contentFor('a/0.txt');
+    await put(s3, bucket, 'a/0.txt', body);
+    const etag = createHash('md5').update(body).digest('hex');
+    await t
+      .http()
+      .post('/api/v1/s3-notification')
+      .send(notification({ bucket, key: 'a/0.txt', op: 'put', size: body.length, etag }))
+      .expect(202);
+    await eventually(() => existsSync(join(t.mirrorDir, 'a/0.txt')), Boolean, 10_000, 'the file of the event');
+    const run = await eventually(
+      async () => (await t.http().get(`/api/v1/sync/runs/${started.run_id}`).expect(200)).body as SyncReport,
+      (r) => r.run_status !== 'running',
+      15_000,
+      'the end of the run',
+    );
+    expect(run.counts).toMatchObject({ downloaded: 2, toDelete: 0, deleted: 0 });
+    await expectMirrorMatches(['a/0.txt', 'm/1.txt', 'z/2.txt']);
   });
 
   it('keeps every file when the listing arrives out of byte order, in small pages', async () => {
