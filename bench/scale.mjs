@@ -127,11 +127,16 @@ async function serviceSync(endpoint, dir, state) {
     const cpuBefore = cpuSeconds(service.proc.pid);
     const started = await (await fetch(`${service.url}/api/v1/sync?background=true`, { method: 'POST' })).json();
     let run;
+    let pollFailures = 0;
     for (;;) {
       try {
         run = await (await fetch(`${service.url}/api/v1/sync/runs/${started.run_id}`)).json();
+        pollFailures = 0;
       } catch (err) {
         const exit = service.proc.exitCode ?? service.proc.signalCode;
+        // A kept-alive connection the server closes as the next poll goes out (its idle timer fires
+        // late when a statement over millions of rows held its event loop): asked again.
+        if (exit === null && ++pollFailures < 3) continue;
         throw new Error(
           `the run's status did not come (${err.cause?.message ?? err.message})${exit !== null ? `: the service exited (${exit})` : ''}`,
           {
