@@ -7,12 +7,13 @@ import { bootApp, eventually, filesUnder, TestApp, tempDir } from './support/app
 import { contentFor, emulatorEndpoint, newBucket, put, putMultipart, remove, testS3 } from './support/s3';
 import { S3Proxy } from './support/s3-proxy';
 import { notification } from './support/s3-events';
+import { startConnectProxy } from './support/connect-proxy';
 import { loopbackCertificate } from './support/tls';
 import { ManualClock } from './support/manual-clock';
 import { mirrorServiceEnv, startService } from './support/process';
 import http from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 
 interface SyncReport {
   run_id: string;
@@ -931,24 +932,15 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
       req.pipe(out);
     });
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
-    const tunnels: Array<{ target: string; auth?: string }> = [];
-    const forward = http.createServer((_req, res) => res.writeHead(405).end());
-    forward.on('connect', (req: http.IncomingMessage, client: net.Socket) => {
-      tunnels.push({ target: req.url ?? '', auth: req.headers['proxy-authorization'] });
-      if (req.headers['proxy-authorization'] !== `Basic ${Buffer.from('relay:s3cr et').toString('base64')}`) {
-        client.end('HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="s3"\r\n\r\n');
-        return;
-      }
-      const server = net.connect((front.address() as AddressInfo).port, '127.0.0.1', () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        server.pipe(client);
-        client.pipe(server);
-      });
-      server.on('error', () => client.destroy());
-      client.on('error', () => server.destroy());
+    const forward = await startConnectProxy({
+      to: () => (front.address() as AddressInfo).port,
+      refuse: (req) =>
+        req.headers['proxy-authorization'] === `Basic ${Buffer.from('relay:s3cr et').toString('base64')}`
+          ? undefined
+          : 'HTTP/1.1 407 Proxy Authentication Required\r\nProxy-Authenticate: Basic realm="s3"\r\n\r\n',
     });
-    await new Promise<void>((resolve) => forward.listen(0, '127.0.0.1', resolve));
-    const proxyUrl = `http://relay:s3cr%20et@127.0.0.1:${(forward.address() as AddressInfo).port}`;
+    const tunnels = forward.connects;
+    const proxyUrl = forward.url.replace('http://', 'http://relay:s3cr%20et@');
     const viaProxy = {
       S3_BUCKET_NAME: bucket,
       S3_ENDPOINT: 'https://s3.proxied.test',
@@ -963,7 +955,7 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
       await expectMirrorMatches(['proxied/a.txt', 'proxied/b c+d.txt']);
       // The SDK's HeadBucket takes the same way.
       expect((await t.http().get('/api/v1/health').expect(200)).body).toMatchObject({ status: 'healthy', s3_connection: true });
-      expect(new Set(tunnels.map((x) => x.target))).toEqual(new Set([`${bucket}.s3.proxied.test:443`]));
+      expect(new Set(tunnels.map((x) => x.url))).toEqual(new Set([`${bucket}.s3.proxied.test:443`]));
       expect(seen.every((r) => r.host === `${bucket}.s3.proxied.test`)).toBe(true);
       expect(
         seen
@@ -974,7 +966,7 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
       expect(seen.some((r) => r.method === 'HEAD' && r.url === '/')).toBe(true);
       // The configuration shows where the proxy is, never its credentials.
       const shown = JSON.stringify((await t.http().get('/api/v1/config').expect(200)).body);
-      expect(shown).toContain(`127.0.0.1:${(forward.address() as AddressInfo).port}`);
+      expect(shown).toContain(new URL(forward.url).host);
       expect(shown).not.toContain('s3cr');
       await t.close();
 
@@ -993,10 +985,9 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
       expect(direct.message).toMatch(/ENOTFOUND|EAI_AGAIN|getaddrinfo/);
       expect(tunnels).toEqual([]);
     } finally {
-      for (const server of [front, forward]) {
-        server.closeAllConnections();
-        await new Promise<void>((resolve) => server.close(() => resolve()));
-      }
+      await forward.close();
+      front.closeAllConnections();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
     }
   });
 

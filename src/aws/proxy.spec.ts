@@ -1,7 +1,8 @@
 import http from 'node:http';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { type BodySink, HttpGetClient } from './http-get';
 import { describeProxy, openTunnel, proxyFor, type ProxySettings } from './proxy';
+import { startConnectProxy } from '../../test/support/connect-proxy';
 
 const settings = (noProxy: string[] = [], extra: Partial<ProxySettings> = {}): ProxySettings => ({
   httpsProxy: 'http://proxy.corp:3128',
@@ -59,35 +60,6 @@ describe('proxyFor', () => {
   });
 });
 
-/** A forward proxy that records CONNECTs and opens each tunnel to `target`, whatever host was asked for. */
-async function connectProxy(
-  target: () => number,
-  answer?: string,
-): Promise<{ url: string; connects: http.IncomingMessage[]; close(): Promise<void> }> {
-  const connects: http.IncomingMessage[] = [];
-  const server = http.createServer((_req, res) => res.writeHead(405).end());
-  server.on('connect', (req: http.IncomingMessage, client: net.Socket) => {
-    connects.push(req);
-    if (answer) return void client.end(answer);
-    const upstream = net.connect(target(), '127.0.0.1', () => {
-      client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-      upstream.pipe(client);
-      client.pipe(upstream);
-    });
-    upstream.on('error', () => client.destroy());
-    client.on('error', () => upstream.destroy());
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  return {
-    url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
-    connects,
-    close: () => {
-      server.closeAllConnections();
-      return new Promise<void>((resolve) => server.close(() => resolve()));
-    },
-  };
-}
-
 describe('HttpGetClient through a CONNECT proxy', () => {
   const body = Buffer.alloc(3 * 1024 * 1024 + 17, 'x').fill('0123456789abcdef');
   let origin: http.Server;
@@ -103,7 +75,7 @@ describe('HttpGetClient through a CONNECT proxy', () => {
   afterAll(() => new Promise<void>((resolve) => origin.close(() => resolve())));
 
   it('tunnels to the origin named in the URL and reads bodies whole, paused and resumed, over kept-alive tunnels', async () => {
-    const proxy = await connectProxy(() => (origin.address() as AddressInfo).port);
+    const proxy = await startConnectProxy({ to: () => (origin.address() as AddressInfo).port });
     const client = new HttpGetClient(new URL('http://bucket.s3.far-away.test:8080'), { maxSockets: 1, proxy: new URL(proxy.url) });
     try {
       for (let i = 0; i < 2; i++) {
@@ -138,7 +110,7 @@ describe('HttpGetClient through a CONNECT proxy', () => {
   });
 
   it('sends credentials from the proxy URL as Basic auth, and names the answer a refused tunnel got', async () => {
-    const proxy = await connectProxy(() => 0, 'HTTP/1.1 407 Proxy Authentication Required\r\n\r\n');
+    const proxy = await startConnectProxy({ to: () => 0, refuse: () => 'HTTP/1.1 407 Proxy Authentication Required\r\n\r\n' });
     try {
       const url = new URL(proxy.url);
       url.username = 'me';

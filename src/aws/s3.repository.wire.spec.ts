@@ -1,8 +1,7 @@
 import { SignatureV4 } from '@smithy/signature-v4';
 import { mkdtempSync, rmSync } from 'node:fs';
-import http from 'node:http';
 import https from 'node:https';
-import net, { type AddressInfo } from 'node:net';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Clock } from '../common/clock';
@@ -11,6 +10,7 @@ import { validateEnv } from '../config/env.schema';
 import { S3Repository } from './s3.repository';
 import { Sha256 } from '../../test/support/sdk-sha256';
 import { loopbackCertificate } from '../../test/support/tls';
+import { startConnectProxy } from '../../test/support/connect-proxy';
 
 const CREDENTIALS = { accessKeyId: 'AKIAWIRETEST', secretAccessKey: 'wire/secret+key==', sessionToken: 'session/token+with=chars' };
 const SIGNED_AT = new Date('2026-12-03T08:09:10Z');
@@ -139,26 +139,14 @@ describe('S3Repository on the wire (HTTPS, a private CA, signature checked again
   });
 
   it('virtual-hosted on AWS’s own endpoint (no S3_ENDPOINT), reached through a CONNECT proxy: the same exactness', async () => {
-    const tunnels: string[] = [];
-    const proxy = http.createServer();
-    proxy.on('connect', (req: http.IncomingMessage, client: net.Socket) => {
-      tunnels.push(req.url ?? '');
-      const upstream = net.connect((server.address() as AddressInfo).port, '127.0.0.1', () => {
-        client.write('HTTP/1.1 200 Connection Established\r\n\r\n');
-        upstream.pipe(client);
-        client.pipe(upstream);
-      });
-    });
-    await new Promise<void>((resolve) => proxy.listen(0, '127.0.0.1', resolve));
+    const proxy = await startConnectProxy({ to: () => (server.address() as AddressInfo).port });
     try {
-      const httpsProxy = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-      await exchangeAll(repository({ S3_BUCKET_NAME: 'wire-bucket', HTTPS_PROXY: httpsProxy }));
+      await exchangeAll(repository({ S3_BUCKET_NAME: 'wire-bucket', HTTPS_PROXY: proxy.url }));
       // Every connection is a tunnel to the bucket's host (a discarded body closes its connection).
-      expect(new Set(tunnels)).toEqual(new Set(['wire-bucket.s3.eu-south-2.amazonaws.com:443']));
+      expect(new Set(proxy.connects.map((c) => c.url))).toEqual(new Set(['wire-bucket.s3.eu-south-2.amazonaws.com:443']));
       await expectSigned('wire-bucket.s3.eu-south-2.amazonaws.com', '');
     } finally {
-      proxy.closeAllConnections();
-      await new Promise<void>((resolve) => proxy.close(() => resolve()));
+      await proxy.close();
     }
   });
 
