@@ -25,7 +25,12 @@ export function proxyFor(target: URL, settings: ProxySettings): URL | undefined 
   // A proxy cannot reach this machine's loopback; Go never proxies it either.
   if (host === 'localhost' || host.endsWith('.localhost') || isLoopback(host)) return undefined;
   if (settings.noProxy.some((entry) => bypasses(entry, host, port))) return undefined;
-  return new URL(proxy.includes('://') ? proxy : `http://${proxy}`);
+  return proxyUrl(proxy);
+}
+
+/** A proxy setting as a URL: host:port means http://, as curl takes it. */
+export function proxyUrl(setting: string): URL {
+  return new URL(setting.includes('://') ? setting : `http://${setting}`);
 }
 
 function isLoopback(host: string): boolean {

@@ -4,7 +4,7 @@ import { redactDeep } from '../common/redact';
 import { resolve } from 'node:path';
 import { dataPathInput, EnvironmentVariables, s3Endpoint } from './env.schema';
 import { chooseDataPath, type DataPath } from '../aws/data-path';
-import { describeProxy, type ProxySettings } from '../aws/proxy';
+import { describeProxy, proxyUrl, type ProxySettings } from '../aws/proxy';
 
 const MiB = 1024 * 1024;
 
@@ -351,7 +351,7 @@ export class AppConfig {
 function proxyPassword(proxy: string | undefined): string[] {
   if (!proxy) return [];
   try {
-    const { password } = new URL(proxy.includes('://') ? proxy : `http://${proxy}`);
+    const { password } = proxyUrl(proxy);
     return password ? [decodeURIComponent(password)] : [];
   } catch {
     return [];
@@ -360,7 +360,7 @@ function proxyPassword(proxy: string | undefined): string[] {
 
 function withoutUserInfo(proxy: string): string {
   try {
-    return describeProxy(new URL(proxy.includes('://') ? proxy : `http://${proxy}`));
+    return describeProxy(proxyUrl(proxy));
   } catch {
     return '[unparsable]';
   }
