@@ -26,6 +26,14 @@ export function isDirectoryBucket(bucket: string): boolean {
   return bucket.endsWith('--x-s3');
 }
 
+/**
+ * Whether ListObjectsV2 returns keys in UTF-8 byte order, as it does for general purpose buckets
+ * (and every S3-compatible store that follows the API); directory buckets list in no order.
+ */
+export function listsInKeyOrder(bucket: string): boolean {
+  return !isDirectoryBucket(bucket);
+}
+
 /** The `aws` partition's region names (amazonaws.com); cn-, us-gov-, us-iso-... are other partitions. */
 const AWS_PARTITION_REGION = /^(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+$/;
 

@@ -92,6 +92,24 @@ describe('ManifestStore', () => {
     expect(manifest.countMissingFromListing('run-2', 'p/', runStart)).toBe(1);
   });
 
+  it('reads a key range with one index bound each way, whichever bounds the caller gives', () => {
+    const prepare = jest.spyOn(db.db, 'prepare');
+    for (const k of ['a/1', 'p/1', 'p/2', 'p/3', 'q/1']) manifest.put(entry(k));
+    expect(manifest.committedRange('p/', '', 'p/2', 10).map((r) => r.key)).toEqual(['p/1', 'p/2']);
+    expect(manifest.committedRange('p/', 'p/1', 'p/3', 10).map((r) => r.key)).toEqual(['p/2', 'p/3']);
+    expect(manifest.committedRange('p/', 'p/2', null, 10).map((r) => r.key)).toEqual(['p/3']);
+    expect(manifest.committedRange('', 'p/2', null, 10).map((r) => r.key)).toEqual(['p/3', 'q/1']);
+    expect(manifest.committedRange('', '', 'a/1', 10).map((r) => r.key)).toEqual(['a/1']);
+    const ranges = prepare.mock.calls.map(([sql]) => sql).filter((sql) => sql.includes('ORDER BY key LIMIT @limit'));
+    expect(ranges.length).toBeGreaterThanOrEqual(4);
+    for (const sql of ranges) {
+      // A second bound on one side is only a filter: the search would run on to the end of the prefix.
+      expect(sql.match(/key >=? @/g)?.length ?? 0).toBeLessThanOrEqual(1);
+      expect(sql.match(/key <=? @/g)?.length ?? 0).toBeLessThanOrEqual(1);
+    }
+    prepare.mockRestore();
+  });
+
   it('reports totals', () => {
     manifest.put(entry('x', { size: 10 }));
     manifest.put(entry('y', { size: 32 }));

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import type { Statement } from 'better-sqlite3';
 import type { ChecksumMethod } from '../aws/checksums';
+import { compareUtf8 } from '../common/utf8-order';
 import { SqliteDatabase } from './sqlite/sqlite.database';
 
 export type VerificationMethod =
@@ -81,10 +82,18 @@ function prefixRange(prefix: string): { lo: string; hi: string | null } {
 const NOT_LISTED = `m.key >= @lo AND (@hi IS NULL OR m.key < @hi) AND m.synced_at <= @since
   AND NOT EXISTS (SELECT 1 FROM listing l WHERE l.run_id = @runId AND l.key = m.key)`;
 
+/** What a sync compares for one manifest row. */
+export interface CommittedRow {
+  key: string;
+  etag: string;
+  size: number;
+}
+
 /**
  * The manifest: key -> what was committed locally. Local state, so always in the SQLite file beside
- * the mirror. A sync stages the keys it lists in `listing` and finds deletions with one query,
- * which is right whatever order the endpoint lists keys in.
+ * the mirror. A sync finds deletions in one of two ways (see ListingReconciler): walking the
+ * manifest in key order beside a listing in key order and recording the rows the listing skipped
+ * in `unlisted`, or, for an endpoint that lists in no order, staging every listed key in `listing`.
  */
 @Injectable()
 export class ManifestStore {
@@ -103,6 +112,11 @@ export class ManifestStore {
   private readonly committedManyStmt: Statement<[string], { key: string; etag: string; size: number }>;
   private readonly goneStmt: Statement<{ lo: string; hi: string | null; after: string; runId: string; since: number }, Row>;
   private readonly goneCountStmt: Statement<{ lo: string; hi: string | null; runId: string; since: number }, { n: number }>;
+  /** By which bounds it has: SQLite bounds an index search only by terms without OR. */
+  private readonly rangeStmts = new Map<string, Statement<Record<string, string | number>, CommittedRow>>();
+  private readonly unlistStmt: Statement<[string, string]>;
+  private readonly unlistedStmt: Statement<{ runId: string; since: number; after: string }, Row>;
+  private readonly unlistedCountStmt: Statement<{ runId: string; since: number }, { n: number }>;
   private readonly pageStmt: Statement<{ lo: string; hi: string | null; after: string; limit: number }, Row>;
   private readonly totalsStmt: Statement<[], { files: number; bytes: number | null }>;
   private readonly sequencerStmt: Statement<[string], { sequencer: string }>;
@@ -127,6 +141,10 @@ export class ManifestStore {
     this.committedManyStmt = db.prepare('SELECT m.key, m.etag, m.size FROM json_each(?) j JOIN manifest m ON m.key = j.value');
     this.goneStmt = db.prepare(`SELECT m.* FROM manifest m WHERE ${NOT_LISTED} AND m.key > @after ORDER BY m.key LIMIT 500`);
     this.goneCountStmt = db.prepare(`SELECT COUNT(*) AS n FROM manifest m WHERE ${NOT_LISTED}`);
+    this.unlistStmt = db.prepare('INSERT OR IGNORE INTO unlisted (run_id, key) SELECT ?, value FROM json_each(?)');
+    const unlisted = 'FROM unlisted u JOIN manifest m ON m.key = u.key WHERE u.run_id = @runId AND m.synced_at <= @since';
+    this.unlistedStmt = db.prepare(`SELECT m.* ${unlisted} AND u.key > @after ORDER BY u.key LIMIT 500`);
+    this.unlistedCountStmt = db.prepare(`SELECT COUNT(*) AS n ${unlisted}`);
     this.pageStmt = db.prepare(
       `SELECT * FROM manifest WHERE key >= @lo AND (@hi IS NULL OR key < @hi) AND key > @after ORDER BY key LIMIT @limit`,
     );
@@ -220,9 +238,88 @@ export class ManifestStore {
     }
   }
 
+  /**
+   * Up to `limit` rows under `prefix` after `after` ('' = from the start) and up to `upTo`
+   * inclusive (null = to the end of the prefix), in key order.
+   */
+  committedRange(prefix: string, after: string, upTo: string | null, limit: number): CommittedRow[] {
+    this.flush();
+    const { lo, hi } = prefixRange(prefix);
+    // One bound each way: of two, SQLite starts the index search at one and filters by the other,
+    // scanning up to the end of the prefix on every page.
+    const fromAfter = after !== '' && compareUtf8(after, lo) >= 0;
+    const toUpTo = upTo !== null && (hi === null || compareUtf8(upTo, hi) < 0);
+    const params: Record<string, string | number> = { limit };
+    const bounds: string[] = [];
+    if (fromAfter) {
+      bounds.push('key > @after');
+      params.after = after;
+    } else {
+      bounds.push('key >= @lo');
+      params.lo = lo;
+    }
+    if (toUpTo) {
+      bounds.push('key <= @upTo');
+      params.upTo = upTo;
+    } else if (hi !== null) {
+      bounds.push('key < @hi');
+      params.hi = hi;
+    }
+    const where = bounds.join(' AND ');
+    let stmt = this.rangeStmts.get(where);
+    if (!stmt) {
+      stmt = this.sqlite.db.prepare(`SELECT key, etag, size FROM manifest WHERE ${where} ORDER BY key LIMIT @limit`);
+      this.rangeStmts.set(where, stmt);
+    }
+    return stmt.all(params);
+  }
+
+  /** Records manifest keys a run's listing went past without listing them. */
+  recordUnlisted(runId: string, keys: readonly string[]): void {
+    if (keys.length > 0) this.unlistStmt.run(runId, JSON.stringify(keys));
+  }
+
+  /**
+   * The entries `recordUnlisted` recorded that are still committed as they were when the run
+   * began (at or before `sinceMs`): an event may have brought one back since. In key order.
+   */
+  *unlisted(runId: string, sinceMs: number): Generator<ManifestEntry> {
+    this.flush();
+    let after = '';
+    for (;;) {
+      const rows = this.unlistedStmt.all({ runId, since: sinceMs, after });
+      for (const r of rows) yield toEntry(r);
+      if (rows.length < 500) return;
+      after = rows[rows.length - 1].key;
+    }
+  }
+
+  countUnlisted(runId: string, sinceMs: number): number {
+    this.flush();
+    return this.unlistedCountStmt.get({ runId, since: sinceMs })?.n ?? 0;
+  }
+
+  /**
+   * Turns a walk into a staged listing: every row under `prefix` up to `upTo` that the walk did
+   * not record as unlisted was listed, so it is staged, and the walk's records are dropped.
+   */
+  stageWalked(runId: string, prefix: string, upTo: string): void {
+    this.flush();
+    const db = this.sqlite.db;
+    db.transaction(() => {
+      db.prepare(
+        `INSERT OR IGNORE INTO listing (run_id, key)
+         SELECT @runId, m.key FROM manifest m WHERE m.key >= @lo AND (@hi IS NULL OR m.key < @hi) AND m.key <= @upTo
+           AND NOT EXISTS (SELECT 1 FROM unlisted u WHERE u.run_id = @runId AND u.key = m.key)`,
+      ).run({ ...prefixRange(prefix), runId, upTo });
+      db.prepare('DELETE FROM unlisted WHERE run_id = ?').run(runId);
+    })();
+  }
+
   /** Drops every staged listing: at start-up, when no run can be going, this clears what a crash left. */
   clearAllListings(): void {
     this.sqlite.db.prepare('DELETE FROM listing').run();
+    this.sqlite.db.prepare('DELETE FROM unlisted').run();
   }
 
   /** How many entries `missingFromListing` would yield, counted in one query. */
@@ -231,8 +328,10 @@ export class ManifestStore {
     return this.goneCountStmt.get({ ...prefixRange(prefix), runId, since: sinceMs })?.n ?? 0;
   }
 
+  /** Drops what a run staged or recorded. */
   clearListing(runId: string): void {
     this.sqlite.db.prepare('DELETE FROM listing WHERE run_id = ?').run(runId);
+    this.sqlite.db.prepare('DELETE FROM unlisted WHERE run_id = ?').run(runId);
   }
 
   /** Every entry under `prefix`, in key order, read a page at a time. */

@@ -1,6 +1,7 @@
 import { Injectable, Logger, OnApplicationBootstrap, BeforeApplicationShutdown } from '@nestjs/common';
 import { randomUUID } from 'node:crypto';
 import { setMaxListeners } from 'node:events';
+import { listsInKeyOrder } from '../aws/data-path';
 import { ARCHIVED_ON_GET, isArchivedObjectError } from '../aws/s3-errors';
 import { S3Repository } from '../aws/s3.repository';
 import { Clock } from '../common/clock';
@@ -14,6 +15,7 @@ import { MirrorService } from '../mirror/mirror.service';
 import { ManifestEntry, ManifestStore } from '../state/manifest.store';
 import { FilterPatternError, KeyFilter } from '../common/key-filter';
 import { emptyCounts, RunCounts, RunItem, RunRecord, RunStore, RunTrigger } from '../state/state.ports';
+import { ListingReconciler } from './listing-reconciler';
 import { deleteGuard, planObject } from './sync-planner';
 import { PRIORITY, WorkQueue } from './work.queue';
 import { traced } from '../tracing/tracing';
@@ -48,6 +50,8 @@ interface ActiveRun {
   filter: KeyFilter;
   abort: AbortController;
   listing: boolean;
+  /** The manifest rows this run's listing has gone past, and what it listed. */
+  reconciler: ListingReconciler;
   items: RunItem[];
   done: Promise<RunRecord>;
 }
@@ -57,8 +61,9 @@ const PROGRESS_PERSIST_MS = 1000;
 
 /**
  * Full syncs. A run lists the prefix page by page and decides each key as it arrives, so memory
- * does not grow with the bucket; keys are staged in the manifest database and deletions are found
- * only once the listing is complete, so a key that arrives late is never deleted.
+ * does not grow with the bucket. Each page is compared with the manifest rows of its key range
+ * (ListingReconciler); the files found gone are deleted only once the listing is complete, and only
+ * if they were committed before the run began, so a key that an event brings in meanwhile stays.
  */
 @Injectable()
 export class SyncService implements OnApplicationBootstrap, BeforeApplicationShutdown {
@@ -114,7 +119,24 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       startedAt: this.clock.now(),
       counts: emptyCounts(),
     };
-    const run: ActiveRun = { record, filter, abort: new AbortController(), listing: true, items: [], done: Promise.resolve(record) };
+    const reconciler = new ListingReconciler(
+      this.manifest,
+      { id: record.id, prefix, sinceMs: record.startedAt.getTime() },
+      {
+        ordered: listsInKeyOrder(this.config.s3.bucket),
+        onDisorder: (detail) =>
+          this.logger.warn({ runId: record.id, detail }, 'the endpoint lists keys out of key order: this run stages its listing to find deletions'),
+      },
+    );
+    const run: ActiveRun = {
+      record,
+      filter,
+      abort: new AbortController(),
+      listing: true,
+      reconciler,
+      items: [],
+      done: Promise.resolve(record),
+    };
     // Every download in flight listens to the run's signal.
     setMaxListeners(this.config.sync.concurrency * 2 + 16, run.abort.signal);
     // Registered before the first await so that a concurrent request sees it.
@@ -247,11 +269,9 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
     const downloads = new Set<Promise<void>>();
     for await (const page of this.s3.list(record.prefix, abort.signal)) {
       abort.signal.throwIfAborted();
-      const keys = page.map((o) => o.key);
-      this.manifest.stageListing(record.id, keys);
       // Read for the whole page at once; after the loop has waited (below), an event may have
       // committed one of its keys, so the rest of the page is read key by key.
-      let pageRead: Map<string, { etag: string; size: number }> | undefined = this.manifest.committedMany(keys);
+      let pageRead: Map<string, { etag: string; size: number }> | undefined = await run.reconciler.page(page.map((o) => o.key));
       for (const object of page) {
         c.listed++;
         const admission = this.mirror.admit(object.key, { filter: run.filter });
@@ -309,6 +329,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       }
       await this.flushItems(run, ITEM_FLUSH);
     }
+    await run.reconciler.finish();
     run.listing = false;
     await Promise.all(downloads);
     abort.signal.throwIfAborted();
@@ -347,9 +368,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
   private async deleteRemoved(run: ActiveRun, allowDeleteAll: boolean): Promise<string | undefined> {
     const { record } = run;
     const c = record.counts;
-    const toDelete = run.filter.isEmpty
-      ? this.manifest.countMissingFromListing(record.id, record.prefix, record.startedAt.getTime())
-      : count(this.deletionCandidates(run));
+    const toDelete = run.filter.isEmpty ? run.reconciler.count() : count(this.deletionCandidates(run));
     if (toDelete === 0) return undefined;
     const blocked = deleteGuard({
       toDelete,
@@ -389,7 +408,7 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
 
   /** Mirrored files whose objects the listing no longer has; what the run's filter leaves out is never one. */
   private *deletionCandidates(run: ActiveRun): Generator<ManifestEntry> {
-    for (const entry of this.manifest.missingFromListing(run.record.id, run.record.prefix, run.record.startedAt.getTime())) {
+    for (const entry of run.reconciler.gone()) {
       if (run.filter.passes(entry.key)) yield entry;
     }
   }

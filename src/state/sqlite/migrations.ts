@@ -174,4 +174,11 @@ export const MIGRATIONS: readonly string[] = [
   ) WITHOUT ROWID;
   CREATE INDEX webhook_signatures_expiry ON webhook_signatures (expires_at);
   `,
+  `
+  CREATE TABLE unlisted (
+    run_id TEXT NOT NULL,
+    key    TEXT NOT NULL,
+    PRIMARY KEY (run_id, key)
+  ) WITHOUT ROWID;
+  `,
 ];
