@@ -1,3 +1,5 @@
+import * as v8 from 'node:v8';
+import { runInNewContext } from 'node:vm';
 import { isRetryable } from '../common/retryable';
 import { decodeXmlText, ListParseError, parseListObjectsV2 } from './list-parser';
 
@@ -64,6 +66,24 @@ describe('parseListObjectsV2', () => {
     const page = parseListObjectsV2(doc(entry('&lt;IsTruncated&gt;true&lt;/IsTruncated&gt;')));
     expect(page.nextToken).toBeUndefined();
     expect(page.objects[0].key).toBe('<IsTruncated>true</IsTruncated>');
+  });
+
+  it('returns keys and ETags that keep no page alive', () => {
+    v8.setFlagsFromString('--expose-gc');
+    const gc = runInNewContext('gc') as () => void;
+    const pageOf = (n: number): Buffer =>
+      Buffer.from(doc(Array.from({ length: 1000 }, (_, i) => entry(`folder-${n}/a-long-enough-key-${i}.json`, 1, `"${'e'.repeat(32)}"`)).join('')));
+    const kept: { key: string; etag: string }[] = [];
+    gc();
+    const before = process.memoryUsage().heapUsed;
+    for (let n = 0; n < 200; n++) {
+      const { key, etag } = parseListObjectsV2(pageOf(n)).objects[999];
+      kept.push({ key, etag });
+    }
+    gc();
+    // 200 pages of about 130 KB each: a kept slice would hold 26 MB.
+    expect(process.memoryUsage().heapUsed - before).toBeLessThan(4 * 1024 * 1024);
+    expect(kept[199]).toEqual({ key: 'folder-199/a-long-enough-key-999.json', etag: 'e'.repeat(32) });
   });
 
   it('handles an empty listing', () => {
