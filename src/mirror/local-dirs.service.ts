@@ -23,6 +23,8 @@ export class LocalDirs {
   private readonly logger = new Logger(LocalDirs.name);
   readonly root: string;
   private realRoot = '';
+  /** Wall-clock time the mirror was opened: a partial file older than this was left by an earlier process. */
+  private openedAtMs = 0;
   /** Shared by concurrent downloads into one folder. */
   private readonly checkedDirs = new Map<string, { at: number; ready: Promise<void> }>();
   /** Folders being written into, with how many writes use them (see usingDir). */
@@ -38,6 +40,7 @@ export class LocalDirs {
   open(): void {
     mkdirSync(this.root, { recursive: true });
     this.realRoot = realpathSync(this.root);
+    this.openedAtMs = Date.now();
   }
 
   /** The file path of `key`; UnsafeKeyError for refused keys and folder markers. */
@@ -144,14 +147,20 @@ export class LocalDirs {
     }
   }
 
-  /** Partial files are only left by a crash: called before anything downloads, all of them are stale. */
-  async removeStaleTempFiles(): Promise<void> {
+  /**
+   * Removes the partial files a crash left. The walk of a large mirror runs beside the first
+   * downloads and health probes, so only files last written before the mirror was opened go:
+   * this process's own are newer. Returns how many were removed.
+   */
+  async removeStaleTempFiles(): Promise<number> {
     let removed = 0;
     const walk = async (dir: string): Promise<void> => {
       for await (const entry of await opendir(dir)) {
         const path = join(dir, entry.name);
         if (entry.isDirectory()) await walk(path);
         else if (entry.isFile() && entry.name.endsWith(TEMP_SUFFIX)) {
+          const st = await lstat(path).catch(() => undefined);
+          if (!st || st.mtimeMs >= this.openedAtMs) continue;
           await unlink(path).catch(() => undefined);
           removed++;
         }
@@ -159,6 +168,7 @@ export class LocalDirs {
     };
     await walk(this.root);
     if (removed > 0) this.logger.log({ removed }, 'removed partial downloads left by a previous run');
+    return removed;
   }
 
   /**
