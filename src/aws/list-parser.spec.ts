@@ -72,7 +72,9 @@ describe('parseListObjectsV2', () => {
     v8.setFlagsFromString('--expose-gc');
     const gc = runInNewContext('gc') as () => void;
     const pageOf = (n: number): Buffer =>
-      Buffer.from(doc(Array.from({ length: 1000 }, (_, i) => entry(`folder-${n}/a-long-enough-key-${i}.json`, 1, `"${'e'.repeat(32)}"`)).join('')));
+      Buffer.from(
+        doc(Array.from({ length: 1000 }, (_, i) => entry(`folder-${n}/a-long-enough-key-${i}.json`, 1, `"${'e'.repeat(32)}"`)).join('')),
+      );
     const kept: { key: string; etag: string }[] = [];
     gc();
     const before = process.memoryUsage().heapUsed;

@@ -131,7 +131,10 @@ describe('ListingReconciler', () => {
     for (const k of ['p/a', 'p/b', 'p/c', 'p/d', 'p/e', 'p/f']) manifest.put(entry(k));
     const disorders: string[] = [];
     const r = reconciler(true, 'p/', disorders);
-    const committed = await reconcile(r, [['p/b', 'p/d'], ['p/a', 'p/f']]);
+    const committed = await reconcile(r, [
+      ['p/b', 'p/d'],
+      ['p/a', 'p/f'],
+    ]);
     expect(disorders).toEqual(['"p/a" came after "p/d"']);
     expect([...r.gone()].map((e) => e.key)).toEqual(['p/c', 'p/e']);
     expect([...committed.keys()].sort()).toEqual(['p/a', 'p/b', 'p/d', 'p/f']);
@@ -151,9 +154,24 @@ describe('ListingReconciler', () => {
 
   it('compareUtf8 orders as UTF-8 bytes do', () => {
     const next = random(5);
-    const alphabet = ['a', 'z', '/', '~', '\u00e9', '\u07ff', '\u0800', '\ud7ff', '\ue000', '\ufffd', '\u{10000}', '\u{1f600}', '\u{10ffff}'];
+    const alphabet = [
+      'a',
+      'z',
+      '/',
+      '~',
+      '\u00e9',
+      '\u07ff',
+      '\u0800',
+      '\ud7ff',
+      '\ue000',
+      '\ufffd',
+      '\u{10000}',
+      '\u{1f600}',
+      '\u{10ffff}',
+    ];
     for (let i = 0; i < 2000; i++) {
-      const word = (): string => Array.from({ length: Math.floor(next() * 4) }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
+      const word = (): string =>
+        Array.from({ length: Math.floor(next() * 4) }, () => alphabet[Math.floor(next() * alphabet.length)]).join('');
       const a = word();
       const b = word();
       expect(Math.sign(compareUtf8(a, b))).toBe(Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))));

@@ -125,7 +125,10 @@ export class SyncService implements OnApplicationBootstrap, BeforeApplicationShu
       {
         ordered: listsInKeyOrder(this.config.s3.bucket),
         onDisorder: (detail) =>
-          this.logger.warn({ runId: record.id, detail }, 'the endpoint lists keys out of key order: this run stages its listing to find deletions'),
+          this.logger.warn(
+            { runId: record.id, detail },
+            'the endpoint lists keys out of key order: this run stages its listing to find deletions',
+          ),
       },
     );
     const run: ActiveRun = {
