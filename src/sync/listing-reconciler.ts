@@ -30,17 +30,15 @@ export interface ReconciledRun {
  */
 export class ListingReconciler {
   private ordered: boolean;
-  private readonly onDisorder: (detail: string) => void;
   /** The walk has compared every manifest row up to this key, inclusive; '' before the first page. */
   private walkedTo = '';
 
   constructor(
     private readonly manifest: ManifestStore,
     private readonly run: ReconciledRun,
-    options: { ordered: boolean; onDisorder: (detail: string) => void },
+    private readonly options: { ordered: boolean; onDisorder: (detail: string) => void },
   ) {
     this.ordered = options.ordered;
-    this.onDisorder = options.onDisorder;
   }
 
   /** Takes the next page's keys; returns the committed versions the manifest has for them. */
@@ -48,7 +46,7 @@ export class ListingReconciler {
     if (this.ordered) {
       const disorder = outOfOrder(this.walkedTo, keys);
       if (disorder) {
-        this.onDisorder(disorder);
+        this.options.onDisorder(disorder);
         if (this.walkedTo !== '') this.manifest.stageWalked(this.run.id, this.run.prefix, this.walkedTo);
         this.ordered = false;
       }
@@ -58,13 +56,13 @@ export class ListingReconciler {
       return this.manifest.committedMany(keys);
     }
     const found = new Map<string, CommittedRow>();
-    if (keys.length > 0) await this.walk(keys[keys.length - 1], new Set(keys), found);
+    if (keys.length > 0) await this.walk(keys[keys.length - 1], { listed: new Set(keys), found });
     return found;
   }
 
   /** Called once the listing is complete: the rows after its last key are unlisted too. */
   async finish(): Promise<void> {
-    if (this.ordered) await this.walk(null, undefined, undefined);
+    if (this.ordered) await this.walk(null);
   }
 
   /** How many files `gone` would yield. */
@@ -79,14 +77,17 @@ export class ListingReconciler {
     return this.ordered ? this.manifest.unlisted(id, sinceMs) : this.manifest.missingFromListing(id, prefix, sinceMs);
   }
 
-  /** Compares the manifest rows in (walkedTo, upTo] (upTo null: to the end of the prefix) with the listed keys. */
-  private async walk(upTo: string | null, listed: Set<string> | undefined, found: Map<string, CommittedRow> | undefined): Promise<void> {
+  /**
+   * Compares the manifest rows in (walkedTo, upTo] (upTo null: to the end of the prefix) with a
+   * page's keys: the listed ones go into `found`, the others are recorded as unlisted.
+   */
+  private async walk(upTo: string | null, page?: { listed: Set<string>; found: Map<string, CommittedRow> }): Promise<void> {
     for (;;) {
       const rows = this.manifest.committedRange(this.run.prefix, this.walkedTo, upTo, RANGE_BATCH);
       const unlisted: string[] = [];
       for (const row of rows) {
         // A row an event committed after the run began is recorded too; gone() leaves it out.
-        if (listed?.has(row.key)) found!.set(row.key, row);
+        if (page?.listed.has(row.key)) page.found.set(row.key, row);
         else unlisted.push(row.key);
       }
       this.manifest.recordUnlisted(this.run.id, unlisted);
