@@ -991,6 +991,110 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     }
   });
 
+  it('mirrors through an access point ARN: the SDK addresses and signs for the access point, and events for the bucket behind it apply', async () => {
+    const dir = tempDir('access-point');
+    // reports-123456789012.s3.proxied.test resolves nowhere: only the proxy, which opens every tunnel to the front, reaches it.
+    const mrapHost = 'mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com';
+    const { key, cert, certPath } = loopbackCertificate(dir, 's3.proxied.test', ['s3.proxied.test', '*.s3.proxied.test', mrapHost]);
+    const upstream = new URL(endpoint);
+    const seen: Array<{ host: string; method: string; url: string; scope: string; algorithm: string; regionSet?: string }> = [];
+    const front = https.createServer({ key, cert }, (req, res) => {
+      const host = req.headers.host ?? '';
+      const scope = /Credential=[^/]+\/\d{8}\/([^,]+)\/aws4_request/.exec(req.headers.authorization ?? '')?.[1] ?? '';
+      const algorithm = (req.headers.authorization ?? '').split(' ')[0];
+      const regionSet = req.headers['x-amz-region-set'] as string | undefined;
+      seen.push({ host, method: req.method ?? '', url: req.url ?? '', scope, algorithm, regionSet });
+      // The access points' hosts serve the bucket, as S3 does: handed to the emulator path style.
+      if (host !== 'reports-123456789012.s3.proxied.test' && host !== mrapHost) return void res.writeHead(404).end();
+      const url = req.url ?? '/';
+      const path = `/${bucket}${url.startsWith('/?') || url === '/' ? url.slice(1) : url}`;
+      const out = http.request(
+        { host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } },
+        (answer) => {
+          res.writeHead(answer.statusCode ?? 502, answer.headers);
+          answer.pipe(res);
+        },
+      );
+      req.pipe(out);
+    });
+    await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
+    const forward = await startConnectProxy({ to: () => (front.address() as AddressInfo).port });
+    const arn = 'arn:aws:s3:eu-west-1:123456789012:accesspoint/reports';
+    try {
+      await seed(['ap/a.txt', 'ap/b c.txt']);
+      t = await bootApp({
+        S3_BUCKET_NAME: arn,
+        EVENT_BUCKET_NAME: bucket,
+        S3_ENDPOINT: 'https://s3.proxied.test',
+        S3_FORCE_PATH_STYLE: 'false',
+        AWS_REGION: 'us-east-1',
+        AWS_CA_BUNDLE: certPath,
+        HTTPS_PROXY: forward.url,
+        WEBHOOK_AUTH: 'none',
+      });
+      expect((await t.http().get('/api/v1/config').expect(200)).body.s3).toMatchObject({
+        bucket: arn,
+        eventBucket: bucket,
+        dataPath: { kind: 'sdk', reason: 'an access point ARN: the SDK derives its endpoint and signing from it' },
+      });
+      const report = await sync();
+      expect(report.counts).toMatchObject({ downloaded: 2, failed: 0 });
+      await expectMirrorMatches(['ap/a.txt', 'ap/b c.txt']);
+      expect((await t.http().get('/api/v1/health').expect(200)).body).toMatchObject({ status: 'healthy', s3_connection: true });
+      // Every request went to the access point's host, signed for the ARN's region, not AWS_REGION's.
+      expect(seen.length).toBeGreaterThanOrEqual(3);
+      expect(
+        seen.every(
+          (r) => r.host === 'reports-123456789012.s3.proxied.test' && r.scope === 'eu-west-1/s3' && r.algorithm === 'AWS4-HMAC-SHA256',
+        ),
+      ).toBe(true);
+      expect(new Set(forward.connects.map((c) => c.url))).toEqual(new Set(['reports-123456789012.s3.proxied.test:443']));
+
+      // The notification names the bucket behind the access point; its object is fetched through the access point.
+      const body = contentFor('ap/c.txt');
+      await put(s3, bucket, 'ap/c.txt', body);
+      const etag = createHash('md5').update(body).digest('hex');
+      const accepted = await t
+        .http()
+        .post('/api/v1/s3-notification')
+        .send(notification({ bucket, key: 'ap/c.txt', op: 'put', size: body.length, etag }))
+        .expect(202);
+      expect(accepted.body).toMatchObject({ accepted: 1, ignored: 0 });
+      await eventually(() => existsSync(join(t.mirrorDir, 'ap/c.txt')), Boolean, 10_000, 'the file of the event');
+      expect(await readFile(join(t.mirrorDir, 'ap/c.txt'))).toEqual(body);
+      expect(seen.some((r) => r.method === 'GET' && r.url.startsWith('/ap/c.txt'))).toBe(true);
+      // One for the access point's name instead is not this mirror's.
+      const other = await t
+        .http()
+        .post('/api/v1/s3-notification')
+        .send(notification({ bucket: 'reports', key: 'ap/d.txt', op: 'put', size: 1 }))
+        .expect(202);
+      expect(other.body).toMatchObject({ accepted: 0, ignored: 1 });
+      expect(other.body.records[0].reason).toBe(`event for bucket "reports"; this service applies events for "${bucket}"`);
+      await t.close();
+
+      // A Multi-Region Access Point: its global host, whatever the endpoint, and SigV4A over every region.
+      seen.length = 0;
+      t = await bootApp({
+        S3_BUCKET_NAME: 'arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap',
+        AWS_CA_BUNDLE: certPath,
+        HTTPS_PROXY: forward.url,
+        LOCAL_DOWNLOAD_DIR: tempDir('mrap-mirror'),
+      });
+      const global = await sync();
+      expect(global.counts).toMatchObject({ downloaded: 3, failed: 0 });
+      expect(await readFile(join(t.mirrorDir, 'ap/b c.txt'))).toEqual(contentFor('ap/b c.txt'));
+      expect(seen.length).toBeGreaterThanOrEqual(4);
+      expect(seen.every((r) => r.host === mrapHost && r.algorithm === 'AWS4-ECDSA-P256-SHA256' && r.regionSet === '*')).toBe(true);
+    } finally {
+      // The service's kept-alive connections run through tunnels the proxy's close does not end.
+      await t?.close();
+      await forward.close();
+      front.closeAllConnections();
+      await new Promise<void>((resolve) => front.close(() => resolve()));
+    }
+  });
+
   it('keeps its manifest across restarts (a resync after restart downloads nothing)', async () => {
     await seed(['p/1.txt', 'p/2.txt']);
     await boot();

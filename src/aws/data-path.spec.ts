@@ -1,4 +1,4 @@
-import { chooseDataPath, type DataPathInput } from './data-path';
+import { chooseDataPath, isAccessPointArn, listsInKeyOrder, type DataPathInput } from './data-path';
 
 const input = (over: Partial<DataPathInput> = {}): DataPathInput => ({
   setting: 'auto',
@@ -21,6 +21,9 @@ describe('chooseDataPath', () => {
 
   it.each([
     [{ bucket: 'fast-data--usw2-az1--x-s3' }, /directory bucket/],
+    [{ bucket: 'fast-ap--usw2-az1--xa-s3' }, /directory bucket/],
+    [{ bucket: 'arn:aws:s3:eu-west-1:123456789012:accesspoint/reports' }, /access point ARN/],
+    [{ bucket: 'arn:aws:s3:eu-west-1:123456789012:accesspoint/reports', endpoint: 'https://s3.corp' }, /access point ARN/],
     [{ region: 'cn-north-1' }, /cn-north-1 is outside the aws partition/],
     [{ region: 'cn-northwest-1' }, /outside the aws partition/],
     [{ region: 'us-gov-west-1' }, /outside the aws partition/],
@@ -32,6 +35,35 @@ describe('chooseDataPath', () => {
     const path = chooseDataPath(input(over));
     expect(path.kind).toBe('sdk');
     expect(path.reason).toMatch(reason);
+  });
+
+  it('knows the access point ARNs S3 takes in place of a bucket name, and nothing else', () => {
+    for (const arn of [
+      'arn:aws:s3:eu-west-1:123456789012:accesspoint/reports',
+      'arn:aws-cn:s3:cn-north-1:123456789012:accesspoint/reports',
+      'arn:aws-us-gov:s3:us-gov-west-1:123456789012:accesspoint/reports',
+      'arn:aws:s3::123456789012:accesspoint/mfzwi23gnjvgw.mrap',
+      'arn:aws:s3-outposts:us-west-2:123456789012:outpost/op-01234567890123456/accesspoint/reports',
+      'arn:aws:s3-object-lambda:eu-west-1:123456789012:accesspoint/redacting',
+    ]) {
+      expect([arn, isAccessPointArn(arn)]).toEqual([arn, true]);
+    }
+    for (const other of [
+      'reports',
+      'arn:aws:s3:::my-bucket',
+      'arn:aws:s3:eu-west-1:12345:accesspoint/reports',
+      'arn:aws:s3:eu-west-1:123456789012:accesspoint/Reports',
+      'arn:aws:s3:eu-west-1:123456789012:accesspoint/reports/object/key',
+      'arn:aws:iam::123456789012:role/reports',
+    ]) {
+      expect([other, isAccessPointArn(other)]).toEqual([other, false]);
+    }
+  });
+
+  it("expects key order from every listing but a directory bucket's", () => {
+    expect(listsInKeyOrder('arn:aws:s3:eu-west-1:123456789012:accesspoint/reports')).toBe(true);
+    expect(listsInKeyOrder('fast-data--usw2-az1--x-s3')).toBe(false);
+    expect(listsInKeyOrder('fast-ap--usw2-az1--xa-s3')).toBe(false);
   });
 
   it('refuses S3_DATA_PATH=fast where the signed GETs cannot serve, and honours it elsewhere', () => {

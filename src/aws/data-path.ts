@@ -21,9 +21,25 @@ export interface DataPathInput {
   dualStack: boolean;
 }
 
-/** S3 Express One Zone: `name--azid--x-s3`, signed with session credentials from CreateSession. */
+/**
+ * S3 Express One Zone: a directory bucket `name--azid--x-s3`, or an access point to one
+ * `name--azid--xa-s3`; signed with session credentials from CreateSession.
+ */
 export function isDirectoryBucket(bucket: string): boolean {
-  return bucket.endsWith('--x-s3');
+  return bucket.endsWith('--x-s3') || bucket.endsWith('--xa-s3');
+}
+
+/**
+ * An access point's ARN, taken by S3 in place of a bucket name: a regional access point
+ * (`arn:aws:s3:<region>:<account>:accesspoint/<name>`), a Multi-Region one (no region, an `.mrap`
+ * alias, signed with SigV4A), an Outposts one or an Object Lambda one. The SDK derives the host and
+ * the signing name and region from it; the signed GETs model none of that.
+ */
+const ACCESS_POINT_ARN =
+  /^arn:aws[a-z-]*:(s3|s3-object-lambda):[a-z0-9-]*:\d{12}:accesspoint\/[a-z0-9][a-z0-9.-]{1,62}$|^arn:aws[a-z-]*:s3-outposts:[a-z0-9-]+:\d{12}:outpost\/op-[a-f0-9]{17}\/accesspoint\/[a-z0-9][a-z0-9-]{1,62}$/;
+
+export function isAccessPointArn(bucket: string): boolean {
+  return ACCESS_POINT_ARN.test(bucket);
 }
 
 /**
@@ -40,17 +56,19 @@ const AWS_PARTITION_REGION = /^(us|eu|ap|sa|ca|me|af|il|mx)-[a-z]+-\d+$/;
 export function chooseDataPath(input: DataPathInput): DataPath {
   const { setting, bucket, region, endpoint } = input;
   if (setting === 'sdk') return { kind: 'sdk', reason: 'S3_DATA_PATH=sdk' };
-  const needsSdk = isDirectoryBucket(bucket)
-    ? 'a directory bucket (S3 Express One Zone) needs CreateSession credentials'
-    : endpoint
-      ? undefined
-      : input.fips
-        ? 'AWS_USE_FIPS_ENDPOINT: the SDK resolves FIPS endpoints'
-        : input.dualStack
-          ? 'AWS_USE_DUALSTACK_ENDPOINT: the SDK resolves dual-stack endpoints'
-          : AWS_PARTITION_REGION.test(region)
-            ? undefined
-            : `region ${region} is outside the aws partition (amazonaws.com)`;
+  const needsSdk = isAccessPointArn(bucket)
+    ? 'an access point ARN: the SDK derives its endpoint and signing from it'
+    : isDirectoryBucket(bucket)
+      ? 'a directory bucket (S3 Express One Zone) needs CreateSession credentials'
+      : endpoint
+        ? undefined
+        : input.fips
+          ? 'AWS_USE_FIPS_ENDPOINT: the SDK resolves FIPS endpoints'
+          : input.dualStack
+            ? 'AWS_USE_DUALSTACK_ENDPOINT: the SDK resolves dual-stack endpoints'
+            : AWS_PARTITION_REGION.test(region)
+              ? undefined
+              : `region ${region} is outside the aws partition (amazonaws.com)`;
   if (!needsSdk) {
     return {
       kind: 'fast',

@@ -90,7 +90,8 @@ export type Admission =
   | { kind: 'refused'; reason: string };
 
 export interface MirrorScope {
-  bucket: string;
+  /** The bucket that event notifications name: an event for another one is not this mirror's. */
+  eventBucket: string;
   /** S3_PREFIX: keys outside it are not this service's. */
   prefix: string;
 }
@@ -115,10 +116,12 @@ export function admitKey(
   root: string,
   key: string,
   scope: MirrorScope,
-  bucket: string = scope.bucket,
+  eventBucket?: string,
   filter: KeyFilter = KeyFilter.all,
 ): Admission {
-  if (bucket !== scope.bucket) return { kind: 'ignored', reason: `event for bucket "${bucket}"; this service mirrors "${scope.bucket}"` };
+  if (eventBucket !== undefined && eventBucket !== scope.eventBucket) {
+    return { kind: 'ignored', reason: `event for bucket "${eventBucket}"; this service applies events for "${scope.eventBucket}"` };
+  }
   if (!key.startsWith(scope.prefix)) return { kind: 'ignored', reason: `key is outside S3_PREFIX "${scope.prefix}"` };
   const mapping = mapKey(root, key);
   if (mapping.kind === 'folder-marker') return { kind: 'ignored', reason: 'folder marker (key ends with "/"): nothing to mirror' };

@@ -12,7 +12,10 @@ const MiB = 1024 * 1024;
 export class AppConfig {
   readonly s3: {
     region: string;
+    /** A bucket name, an access point alias or an access point ARN: what every S3 call addresses. */
     bucket: string;
+    /** The bucket that S3's event notifications name (EVENT_BUCKET_NAME, else the bucket). */
+    eventBucket: string;
     endpoint?: string;
     forcePathStyle: boolean;
     prefix: string;
@@ -150,6 +153,7 @@ export class AppConfig {
     this.s3 = {
       region: env.AWS_REGION,
       bucket: env.S3_BUCKET_NAME,
+      eventBucket: env.EVENT_BUCKET_NAME ?? env.S3_BUCKET_NAME,
       endpoint,
       // Custom endpoints (MinIO, fauxqs, Ceph...) rarely have wildcard DNS for virtual-host style.
       forcePathStyle: env.S3_FORCE_PATH_STYLE ?? Boolean(endpoint),

@@ -52,6 +52,8 @@ describe('validateEnv', () => {
   it.each([
     [{}, /^S3_BUCKET_NAME: /],
     [{ ...minimal, S3_BUCKET_NAME: 'Bad_Bucket' }, /^S3_BUCKET_NAME: must be a valid S3 bucket name/],
+    [{ ...minimal, S3_BUCKET_NAME: 'arn:aws:s3:::my-bucket' }, /^S3_BUCKET_NAME: .*access point ARN \(arn:aws:s3:<region>/],
+    [{ ...minimal, EVENT_BUCKET_NAME: 'arn:aws:s3:::my-bucket' }, /^EVENT_BUCKET_NAME: must be a valid S3 bucket name/],
     [{ ...minimal, API_PORT: 'eighty' }, /^API_PORT: /],
     [{ ...minimal, API_PORT: '70000' }, /^API_PORT: .*65535/],
     [{ ...minimal, ENABLE_PERIODIC_SYNC: 'maybe' }, /^ENABLE_PERIODIC_SYNC: must be a boolean/],
@@ -158,6 +160,16 @@ describe('AppConfig.redacted', () => {
       'S3_DATA_PATH: S3_DATA_PATH=fast cannot serve this bucket: region cn-north-1 is outside the aws partition (amazonaws.com)',
     ]);
     expect(problems({ ...minimal, S3_DATA_PATH: 'quick' })).toEqual([expect.stringMatching(/^S3_DATA_PATH: /)]);
+  });
+
+  it('takes an access point ARN as the bucket, through the SDK, with events for the bucket EVENT_BUCKET_NAME names', () => {
+    const arn = 'arn:aws:s3:eu-west-1:123456789012:accesspoint/reports';
+    const config = new AppConfig(validateEnv({ ...minimal, S3_BUCKET_NAME: arn, EVENT_BUCKET_NAME: 'reports-bucket' }));
+    expect(config.s3).toMatchObject({ bucket: arn, eventBucket: 'reports-bucket', dataPath: { kind: 'sdk' } });
+    expect(new AppConfig(validateEnv(minimal)).s3.eventBucket).toBe('my-bucket');
+    expect(problems({ ...minimal, S3_BUCKET_NAME: arn, S3_DATA_PATH: 'fast' })).toEqual([
+      'S3_DATA_PATH: S3_DATA_PATH=fast cannot serve this bucket: an access point ARN: the SDK derives its endpoint and signing from it',
+    ]);
   });
 });
 

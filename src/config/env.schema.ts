@@ -4,7 +4,7 @@ import { validateCronExpression } from 'cron';
 import { resolve } from 'node:path';
 import { filterPatternProblem, splitPatterns } from '../common/key-filter';
 import { isStrictlyInside } from '../common/object-key';
-import { chooseDataPath, type DataPathInput, type DataPathSetting } from '../aws/data-path';
+import { chooseDataPath, isAccessPointArn, type DataPathInput, type DataPathSetting } from '../aws/data-path';
 import {
   IsBoolean,
   IsIn,
@@ -32,6 +32,23 @@ function IsCronExpression(): PropertyDecorator {
       validator: {
         validate: (value: unknown) => typeof value === 'string' && validateCronExpression(value).valid,
         defaultMessage: () => 'must be a valid cron expression (5 or 6 fields, e.g. "0 */15 * * * *")',
+      },
+    });
+}
+
+const BUCKET_NAME = /^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/;
+
+/** A bucket name, an access point alias (which S3 takes as one), or an access point ARN. */
+function IsBucketOrAccessPoint(): PropertyDecorator {
+  return (target, propertyName) =>
+    registerDecorator({
+      name: 'isBucketOrAccessPoint',
+      target: target.constructor,
+      propertyName: String(propertyName),
+      validator: {
+        validate: (value: unknown) => typeof value === 'string' && (BUCKET_NAME.test(value) || isAccessPointArn(value)),
+        defaultMessage: () =>
+          'must be a valid S3 bucket name, an access point alias (name-…-s3alias) or an access point ARN (arn:aws:s3:<region>:<account>:accesspoint/<name>)',
       },
     });
 }
@@ -117,9 +134,7 @@ export class EnvironmentVariables {
   @IsString()
   @IsNotEmpty()
   @Transform(trimmed)
-  @Matches(/^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$/, {
-    message: 'must be a valid S3 bucket name (for an access point, its alias, name-…-s3alias, which S3 takes as a bucket name)',
-  })
+  @IsBucketOrAccessPoint()
   S3_BUCKET_NAME!: string;
 
   /**
@@ -476,6 +491,16 @@ export class EnvironmentVariables {
   @Transform(trimmed)
   @Matches(/^https?:\/\/[^\s/]+\/\S+$/, { message: 'must be an SQS queue URL (https://sqs.<region>.amazonaws.com/<account>/<name>)' })
   EVENT_QUEUE_URL?: string;
+
+  /**
+   * The bucket that S3's event notifications name, for events to be applied. By default
+   * S3_BUCKET_NAME; an access point (ARN or alias) needs it, because its events name the bucket
+   * behind it.
+   */
+  @IsOptional()
+  @Transform(trimmed)
+  @Matches(BUCKET_NAME, { message: 'must be a valid S3 bucket name: the one S3 event notifications name' })
+  EVENT_BUCKET_NAME?: string;
 
   @Transform(toNumber)
   @IsInt()

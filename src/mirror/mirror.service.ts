@@ -65,8 +65,8 @@ export class MirrorService implements OnModuleInit, OnApplicationBootstrap {
    * See admitKey: what a listed or notified key is to this mirror, under SYNC_INCLUDE / SYNC_EXCLUDE
    * or a run's filter that narrows them.
    */
-  admit(key: string, options: { bucket?: string; filter?: KeyFilter } = {}): Admission {
-    return admitKey(this.dirs.root, key, this.config.s3, options.bucket, options.filter ?? this.config.sync.filter);
+  admit(key: string, options: { eventBucket?: string; filter?: KeyFilter } = {}): Admission {
+    return admitKey(this.dirs.root, key, this.config.s3, options.eventBucket, options.filter ?? this.config.sync.filter);
   }
 
   localFile(mapping: FileMapping): LocalFile | undefined {

@@ -38,8 +38,8 @@ function setup(options: { maxFileBytes?: number; deleteRemoved?: boolean; maxDel
   const downloads: RemoteObject[] = [];
   const removed: string[] = [];
   const mirror = {
-    admit: (key: string, { bucket = BUCKET }: { bucket?: string } = {}) => {
-      if (bucket !== BUCKET) return { kind: 'ignored', reason: 'other bucket' };
+    admit: (key: string, { eventBucket = BUCKET }: { eventBucket?: string } = {}) => {
+      if (eventBucket !== BUCKET) return { kind: 'ignored', reason: 'other bucket' };
       const mapping = mapKey(ROOT, key);
       if (mapping.kind === 'file') return { kind: 'file', mapping };
       return mapping.kind === 'refused' ? { kind: 'refused', reason: mapping.reason } : { kind: 'ignored', reason: 'folder marker' };

@@ -306,7 +306,7 @@ export class S3EventsService implements OnApplicationBootstrap, BeforeApplicatio
       }
       const { change } = result;
       const outcome = { index, key: change.key, op: change.op };
-      const admission = this.mirror.admit(change.key, { bucket: change.bucket });
+      const admission = this.mirror.admit(change.key, { eventBucket: change.bucket });
       if (admission.kind === 'ignored' || admission.kind === 'excluded') {
         records.push({ ...outcome, status: 'ignored', reason: admission.reason });
         return;
