@@ -33,4 +33,26 @@ describe('LocalDirs.removeStaleTempFiles', () => {
     expect(existsSync(own)).toBe(true);
     expect(existsSync(kept)).toBe(true);
   });
+
+  it('sweeps folders of more entries than one read takes, giving the event loop turns meanwhile', async () => {
+    const dirs = new LocalDirs({ sync: { localDir: root } } as unknown as AppConfig, new SystemClock());
+    mkdirSync(join(root, 'wide', 'deep'), { recursive: true });
+    for (let i = 0; i < 2500; i++) writeFileSync(join(root, 'wide', `f-${i}.json`), '');
+    const stale = [join(root, 'wide', `.f-1${TEMP_SUFFIX}`), join(root, 'wide', 'deep', `.f-2${TEMP_SUFFIX}`)];
+    for (const path of stale) {
+      writeFileSync(path, 'half');
+      utimesSync(path, new Date(Date.now() - 60_000), new Date(Date.now() - 60_000));
+    }
+    dirs.open();
+    let turns = 0;
+    const ticking = setInterval(() => turns++, 0);
+    try {
+      expect(await dirs.removeStaleTempFiles()).toBe(2);
+    } finally {
+      clearInterval(ticking);
+    }
+    expect(stale.filter((p) => existsSync(p))).toEqual([]);
+    expect(existsSync(join(root, 'wide', 'f-2499.json'))).toBe(true);
+    expect(turns).toBeGreaterThan(0);
+  });
 });
