@@ -8,6 +8,10 @@ import { MissingTableError } from './aws/dynamodb.repository';
 import { MissingSecretError } from './aws/secrets.repository';
 import { ConfigValidationError } from './config/env.schema';
 import { preflight } from './config/preflight';
+import { limitHeapGrowth } from './heap-growth';
+
+// Before anything is allocated, and before the commit workers start, which share V8's flags.
+limitHeapGrowth();
 
 async function bootstrap(): Promise<void> {
   let loaded;
