@@ -60,7 +60,7 @@ async function main() {
           if (first.counts.skipped !== keys || first.counts.downloaded !== 0)
             throw new Error(`the adopting sync: ${JSON.stringify(first.counts)}`);
         }
-        log(`  service ${full ? 'full sync' : 'adopting sync'}: ${describe(first, keys)}`);
+        log(`  service ${full ? 'full sync' : 'adopting sync'}: ${describe(first, keys)} ${first.status ?? ''}`);
         const noop = await serviceSync(endpoint.endpoint, dir, state);
         if (noop.counts.downloaded !== 0 || noop.counts.skipped !== keys)
           throw new Error(`the no-op re-sync: ${JSON.stringify(noop.counts)}`);
@@ -154,7 +154,15 @@ async function serviceSync(endpoint, dir, state) {
       rssKiB: memoryKiB(service.proc.pid, 'VmHWM'),
       counts: run.counts,
       ...(process.env.SCALE_DEBUG && {
-        status: readFileSync(`/proc/${service.proc.pid}/status`, 'utf8').match(/^(VmRSS|RssAnon|RssFile|RssShmem):.*$/gm),
+        status: [
+          ...readFileSync(`/proc/${service.proc.pid}/status`, 'utf8').match(/^(VmRSS|RssAnon|RssFile|RssShmem):.*$/gm),
+          ...(await (await fetch(`${service.url}/metrics`)).text())
+            .split('\n')
+            .filter((l) => /^nodejs_heap_space_size_total_bytes|^nodejs_external_memory_bytes/.test(l))
+            .map((l) =>
+              l.replace(/nodejs_heap_space_size_total_bytes\{space="([a-z_]+)"\} (\d+)/, (_, s, b) => `${s} ${(b / 1048576).toFixed(0)}M`),
+            ),
+        ].join(' '),
       }),
     };
   } finally {
