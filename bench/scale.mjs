@@ -7,7 +7,7 @@
 // its second sync is the no-op that is timed. rclone runs with --use-server-modtime, which makes its
 // check the listing's size and LastModified like the service's; by default it sends a HEAD for every
 // object to read its mtime metadata, which at these sizes measures the endpoint instead.
-// Takes about 40 minutes at the default sizes on two cores; not part of `npm run bench` or CI.
+// Takes about 20 minutes at the default sizes on two cores; not part of `npm run bench` or CI.
 //   SCALE_SIZES=5000,1000000,10000000  SCALE_TOOLS=service,rclone  SCALE_FULL_MAX=1000000
 //   SCALE_DIR=/dev/shm     where the copies go when the file system has room and inodes for them,
 //   SCALE_DISK_DIR=/var/tmp  else here (tmpfs keeps 4 KiB and an inode per small file)
