@@ -6,10 +6,10 @@ import { setFlagsFromString } from 'node:v8';
  * lived download state at tens of MB a second, so the heap climbed by ~150 MB over a sync of a
  * million objects before anything was collected; memory followed the bucket's size, not what the
  * service holds (about 40 MB). At 50% the peak RSS of a full sync of 300,000 objects went from
- * 337-344 MiB to 227-230 MiB with its CPU a object within the run-to-run spread (175-222 us,
+ * 337-344 MiB to 227-230 MiB with its CPU an object within the run-to-run spread (175-222 us,
  * `SCALE_SIZES=300000 node bench/scale.mjs`, interleaved).
  */
-export const HEAP_GROWING_PERCENT = 50;
+const HEAP_GROWING_PERCENT = 50;
 
 const GROWING_FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
 

@@ -10,7 +10,7 @@ import { ConfigValidationError } from './config/env.schema';
 import { preflight } from './config/preflight';
 import { limitHeapGrowth } from './heap-growth';
 
-// Before anything is allocated, and before the commit workers start, which share V8's flags.
+// Before the application is built, and so before the commit workers start, which share V8's flags.
 limitHeapGrowth();
 
 async function bootstrap(): Promise<void> {

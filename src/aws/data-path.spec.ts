@@ -1,4 +1,4 @@
-import { chooseDataPath, isAccessPointArn, listsInKeyOrder, type DataPathInput } from './data-path';
+import { chooseDataPath, isAccessPoint, isAccessPointArn, listsInKeyOrder, type DataPathInput } from './data-path';
 
 const input = (over: Partial<DataPathInput> = {}): DataPathInput => ({
   setting: 'auto',
@@ -58,6 +58,13 @@ describe('chooseDataPath', () => {
     ]) {
       expect([other, isAccessPointArn(other)]).toEqual([other, false]);
     }
+  });
+
+  it('knows an access point by its alias too, which S3 takes as a bucket name', () => {
+    expect(isAccessPoint('reports-hrzrlukc5m36ft7okagglf3gmwluquse1b-s3alias')).toBe(true);
+    expect(isAccessPoint('reports-ab12cd34ef56gh78ij90kl12mn34op56qr--op-s3')).toBe(true);
+    expect(isAccessPoint('arn:aws:s3:eu-west-1:123456789012:accesspoint/reports')).toBe(true);
+    expect(isAccessPoint('reports-bucket')).toBe(false);
   });
 
   it("expects key order from every listing but a directory bucket's", () => {

@@ -42,6 +42,11 @@ export function isAccessPointArn(bucket: string): boolean {
   return ACCESS_POINT_ARN.test(bucket);
 }
 
+/** An access point by ARN or by alias (`name-…-s3alias`, Outposts `…--op-s3`), which S3 takes as a bucket name. */
+export function isAccessPoint(bucket: string): boolean {
+  return isAccessPointArn(bucket) || /-s3alias$|--op-s3$/.test(bucket);
+}
+
 /**
  * Whether ListObjectsV2 returns keys in UTF-8 byte order, as it does for general purpose buckets
  * (and every S3-compatible store that follows the API); directory buckets list in no order.
