@@ -5,11 +5,12 @@ import { setFlagsFromString } from 'node:v8';
  * it grows to up to four times that while collections are cheap, and a long sync promotes short-
  * lived download state at tens of MB a second, so the heap climbed by ~150 MB over a sync of a
  * million objects before anything was collected; memory followed the bucket's size, not what the
- * service holds (about 40 MB). At 50% the peak RSS of a full sync of 300,000 objects went from
- * 337-344 MiB to 227-230 MiB with its CPU an object within the run-to-run spread (175-222 us,
- * `SCALE_SIZES=300000 node bench/scale.mjs`, interleaved).
+ * service holds (about 40 MB). Full sync of 1,000,000 objects (`SCALE_SIZES=1000000 node
+ * bench/scale.mjs`, interleaved): V8's rule 359 MiB peak RSS; 50% 217-219 MiB at 159-163 us of
+ * CPU an object; 25% 205-206 MiB at 177-180 us. 25% holds the full sync within 30 MiB of the
+ * 5,000-object figure (179 MiB), for about 10% more CPU an object.
  */
-const HEAP_GROWING_PERCENT = 50;
+const HEAP_GROWING_PERCENT = 25;
 
 const GROWING_FLAG = /^--heap[-_]growing[-_]percent(=|$)/;
 
