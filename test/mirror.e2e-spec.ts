@@ -83,6 +83,22 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     return res.body as SyncReport;
   }
 
+  /**
+   * Hands a request to the emulator, path style: with `virtualBucket`, the bucket the host named
+   * goes in front of the path, as S3's front end does internally for a virtual-hosted request.
+   */
+  function forwardToEmulator(req: http.IncomingMessage, res: http.ServerResponse, virtualBucket?: string): void {
+    const upstream = new URL(endpoint);
+    const url = req.url ?? '/';
+    const path = virtualBucket ? `/${virtualBucket}${url.startsWith('/?') || url === '/' ? url.slice(1) : url}` : url;
+    const headers = { ...req.headers, host: upstream.host };
+    const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers }, (answer) => {
+      res.writeHead(answer.statusCode ?? 502, answer.headers);
+      answer.pipe(res);
+    });
+    req.pipe(out);
+  }
+
   async function expectMirrorMatches(keys: string[]): Promise<void> {
     expect(await filesUnder(t.mirrorDir)).toEqual([...keys].sort());
     for (const key of keys) expect(await readFile(join(t.mirrorDir, key))).toEqual(contentFor(key));
@@ -915,21 +931,13 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     const dir = tempDir('proxy');
     // s3.proxied.test resolves nowhere: only the proxy, which opens every tunnel to the front, reaches it.
     const { key, cert, certPath } = loopbackCertificate(dir, 's3.proxied.test', ['s3.proxied.test', '*.s3.proxied.test']);
-    const upstream = new URL(endpoint);
     const seen: Array<{ host: string; method: string; url: string }> = [];
     const front = https.createServer({ key, cert }, (req, res) => {
       const host = req.headers.host ?? '';
       seen.push({ host, method: req.method ?? '', url: req.url ?? '' });
       // A virtual-hosted request, handed to the emulator path style, as S3's front end does internally.
       const virtualBucket = /^(.+)\.s3\.proxied\.test$/.exec(host)?.[1];
-      const url = req.url ?? '/';
-      const path = virtualBucket ? `/${virtualBucket}${url.startsWith('/?') || url === '/' ? url.slice(1) : url}` : url;
-      const headers = { ...req.headers, host: upstream.host };
-      const out = http.request({ host: upstream.hostname, port: upstream.port, method: req.method, path, headers }, (answer) => {
-        res.writeHead(answer.statusCode ?? 502, answer.headers);
-        answer.pipe(res);
-      });
-      req.pipe(out);
+      forwardToEmulator(req, res, virtualBucket);
     });
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
     const forward = await startConnectProxy({
@@ -996,7 +1004,6 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
     // reports-123456789012.s3.proxied.test resolves nowhere: only the proxy, which opens every tunnel to the front, reaches it.
     const mrapHost = 'mfzwi23gnjvgw.mrap.accesspoint.s3-global.amazonaws.com';
     const { key, cert, certPath } = loopbackCertificate(dir, 's3.proxied.test', ['s3.proxied.test', '*.s3.proxied.test', mrapHost]);
-    const upstream = new URL(endpoint);
     const seen: Array<{ host: string; method: string; url: string; scope: string; algorithm: string; regionSet?: string }> = [];
     const front = https.createServer({ key, cert }, (req, res) => {
       const host = req.headers.host ?? '';
@@ -1006,16 +1013,7 @@ describe('mirror engine (full sync against the S3 emulator)', () => {
       seen.push({ host, method: req.method ?? '', url: req.url ?? '', scope, algorithm, regionSet });
       // The access points' hosts serve the bucket, as S3 does: handed to the emulator path style.
       if (host !== 'reports-123456789012.s3.proxied.test' && host !== mrapHost) return void res.writeHead(404).end();
-      const url = req.url ?? '/';
-      const path = `/${bucket}${url.startsWith('/?') || url === '/' ? url.slice(1) : url}`;
-      const out = http.request(
-        { host: upstream.hostname, port: upstream.port, method: req.method, path, headers: { ...req.headers, host: upstream.host } },
-        (answer) => {
-          res.writeHead(answer.statusCode ?? 502, answer.headers);
-          answer.pipe(res);
-        },
-      );
-      req.pipe(out);
+      forwardToEmulator(req, res, bucket);
     });
     await new Promise<void>((resolve) => front.listen(0, '127.0.0.1', resolve));
     const forward = await startConnectProxy({ to: () => (front.address() as AddressInfo).port });

@@ -20,7 +20,7 @@ import { Clock } from '../common/clock';
 import { AppError, errorMessage } from '../common/errors';
 import { AppConfig } from '../config/app-config';
 import { type BodySink, copyChunk, HttpGetClient, HttpResponse } from './http-get';
-import { type DataPath, isAccessPoint, isDirectoryBucket } from './data-path';
+import { type DataPath, isDirectoryBucket } from './data-path';
 import { ListedObject, ListPage, ListParseError, parseListObjectsV2, stripQuotes } from './list-parser';
 import { canonicalQueryString, GetRequestSigner, rfc3986, UNSIGNED_PAYLOAD } from './sigv4';
 import { isRetryable } from '../common/retryable';
@@ -143,12 +143,6 @@ export class S3Repository implements OnApplicationShutdown {
         ? `listings and objects through the signed GETs (${dataPath.reason})`
         : `listings and objects through the AWS SDK: ${dataPath.reason}`,
     );
-    if (config.s3.eventBucket === bucket && isAccessPoint(bucket)) {
-      this.logger.warn(
-        { bucket },
-        'S3_BUCKET_NAME is an access point: event notifications name the bucket behind it, and are ignored until EVENT_BUCKET_NAME names that bucket',
-      );
-    }
     const routeProxy = this.route.http.proxy;
     if (routeProxy) {
       this.logger.log(

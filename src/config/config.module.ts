@@ -1,5 +1,6 @@
 import { DynamicModule, Global, Injectable, Logger, Module, OnApplicationBootstrap } from '@nestjs/common';
 import { ConfigModule } from '@nestjs/config';
+import { isAccessPoint } from '../aws/data-path';
 import { AppConfig } from './app-config';
 import { ConfigController } from './config.controller';
 import { EnvironmentVariables, lookalikeVariables, validateEnv } from './env.schema';
@@ -42,7 +43,10 @@ export async function loadConfig(options: { env?: RawEnv; envFile?: string } = {
   return { config: new AppConfig(validated, lookalikes), module };
 }
 
-/** Says at start which set variables the service does not read, so that a typo is not ignored silently. */
+/**
+ * Says at start which set variables the service does not read, so that a typo is not ignored
+ * silently, and when events cannot match the bucket as configured.
+ */
 @Injectable()
 class ConfigWarnings implements OnApplicationBootstrap {
   private readonly logger = new Logger('Config');
@@ -52,6 +56,13 @@ class ConfigWarnings implements OnApplicationBootstrap {
   onApplicationBootstrap(): void {
     for (const { name, closest } of this.config.lookalikes) {
       this.logger.warn({ variable: name, closest }, `${name} is not a variable of this service and is ignored; did you mean ${closest}?`);
+    }
+    const { bucket, eventBucket } = this.config.s3;
+    if (eventBucket === bucket && isAccessPoint(bucket)) {
+      this.logger.warn(
+        { bucket },
+        'S3_BUCKET_NAME is an access point: event notifications name the bucket behind it, and are ignored until EVENT_BUCKET_NAME names that bucket',
+      );
     }
   }
 }
